@@ -1,0 +1,267 @@
+//! RFLAGS with lazy arithmetic flags.
+//!
+//! Most instructions that write CF/PF/AF/ZF/SF/OF only record what they did (the operation
+//! kind, the operand size, the result and the operands); the six flags are computed when
+//! something reads them. The JIT reads the same fields through [`crate::offsets`].
+
+/// Carry flag.
+pub const CF: u64 = 1 << 0;
+/// Reserved bit 1, always set.
+pub const FIXED1: u64 = 1 << 1;
+/// Parity flag.
+pub const PF: u64 = 1 << 2;
+/// Auxiliary carry flag.
+pub const AF: u64 = 1 << 4;
+/// Zero flag.
+pub const ZF: u64 = 1 << 6;
+/// Sign flag.
+pub const SF: u64 = 1 << 7;
+/// Trap flag.
+pub const TF: u64 = 1 << 8;
+/// Interrupt enable flag.
+pub const IF: u64 = 1 << 9;
+/// Direction flag.
+pub const DF: u64 = 1 << 10;
+/// Overflow flag.
+pub const OF: u64 = 1 << 11;
+/// I/O privilege level (two bits).
+pub const IOPL: u64 = 3 << 12;
+/// Nested task.
+pub const NT: u64 = 1 << 14;
+/// Resume flag.
+pub const RF: u64 = 1 << 16;
+/// Virtual-8086 mode.
+pub const VM: u64 = 1 << 17;
+/// Alignment check.
+pub const AC: u64 = 1 << 18;
+/// Virtual interrupt flag.
+pub const VIF: u64 = 1 << 19;
+/// Virtual interrupt pending.
+pub const VIP: u64 = 1 << 20;
+/// CPUID available.
+pub const ID: u64 = 1 << 21;
+/// The six arithmetic status flags.
+pub const ARITH: u64 = CF | PF | AF | ZF | SF | OF;
+
+/// The operation whose flags are pending.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CcOp {
+    /// Flags are materialized in [`LazyFlags::bits`].
+    Eflags = 0,
+    /// `res = src1 + src2`.
+    Add,
+    /// `res = src1 + src2 + carry_in`.
+    Adc,
+    /// `res = src1 - src2`.
+    Sub,
+    /// `res = src1 - src2 - carry_in`.
+    Sbb,
+    /// AND/OR/XOR/TEST: CF = OF = AF = 0.
+    Logic,
+    /// INC: like ADD of 1, CF untouched (kept in `bits`).
+    Inc,
+    /// DEC: like SUB of 1, CF untouched (kept in `bits`).
+    Dec,
+}
+
+/// RFLAGS in lazy form.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LazyFlags {
+    /// All flags that are not pending (and all of them when `op` is [`CcOp::Eflags`]).
+    pub bits: u64,
+    /// Result of the pending operation, truncated to `size` bytes.
+    pub res: u64,
+    /// First operand of the pending operation.
+    pub src1: u64,
+    /// Second operand of the pending operation.
+    pub src2: u64,
+    /// Carry in for ADC/SBB (0 or 1).
+    pub carry_in: u64,
+    /// The pending operation.
+    pub op: CcOp,
+    /// Operand size of the pending operation in bytes (1, 2, 4 or 8).
+    pub size: u32,
+}
+
+impl Default for LazyFlags {
+    fn default() -> Self {
+        Self { bits: FIXED1, res: 0, src1: 0, src2: 0, carry_in: 0, op: CcOp::Eflags, size: 8 }
+    }
+}
+
+/// Mask of the low `size` bytes.
+#[inline]
+pub fn size_mask(size: u32) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    }
+}
+
+/// The sign bit of a `size`-byte value.
+#[inline]
+pub fn sign_bit(size: u32) -> u64 {
+    1u64 << (size * 8 - 1)
+}
+
+/// PF for a result: set when its low byte has an even number of one bits.
+#[inline]
+pub fn parity(res: u64) -> u64 {
+    if (res as u8).count_ones() % 2 == 0 {
+        PF
+    } else {
+        0
+    }
+}
+
+/// ZF, SF and PF of a `size`-byte result.
+#[inline]
+pub fn zsp(res: u64, size: u32) -> u64 {
+    let res = res & size_mask(size);
+    let zf = if res == 0 { ZF } else { 0 };
+    let sf = if res & sign_bit(size) != 0 { SF } else { 0 };
+    zf | sf | parity(res)
+}
+
+impl LazyFlags {
+    /// Records an arithmetic operation whose flags become pending.
+    #[inline]
+    pub fn set_lazy(&mut self, op: CcOp, size: u32, res: u64, src1: u64, src2: u64) {
+        if matches!(self.op, CcOp::Inc | CcOp::Dec) || op == CcOp::Inc || op == CcOp::Dec {
+            // INC/DEC keep CF, so CF must be materialized into `bits` first.
+            let cf = self.get() & CF;
+            self.bits = (self.bits & !ARITH) | cf;
+        }
+        let mask = size_mask(size);
+        self.op = op;
+        self.size = size;
+        self.res = res & mask;
+        self.src1 = src1 & mask;
+        self.src2 = src2 & mask;
+    }
+
+    /// Records ADC/SBB with their carry in.
+    #[inline]
+    pub fn set_lazy_carry(&mut self, op: CcOp, size: u32, res: u64, src1: u64, src2: u64, cin: bool) {
+        self.set_lazy(op, size, res, src1, src2);
+        self.carry_in = u64::from(cin);
+    }
+
+    /// The arithmetic flags the pending operation produces.
+    fn compute_arith(&self) -> u64 {
+        let (res, a, b, size) = (self.res, self.src1, self.src2, self.size);
+        let sign = sign_bit(size);
+        let (cf, of) = match self.op {
+            CcOp::Eflags => return self.bits & ARITH,
+            CcOp::Add | CcOp::Inc => (res < a, (a ^ res) & (b ^ res) & sign != 0),
+            CcOp::Adc => {
+                let cf = if self.carry_in != 0 { res <= a } else { res < a };
+                (cf, (a ^ res) & (b ^ res) & sign != 0)
+            }
+            CcOp::Sub | CcOp::Dec => (a < b, (a ^ b) & (a ^ res) & sign != 0),
+            CcOp::Sbb => {
+                let cf = if self.carry_in != 0 { a <= b } else { a < b };
+                (cf, (a ^ b) & (a ^ res) & sign != 0)
+            }
+            CcOp::Logic => return zsp(res, size),
+        };
+        let cf = if matches!(self.op, CcOp::Inc | CcOp::Dec) {
+            self.bits & CF
+        } else {
+            u64::from(cf)
+        };
+        let of = if of { OF } else { 0 };
+        cf | of | ((a ^ b ^ res) & AF) | zsp(res, size)
+    }
+
+    /// The full RFLAGS value.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        if self.op == CcOp::Eflags {
+            self.bits
+        } else {
+            (self.bits & !ARITH) | self.compute_arith()
+        }
+    }
+
+    /// Replaces the whole RFLAGS value (bit 1 forced set).
+    #[inline]
+    pub fn set(&mut self, value: u64) {
+        self.bits = value | FIXED1;
+        self.op = CcOp::Eflags;
+    }
+
+    /// Sets the flags in `mask` to the corresponding bits of `value`, keeping the others.
+    #[inline]
+    pub fn update(&mut self, mask: u64, value: u64) {
+        let current = self.get();
+        self.set((current & !mask) | (value & mask));
+    }
+
+    /// Whether flag `flag` is set.
+    #[inline]
+    pub fn test(&self, flag: u64) -> bool {
+        if flag & ARITH == 0 || self.op == CcOp::Eflags {
+            self.bits & flag != 0
+        } else {
+            self.get() & flag != 0
+        }
+    }
+
+    /// Evaluates condition code `cc` (the low nibble of Jcc/SETcc/CMOVcc opcodes).
+    #[inline]
+    pub fn condition(&self, cc: u8) -> bool {
+        let f = self.get();
+        let flag = |m: u64| f & m != 0;
+        let result = match cc >> 1 {
+            0 => flag(OF),
+            1 => flag(CF),
+            2 => flag(ZF),
+            3 => flag(CF) || flag(ZF),
+            4 => flag(SF),
+            5 => flag(PF),
+            6 => flag(SF) != flag(OF),
+            _ => flag(ZF) || (flag(SF) != flag(OF)),
+        };
+        result ^ (cc & 1 != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_flags_match_cmp_semantics() {
+        let mut f = LazyFlags::default();
+        f.set_lazy(CcOp::Sub, 1, 0x00u64.wrapping_sub(1), 0, 1);
+        assert_eq!(f.get() & ARITH, CF | AF | SF | PF);
+        f.set_lazy(CcOp::Sub, 4, 0, 5, 5);
+        assert_eq!(f.get() & ARITH, ZF | PF);
+        f.set_lazy(CcOp::Sub, 1, 0x80u64.wrapping_sub(1), 0x80, 1);
+        assert_eq!(f.get() & (OF | CF), OF);
+    }
+
+    #[test]
+    fn inc_keeps_carry() {
+        let mut f = LazyFlags::default();
+        f.set(FIXED1 | CF);
+        f.set_lazy(CcOp::Inc, 1, 0, 0xff, 1);
+        assert_eq!(f.get() & (CF | ZF | OF), CF | ZF);
+        f.set_lazy(CcOp::Dec, 1, 0x7f, 0x80, 1);
+        assert_eq!(f.get() & (CF | OF), CF | OF);
+    }
+
+    #[test]
+    fn conditions() {
+        let mut f = LazyFlags::default();
+        f.set_lazy(CcOp::Sub, 8, 3u64.wrapping_sub(5), 3, 5);
+        assert!(f.condition(0x2)); // B
+        assert!(f.condition(0xc)); // L
+        assert!(!f.condition(0x4)); // E
+        assert!(f.condition(0x5)); // NE
+    }
+}

@@ -1,0 +1,102 @@
+//! Routes a decoded instruction to the handler of its group.
+
+use super::operand::{Ctx, Exec};
+use super::{alu, atomic, bits, control, data, flagops, misc, muldiv, shift, simd_fp, simd_int, stack, string, x87ops, StepOutcome};
+use crate::Exception;
+use iced_x86::{Mnemonic as M, OpKind};
+
+/// Executes `ctx.insn`. RIP already points past it.
+pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
+    let m = ctx.insn.mnemonic();
+    match m {
+        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => alu::binary(ctx, m)?,
+        M::Inc | M::Dec | M::Neg | M::Not => alu::unary(ctx, m)?,
+        M::Mov => data::mov(ctx)?,
+        M::Movzx | M::Movsx | M::Movsxd => data::extend(ctx, m)?,
+        M::Lea => data::lea(ctx)?,
+        M::Xchg => data::xchg(ctx)?,
+        M::Bswap => data::bswap(ctx)?,
+        M::Cbw | M::Cwde | M::Cdqe => data::widen_accumulator(ctx, m)?,
+        M::Cwd | M::Cdq | M::Cqo => data::sign_to_rdx(ctx, m)?,
+        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova => data::cmov(ctx)?,
+        M::Cmovs | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmov(ctx)?,
+        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta => data::setcc(ctx)?,
+        M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc(ctx)?,
+        M::Movbe => data::movbe(ctx)?,
+        M::Xlatb => data::xlat(ctx)?,
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => shift::shift(ctx, m)?,
+        M::Shld | M::Shrd => shift::double_shift(ctx, m)?,
+        M::Sarx | M::Shlx | M::Shrx => shift::shift_x(ctx, m)?,
+        M::Rorx => shift::rorx(ctx)?,
+        M::Mul => muldiv::mul(ctx)?,
+        M::Imul => muldiv::imul(ctx)?,
+        M::Div => muldiv::div(ctx)?,
+        M::Idiv => muldiv::idiv(ctx)?,
+        M::Mulx => muldiv::mulx(ctx)?,
+        M::Bt | M::Bts | M::Btr | M::Btc => bits::bit_test(ctx, m)?,
+        M::Bsf | M::Bsr => bits::bit_scan(ctx, m)?,
+        M::Tzcnt | M::Lzcnt | M::Popcnt => bits::count_bits(ctx, m)?,
+        M::Andn | M::Bextr | M::Blsi | M::Blsmsk | M::Blsr | M::Bzhi => bits::bmi(ctx, m)?,
+        M::Pdep | M::Pext => bits::deposit_extract(ctx, m)?,
+        M::Adcx | M::Adox => bits::adcx_adox(ctx, m)?,
+        M::Crc32 => bits::crc32(ctx)?,
+        M::Jmp => control::jmp(ctx)?,
+        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja => control::jcc(ctx)?,
+        M::Js | M::Jns | M::Jp | M::Jnp | M::Jl | M::Jge | M::Jle | M::Jg => control::jcc(ctx)?,
+        M::Call => control::call(ctx)?,
+        M::Ret => control::ret(ctx)?,
+        M::Loop | M::Loope | M::Loopne => control::loop_(ctx, m)?,
+        M::Jcxz | M::Jecxz | M::Jrcxz => control::jrcxz(ctx)?,
+        M::Push => stack::push(ctx)?,
+        M::Pop => stack::pop(ctx)?,
+        M::Pushf | M::Pushfd | M::Pushfq => stack::pushf(ctx)?,
+        M::Popf | M::Popfd | M::Popfq => stack::popf(ctx)?,
+        M::Enter => stack::enter(ctx)?,
+        M::Leave => stack::leave(ctx)?,
+        M::Pusha | M::Pushad => stack::pusha(ctx)?,
+        M::Popa | M::Popad => stack::popa(ctx)?,
+        M::Xadd => atomic::xadd(ctx)?,
+        M::Cmpxchg => atomic::cmpxchg(ctx)?,
+        M::Cmpxchg8b | M::Cmpxchg16b => atomic::cmpxchg_wide(ctx)?,
+        // MOVSD and CMPSD name both a string instruction and an SSE2 instruction.
+        M::Movsd | M::Cmpsd if is_sse_form(ctx) => return dispatch_extensions(ctx),
+        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => string::string_op(ctx, m)?,
+        M::Stosb | M::Stosw | M::Stosd | M::Stosq | M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq => string::string_op(ctx, m)?,
+        M::Scasb | M::Scasw | M::Scasd | M::Scasq => string::string_op(ctx, m)?,
+        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Lahf | M::Sahf | M::Cli | M::Sti => flagops::flag_op(ctx, m)?,
+        M::Nop | M::Pause | M::Endbr64 | M::Endbr32 | M::Lfence | M::Mfence | M::Sfence => {}
+        M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => {}
+        M::Clflush | M::Clflushopt => {
+            ctx.mem_addr()?;
+        }
+        M::Cpuid => misc::cpuid(ctx)?,
+        M::Rdtsc => misc::rdtsc(ctx, false)?,
+        M::Rdtscp => misc::rdtsc(ctx, true)?,
+        M::Int3 => return Err(Exception::Breakpoint),
+        M::Int1 => return Err(Exception::Debug),
+        M::Into => misc::into(ctx)?,
+        M::Ud0 | M::Ud1 | M::Ud2 => return ctx.architectural_ud(),
+        M::Hlt => {
+            if ctx.cpu.cpl() != 0 {
+                return Err(Exception::GeneralProtection(0));
+            }
+            return Ok(StepOutcome::Halt);
+        }
+        _ => return dispatch_extensions(ctx),
+    }
+    Ok(StepOutcome::Continue)
+}
+
+/// Whether a MOVSD/CMPSD is the SSE2 form (it names an XMM register).
+fn is_sse_form(ctx: &Ctx) -> bool {
+    (0..ctx.insn.op_count()).any(|op| ctx.insn.op_kind(op) == OpKind::Register && ctx.insn.op_register(op).is_xmm())
+}
+
+/// SIMD and x87 groups, each of which claims its own mnemonics.
+fn dispatch_extensions(ctx: &mut Ctx) -> Exec<StepOutcome> {
+    let result = simd_int::execute(ctx)
+        .or_else(|| simd_fp::execute(ctx))
+        .or_else(|| x87ops::execute(ctx))
+        .unwrap_or(Err(Exception::InvalidOpcode));
+    result.map(|()| StepOutcome::Continue)
+}

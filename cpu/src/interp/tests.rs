@@ -1,0 +1,1 @@
+//! Unit tests of the interpreter on real instruction bytes.

@@ -1,0 +1,109 @@
+//! The memory-access trait the CPU executes through, and the fault it can return.
+//!
+//! Addresses are linear. Every access either completes whole or faults with nothing
+//! written, so the CPU can keep exceptions precise. Values are little-endian regardless
+//! of the host, so nothing here depends on the host's byte order or alignment rules.
+
+/// Why memory is being touched; paging checks (U/S, R/W, NX) and the TLB tags depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Execute,
+}
+
+/// A failed access. The CPU turns it into the architectural exception (#PF with CR2 and an
+/// error code once paging exists; for now an access outside RAM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemFault {
+    /// The linear address of the first byte that could not be accessed.
+    pub addr: u64,
+    /// What kind of access failed.
+    pub kind: AccessKind,
+    /// The #PF error code (P, W/R, U/S, RSVD, I/D bits) the fault would push.
+    pub error_code: u32,
+}
+
+/// Byte-level access to guest linear memory.
+///
+/// Implementors provide the three primitives; the sized helpers are provided on top. An
+/// access that spans two pages must check both before writing either.
+pub trait Memory {
+    /// Reads `buf.len()` bytes at `addr` for an access of kind `kind`.
+    fn read(&mut self, addr: u64, buf: &mut [u8], kind: AccessKind) -> Result<(), MemFault>;
+
+    /// Writes `data` at `addr`; either every byte is written or none is.
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault>;
+
+    /// Fetches instruction bytes at `addr` into `buf`, returning how many bytes could be
+    /// fetched before the first unreachable byte (at least one, or a fault).
+    fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MemFault> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.read(addr.wrapping_add(got as u64), &mut buf[got..got + 1], AccessKind::Execute) {
+                Ok(()) => got += 1,
+                Err(fault) if got == 0 => return Err(fault),
+                Err(_) => break,
+            }
+        }
+        Ok(got)
+    }
+
+    /// Reads an unsigned little-endian value of `size` bytes (1, 2, 4 or 8).
+    fn read_sized(&mut self, addr: u64, size: usize) -> Result<u64, MemFault> {
+        let mut bytes = [0u8; 8];
+        self.read(addr, &mut bytes[..size], AccessKind::Read)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Writes the low `size` bytes (1, 2, 4 or 8) of `value`, little-endian.
+    fn write_sized(&mut self, addr: u64, size: usize, value: u64) -> Result<(), MemFault> {
+        self.write(addr, &value.to_le_bytes()[..size])
+    }
+
+    /// Reads a byte.
+    fn read_u8(&mut self, addr: u64) -> Result<u8, MemFault> {
+        Ok(self.read_sized(addr, 1)? as u8)
+    }
+    /// Reads a little-endian u16.
+    fn read_u16(&mut self, addr: u64) -> Result<u16, MemFault> {
+        Ok(self.read_sized(addr, 2)? as u16)
+    }
+    /// Reads a little-endian u32.
+    fn read_u32(&mut self, addr: u64) -> Result<u32, MemFault> {
+        Ok(self.read_sized(addr, 4)? as u32)
+    }
+    /// Reads a little-endian u64.
+    fn read_u64(&mut self, addr: u64) -> Result<u64, MemFault> {
+        self.read_sized(addr, 8)
+    }
+    /// Reads a little-endian u128 (SSE operands).
+    fn read_u128(&mut self, addr: u64) -> Result<u128, MemFault> {
+        let mut bytes = [0u8; 16];
+        self.read(addr, &mut bytes, AccessKind::Read)?;
+        Ok(u128::from_le_bytes(bytes))
+    }
+    /// Writes a byte.
+    fn write_u8(&mut self, addr: u64, value: u8) -> Result<(), MemFault> {
+        self.write(addr, &[value])
+    }
+    /// Writes a little-endian u16.
+    fn write_u16(&mut self, addr: u64, value: u16) -> Result<(), MemFault> {
+        self.write(addr, &value.to_le_bytes())
+    }
+    /// Writes a little-endian u32.
+    fn write_u32(&mut self, addr: u64, value: u32) -> Result<(), MemFault> {
+        self.write(addr, &value.to_le_bytes())
+    }
+    /// Writes a little-endian u64.
+    fn write_u64(&mut self, addr: u64, value: u64) -> Result<(), MemFault> {
+        self.write(addr, &value.to_le_bytes())
+    }
+    /// Writes a little-endian u128.
+    fn write_u128(&mut self, addr: u64, value: u128) -> Result<(), MemFault> {
+        self.write(addr, &value.to_le_bytes())
+    }
+}

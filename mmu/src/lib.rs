@@ -1,0 +1,19 @@
+//! Guest memory for softvisor: physical RAM and the interface the CPU reaches memory through.
+//!
+//! The CPU never touches host memory directly. It calls [`Memory`] with a *linear* address
+//! (segmentation already applied) and gets bytes or a [`MemFault`]. Today the only
+//! implementation is [`FlatMemory`] (linear = physical, no paging); the page walker and the
+//! software TLB of the system-mode work slot in behind the same trait.
+
+mod access;
+mod error;
+mod flat;
+mod ram;
+
+pub use access::{AccessKind, MemFault, Memory};
+pub use error::MmuError;
+pub use flat::FlatMemory;
+pub use ram::GuestRam;
+
+/// Size of a guest page (4 KiB); the unit of translation and of code-page tracking.
+pub const PAGE_SIZE: u64 = 4096;
