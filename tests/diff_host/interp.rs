@@ -1,6 +1,8 @@
 //! Runs a case in softvisor's interpreter, from and back to the host's save format.
 
-use crate::layout::{CODE_BASE, INSN_ADDR, SCRATCH_BASE, SCRATCH_SIZE, TAKEN_ADDR, WINDOW_SIZE};
+use crate::layout::{
+    CODE_BASE, CODE_FILL, INSN_ADDR, SCRATCH_BASE, SCRATCH_SIZE, TAKEN_ADDR, WINDOW_SIZE,
+};
 use crate::state::{MachineState, Outcome, Output};
 use softvisor_cpu::{CpuState, Segment, F80};
 use softvisor_mmu::{AccessKind, MemFault, Memory};
@@ -118,7 +120,9 @@ fn store_cpu(cpu: &CpuState, template: &MachineState, mem: &WindowMemory) -> Mac
 
 /// Runs the instruction `bytes` from `input` and reports how it ended.
 pub fn run(bytes: &[u8], input: &MachineState) -> Output {
-    let mut window = vec![0u8; WINDOW_SIZE];
+    // The code page reads as INT3 filler, as the native window does. Only the two 14-byte
+    // exit stubs differ (they hold host addresses); no generated operand aims at them.
+    let mut window = vec![CODE_FILL; WINDOW_SIZE];
     let at = (INSN_ADDR - CODE_BASE) as usize;
     window[at..at + bytes.len()].copy_from_slice(bytes);
     let scratch = (SCRATCH_BASE - CODE_BASE) as usize;

@@ -13,5 +13,7 @@ pub const TAKEN_ADDR: u64 = CODE_BASE + 0xa0;
 pub const SCRATCH_BASE: u64 = CODE_BASE + 0x1000;
 /// Size of the scratch area; the page after it is unmapped, so overruns fault.
 pub const SCRATCH_SIZE: usize = 0x2000;
+/// Byte the code page is filled with around the instruction (INT3), on both sides.
+pub const CODE_FILL: u8 = 0xcc;
 /// Everything the instruction may legitimately touch: code page plus scratch.
 pub const WINDOW_SIZE: usize = 0x1000 + SCRATCH_SIZE;

@@ -114,6 +114,15 @@ fn run_suite(forms: &[Code], seed: u64, cases_per_form: u64) -> Summary {
                         "MISMATCH {name} case {index}: {}",
                         disassemble(&case.bytes)
                     );
+                    let regs: Vec<String> =
+                        case.input.gpr.iter().map(|v| format!("{v:x}")).collect();
+                    let _ = writeln!(
+                        s.report,
+                        "    input gpr [{}] rflags {:#x} mxcsr {:#x}",
+                        regs.join(" "),
+                        case.input.rflags,
+                        case.input.mxcsr()
+                    );
                     for d in diffs.iter().take(6) {
                         let _ = writeln!(s.report, "    {d}");
                     }

@@ -260,7 +260,7 @@ pub fn run(bytes: &[u8], input: &MachineState) -> Output {
     let taken_stub = stub(sv_diff_exit_taken as *const () as usize);
     // SAFETY: the window is ours, mapped RWX above, and nothing runs from it right now.
     unsafe {
-        std::ptr::write_bytes(window, 0xcc, 0x1000);
+        std::ptr::write_bytes(window, crate::layout::CODE_FILL, 0x1000);
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), INSN_ADDR as *mut u8, bytes.len());
         std::ptr::copy_nonoverlapping(fall_stub.as_ptr(), fall as *mut u8, fall_stub.len());
         std::ptr::copy_nonoverlapping(taken_stub.as_ptr(), TAKEN_ADDR as *mut u8, taken_stub.len());
