@@ -42,7 +42,10 @@ pub enum ExecError {
 
 /// Runs the image; the exit code is 0 after HLT, 1 after a guest fault or the limit.
 pub fn run(options: &ExecOptions) -> Result<ExitCode, ExecError> {
-    let bytes = std::fs::read(&options.image).map_err(|source| ExecError::Image { path: options.image.clone(), source })?;
+    let bytes = std::fs::read(&options.image).map_err(|source| ExecError::Image {
+        path: options.image.clone(),
+        source,
+    })?;
     if bytes.is_empty() {
         return Err(ExecError::EmptyImage(options.image.clone()));
     }
@@ -64,7 +67,11 @@ pub fn run(options: &ExecOptions) -> Result<ExitCode, ExecError> {
             Ok(StepOutcome::Halt) => break ExitCode::SUCCESS,
             Ok(StepOutcome::Continue) => {}
             Err(e) => {
-                eprintln!("softvisor: guest exception {e:?} (vector {}) at rip {:#x}", e.vector(), cpu.rip);
+                eprintln!(
+                    "softvisor: guest exception {e:?} (vector {}) at rip {:#x}",
+                    e.vector(),
+                    cpu.rip
+                );
                 break ExitCode::from(1);
             }
         }
@@ -83,9 +90,21 @@ fn trace(cpu: &CpuState, mem: &mut FlatMemory) {
 }
 
 fn print_registers(cpu: &CpuState) {
-    const NAMES: [&str; 16] = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+    const NAMES: [&str; 16] = [
+        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ];
     for (i, name) in NAMES.iter().enumerate() {
-        print!("{name:>3}={:016x}{}", cpu.gpr[i], if i % 4 == 3 { "\n" } else { " " });
+        print!(
+            "{name:>3}={:016x}{}",
+            cpu.gpr[i],
+            if i % 4 == 3 { "\n" } else { " " }
+        );
     }
-    println!("rip={:016x} rflags={:016x} instructions={}", cpu.rip, cpu.rflags(), cpu.icount);
+    println!(
+        "rip={:016x} rflags={:016x} instructions={}",
+        cpu.rip,
+        cpu.rflags(),
+        cpu.icount
+    );
 }

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 
 /// Command-line interface.
 #[derive(Parser)]
-#[command(name = "softvisor", version, about = "A pure-software x86-64 emulator-hypervisor")]
+#[command(
+    name = "softvisor",
+    version,
+    about = "A pure-software x86-64 emulator-hypervisor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,14 +61,30 @@ fn parse_size(text: &str) -> Result<u64, String> {
         Some('G' | 'g') => (&text[..text.len() - 1], 1 << 30),
         _ => (text, 1),
     };
-    let value: u64 = digits.parse().map_err(|_| format!("'{text}' is not a size (try 64M or 1G)"))?;
-    value.checked_mul(unit).ok_or_else(|| format!("'{text}' is too large"))
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (try 64M or 1G)"))?;
+    value
+        .checked_mul(unit)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Exec { image, load, memory, max_insns, trace } => exec::run(&exec::ExecOptions { image, load, memory, max_insns, trace }),
+        Command::Exec {
+            image,
+            load,
+            memory,
+            max_insns,
+            trace,
+        } => exec::run(&exec::ExecOptions {
+            image,
+            load,
+            memory,
+            max_insns,
+            trace,
+        }),
     };
     match result {
         Ok(code) => code,

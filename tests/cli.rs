@@ -4,8 +4,15 @@
 use std::process::Command;
 
 fn softvisor(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_softvisor")).args(args).output().expect("softvisor runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_softvisor"))
+        .args(args)
+        .output()
+        .expect("softvisor runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn image(name: &str, bytes: &[u8]) -> String {
@@ -17,7 +24,10 @@ fn image(name: &str, bytes: &[u8]) -> String {
 #[test]
 fn runs_an_image_to_hlt() {
     // mov rax, 42 ; add rax, rax ; hlt
-    let path = image("ok", &[0x48, 0xc7, 0xc0, 0x2a, 0, 0, 0, 0x48, 0x01, 0xc0, 0xf4]);
+    let path = image(
+        "ok",
+        &[0x48, 0xc7, 0xc0, 0x2a, 0, 0, 0, 0x48, 0x01, 0xc0, 0xf4],
+    );
     let (code, stdout, _) = softvisor(&["exec", "--image", &path]);
     assert_eq!(code, 0);
     assert!(stdout.contains("rax=0000000000000054"), "{stdout}");
@@ -37,10 +47,19 @@ fn guest_fault_is_reported() {
 fn bad_input_gets_one_line_errors() {
     let path = image("small", &[0xf4]);
     let cases: [(&[&str], &str); 4] = [
-        (&["exec", "--image", "/nonexistent/kernel"], "cannot read image /nonexistent/kernel"),
-        (&["exec", "--image", &path, "--memory", "12Q"], "is not a size"),
+        (
+            &["exec", "--image", "/nonexistent/kernel"],
+            "cannot read image /nonexistent/kernel",
+        ),
+        (
+            &["exec", "--image", &path, "--memory", "12Q"],
+            "is not a size",
+        ),
         (&["exec", "--image", &path, "--memory", "4K"], "outside RAM"),
-        (&["exec", "--image", &path, "--memory", "4097"], "must be a non-zero multiple of 4 KiB"),
+        (
+            &["exec", "--image", &path, "--memory", "4097"],
+            "must be a non-zero multiple of 4 KiB",
+        ),
     ];
     for (args, message) in cases {
         let (code, _, stderr) = softvisor(args);

@@ -120,8 +120,8 @@ fn store_cpu(cpu: &CpuState, template: &MachineState, mem: &WindowMemory) -> Mac
 
 /// Runs the instruction `bytes` from `input` and reports how it ended.
 pub fn run(bytes: &[u8], input: &MachineState) -> Output {
-    // The code page reads as INT3 filler, as the native window does. Only the two 14-byte
-    // exit stubs differ (they hold host addresses); no generated operand aims at them.
+    // The code page reads as INT3 filler, as the native window does. Only the exit stubs
+    // and their pointer slots differ (they hold host addresses); no operand aims at them.
     let mut window = vec![CODE_FILL; WINDOW_SIZE];
     let at = (INSN_ADDR - CODE_BASE) as usize;
     window[at..at + bytes.len()].copy_from_slice(bytes);

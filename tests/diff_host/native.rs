@@ -12,6 +12,11 @@ use crate::state::{MachineState, Outcome, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
+/// Where the fall-through stub finds its target (after any instruction's end).
+const FALL_SLOT: u64 = CODE_BASE + 0x98;
+/// Where the taken stub finds its target.
+const TAKEN_SLOT: u64 = TAKEN_ADDR + 8;
+
 /// The block the trampoline reads and writes; offsets are fixed in the assembly below.
 #[repr(C, align(16))]
 struct NativeState {
@@ -220,14 +225,14 @@ fn setup() {
             libc::SIGILL,
             libc::SIGTRAP,
         ] {
-            // SAFETY: installing a SA_SIGINFO handler with a zeroed, then filled, sigaction.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_fault as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
-            }
+            // SAFETY: an all-zero sigaction is a valid "no flags, empty mask" value.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = on_fault as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            // SAFETY: sa_mask is a valid sigset_t owned by `action`.
+            unsafe { libc::sigemptyset(&mut action.sa_mask) };
+            // SAFETY: `action` is fully initialized and the handler has the SA_SIGINFO type.
+            unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
         }
     });
     thread_local! {
@@ -241,6 +246,13 @@ fn setup() {
     ALT_STACK.with(|_| {});
 }
 
+/// The test window as bytes. Only the single test thread touches it, between runs.
+fn window_bytes() -> &'static mut [u8] {
+    // SAFETY: `setup` mapped WINDOW_SIZE bytes at CODE_BASE for the life of the process, and
+    // callers serialize, so no other reference to it is live.
+    unsafe { std::slice::from_raw_parts_mut(CODE_BASE as *mut u8, WINDOW_SIZE) }
+}
+
 /// Maps a trap number to the exception vector (they are the same on x86 Linux).
 fn vector_of(trapno: u64) -> u8 {
     trapno as u8
@@ -249,23 +261,28 @@ fn vector_of(trapno: u64) -> u8 {
 /// Runs `bytes` natively from `input`. Callers serialize (the window is global).
 pub fn run(bytes: &[u8], input: &MachineState) -> Output {
     setup();
-    let window = CODE_BASE as *mut u8;
     let fall = INSN_ADDR as usize + bytes.len();
-    let stub = |target: usize| {
-        let mut s = vec![0xff, 0x25, 0, 0, 0, 0];
-        s.extend_from_slice(&(target as u64).to_le_bytes());
+    // Each stub is `jmp [rip+disp]` through an 8-byte-aligned slot, so it cannot raise #AC
+    // when the instruction under test has just set RFLAGS.AC.
+    let stub = |at: u64, slot: u64| {
+        let disp = (slot - (at + 6)) as u32;
+        let mut s = vec![0xff, 0x25];
+        s.extend_from_slice(&disp.to_le_bytes());
         s
     };
-    let fall_stub = stub(sv_diff_exit_fall as *const () as usize);
-    let taken_stub = stub(sv_diff_exit_taken as *const () as usize);
-    // SAFETY: the window is ours, mapped RWX above, and nothing runs from it right now.
-    unsafe {
-        std::ptr::write_bytes(window, crate::layout::CODE_FILL, 0x1000);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), INSN_ADDR as *mut u8, bytes.len());
-        std::ptr::copy_nonoverlapping(fall_stub.as_ptr(), fall as *mut u8, fall_stub.len());
-        std::ptr::copy_nonoverlapping(taken_stub.as_ptr(), TAKEN_ADDR as *mut u8, taken_stub.len());
-        std::ptr::copy_nonoverlapping(input.mem.as_ptr(), SCRATCH_BASE as *mut u8, SCRATCH_SIZE);
-    }
+    let fall_stub = stub(fall as u64, FALL_SLOT);
+    let taken_stub = stub(TAKEN_ADDR, TAKEN_SLOT);
+    let window = window_bytes();
+    window[..0x1000].fill(crate::layout::CODE_FILL);
+    let at = |addr: u64| (addr - CODE_BASE) as usize;
+    window[at(INSN_ADDR)..at(INSN_ADDR) + bytes.len()].copy_from_slice(bytes);
+    window[at(fall as u64)..at(fall as u64) + fall_stub.len()].copy_from_slice(&fall_stub);
+    window[at(TAKEN_ADDR)..at(TAKEN_ADDR) + taken_stub.len()].copy_from_slice(&taken_stub);
+    let fall_target = (sv_diff_exit_fall as *const () as u64).to_le_bytes();
+    let taken_target = (sv_diff_exit_taken as *const () as u64).to_le_bytes();
+    window[at(FALL_SLOT)..at(FALL_SLOT) + 8].copy_from_slice(&fall_target);
+    window[at(TAKEN_SLOT)..at(TAKEN_SLOT) + 8].copy_from_slice(&taken_target);
+    window[at(SCRATCH_BASE)..at(SCRATCH_BASE) + SCRATCH_SIZE].copy_from_slice(&input.mem);
     let mut state = Box::new(NativeState {
         gpr: input.gpr,
         rflags: input.rflags,

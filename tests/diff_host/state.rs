@@ -102,12 +102,9 @@ pub fn differences(expected: &Output, actual: &Output, mask: Mask) -> Vec<String
         "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
         "r13", "r14", "r15",
     ];
-    for i in 0..16 {
-        if e.gpr[i] != a.gpr[i] {
-            out.push(format!(
-                "{}: expected {:#x}, got {:#x}",
-                NAMES[i], e.gpr[i], a.gpr[i]
-            ));
+    for ((name, ev), av) in NAMES.iter().zip(e.gpr).zip(a.gpr) {
+        if ev != av {
+            out.push(format!("{name}: expected {ev:#x}, got {av:#x}"));
         }
     }
     if (e.rflags ^ a.rflags) & mask.rflags != 0 {

@@ -24,7 +24,9 @@ fn run(cpu: &mut CpuState, mem: &mut FlatMemory) -> Result<StepOutcome, Exceptio
 #[test]
 fn operand_size_prefix_and_rex_w_select_width() {
     // mov eax, -1 ; add ax, 1 (66 prefix) ; add rax, 1 (REX.W)
-    let (mut cpu, mut mem) = machine(&[0xb8, 0xff, 0xff, 0xff, 0xff, 0x66, 0x83, 0xc0, 0x01, 0x48, 0x83, 0xc0, 0x01]);
+    let (mut cpu, mut mem) = machine(&[
+        0xb8, 0xff, 0xff, 0xff, 0xff, 0x66, 0x83, 0xc0, 0x01, 0x48, 0x83, 0xc0, 0x01,
+    ]);
     cpu.gpr[0] = 0xdead_beef_0000_0000;
     run(&mut cpu, &mut mem).unwrap();
     assert_eq!(cpu.gpr[0], 0xffff_ffff, "32-bit write zero-extends");
@@ -52,7 +54,8 @@ fn rex_selects_low_byte_registers_and_high_bytes_without_it() {
 fn rip_relative_addressing_uses_the_next_instruction() {
     // mov rax, [rip+0x10] ; the target is 0x1007 + 0x10.
     let (mut cpu, mut mem) = machine(&[0x48, 0x8b, 0x05, 0x10, 0x00, 0x00, 0x00]);
-    mem.write_u64(CODE + 7 + 0x10, 0x1122_3344_5566_7788).unwrap();
+    mem.write_u64(CODE + 7 + 0x10, 0x1122_3344_5566_7788)
+        .unwrap();
     run(&mut cpu, &mut mem).unwrap();
     assert_eq!(cpu.gpr[0], 0x1122_3344_5566_7788);
     // lea rcx, [rip-7] points at the instruction itself.
@@ -74,7 +77,9 @@ fn address_size_prefix_wraps_at_32_bits() {
 #[test]
 fn fs_and_gs_overrides_add_their_bases() {
     // mov rax, fs:[8] ; mov gs:[rbx], ecx
-    let (mut cpu, mut mem) = machine(&[0x64, 0x48, 0x8b, 0x04, 0x25, 0x08, 0x00, 0x00, 0x00, 0x65, 0x89, 0x0b]);
+    let (mut cpu, mut mem) = machine(&[
+        0x64, 0x48, 0x8b, 0x04, 0x25, 0x08, 0x00, 0x00, 0x00, 0x65, 0x89, 0x0b,
+    ]);
     cpu.seg[SegReg::Fs as usize].base = 0x3000;
     cpu.seg[SegReg::Gs as usize].base = 0x4000;
     cpu.gpr[3] = 0x10;
@@ -99,7 +104,10 @@ fn faults_are_precise() {
     let (mut cpu, mut mem) = machine(&[0x50]);
     cpu.gpr[4] = 0x20_0000;
     let before = cpu.clone();
-    assert!(matches!(run(&mut cpu, &mut mem), Err(Exception::PageFault { .. })));
+    assert!(matches!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::PageFault { .. })
+    ));
     assert_eq!(cpu, before);
     // div by zero: #DE, registers untouched.
     let (mut cpu, mut mem) = machine(&[0x48, 0xf7, 0xf1]);
@@ -110,7 +118,10 @@ fn faults_are_precise() {
     // A non-canonical address raises #GP(0).
     let (mut cpu, mut mem) = machine(&[0x8b, 0x03]);
     cpu.gpr[3] = 0x8000_0000_0000_0000;
-    assert_eq!(run(&mut cpu, &mut mem), Err(Exception::GeneralProtection(0)));
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
 }
 
 #[test]
@@ -145,7 +156,10 @@ fn rep_string_fault_keeps_completed_iterations() {
     cpu.gpr[1] = 4;
     assert_eq!(run(&mut cpu, &mut mem), Ok(StepOutcome::Continue));
     assert_eq!((cpu.gpr[1], cpu.gpr[7], cpu.rip), (2, 0x10000, CODE));
-    assert!(matches!(run(&mut cpu, &mut mem), Err(Exception::PageFault { addr: 0x10000, .. })));
+    assert!(matches!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::PageFault { addr: 0x10000, .. })
+    ));
 }
 
 #[test]
@@ -167,7 +181,11 @@ fn undecodable_and_unimplemented_bytes_raise_ud() {
     for bytes in [&[0x0f, 0x0b][..], &[0x0f, 0x04][..], &[0x0f, 0x30][..]] {
         let (mut cpu, mut mem) = machine(bytes);
         let before = cpu.clone();
-        assert_eq!(run(&mut cpu, &mut mem), Err(Exception::InvalidOpcode), "{bytes:02x?}");
+        assert_eq!(
+            run(&mut cpu, &mut mem),
+            Err(Exception::InvalidOpcode),
+            "{bytes:02x?}"
+        );
         assert_eq!(cpu, before);
     }
 }
@@ -190,5 +208,8 @@ fn fetch_across_the_end_of_memory_faults_at_the_missing_byte() {
     mem.ram.write_bytes(0xffe, &[0x48, 0xb8]).unwrap();
     let mut cpu = CpuState::new_long_mode();
     cpu.rip = 0xffe;
-    assert!(matches!(step(&mut cpu, &mut mem), Err(Exception::PageFault { addr: 0x1000, .. })));
+    assert!(matches!(
+        step(&mut cpu, &mut mem),
+        Err(Exception::PageFault { addr: 0x1000, .. })
+    ));
 }
