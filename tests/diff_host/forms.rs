@@ -82,6 +82,9 @@ pub fn exclusion(code: Code) -> Option<&'static str> {
     if op.is_privileged() || op.is_input_output() || op.must_be_cpl0() {
         return Some("privileged or I/O (system-mode work)");
     }
+    if code == Code::Ud0 {
+        return Some("0F FF without ModRM: decoders read it as the ModRM form (covered)");
+    }
     if op.fwait() {
         return Some("FWAIT plus a no-wait form: two instructions, each covered on its own");
     }
