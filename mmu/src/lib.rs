@@ -6,10 +6,12 @@
 //! software TLB of the system-mode work slot in behind the same trait.
 
 mod access;
+pub mod bus;
 mod error;
 mod flat;
 pub mod paging;
 mod ram;
+pub mod tlb;
 
 pub use access::{AccessKind, MemFault, Memory};
 pub use error::MmuError;
