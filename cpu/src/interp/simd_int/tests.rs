@@ -1,0 +1,1 @@
+//! Unit tests of the SIMD integer group on real instruction bytes.
