@@ -102,9 +102,11 @@ fn mask_move(ctx: &mut Ctx) -> Exec {
     Ok(())
 }
 
-/// EMMS: mark every x87 register empty.
+/// EMMS: mark every x87 register empty; like the other MMX instructions it also sets
+/// TOP to 0 (Intel SDM table 9-2, and what the host does).
 fn emms(ctx: &mut Ctx) -> Exec {
     ctx.cpu.x87.ftw = 0xffff;
+    ctx.cpu.x87.top = 0;
     Ok(())
 }
 
