@@ -58,7 +58,7 @@ fn lookup(m: M) -> Option<Handler> {
 fn run(ctx: &mut Ctx, m: M, handler: Handler) -> Exec {
     let sse = has_xmm(ctx);
     let mmx = has_mm(ctx) || m == M::Emms;
-    check_state(ctx, sse)?;
+    check_state(ctx, sse, mmx)?;
     handler(ctx)?;
     if mmx && m != M::Emms {
         enter_mmx_mode(ctx);

@@ -2,7 +2,7 @@
 //! and the MMX/SSE state checks.
 
 use super::super::operand::{Ctx, Exec};
-use crate::state::{CR0_EM, CR0_TS, CR4_OSFXSR};
+use crate::state::{CR0_EM, CR0_NE, CR0_TS, CR4_OSFXSR};
 use crate::Exception;
 use iced_x86::{Mnemonic as M, OpKind, Register};
 
@@ -86,15 +86,22 @@ fn set_mm(ctx: &mut Ctx, reg: Register, value: u64) {
     }
 }
 
-/// The #UD/#NM checks made before any MMX or SSE instruction. SSE forms also need
-/// CR4.OSFXSR.
-pub(super) fn check_state(ctx: &Ctx, sse: bool) -> Exec {
+/// FSW.ES: an unmasked x87 exception is pending.
+const FSW_ES: u16 = 1 << 7;
+
+/// The #UD/#NM checks made before any MMX or SSE instruction: SSE forms also need
+/// CR4.OSFXSR, and MMX forms first deliver a pending x87 exception (#MF, when CR0.NE
+/// selects native reporting).
+pub(super) fn check_state(ctx: &Ctx, sse: bool, mmx: bool) -> Exec {
     let cpu = &ctx.cpu;
     if cpu.cr0 & CR0_EM != 0 || (sse && cpu.cr4 & CR4_OSFXSR == 0) {
         return Err(Exception::InvalidOpcode);
     }
     if cpu.cr0 & CR0_TS != 0 {
         return Err(Exception::DeviceNotAvailable);
+    }
+    if mmx && cpu.x87.fsw & FSW_ES != 0 && cpu.cr0 & CR0_NE != 0 {
+        return Err(Exception::X87Fpu);
     }
     Ok(())
 }

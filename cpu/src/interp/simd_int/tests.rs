@@ -250,6 +250,19 @@ fn control_register_checks() {
 }
 
 #[test]
+fn pending_x87_exception_faults_mmx_but_not_sse() {
+    // paddb mm0, mm1 ; paddb xmm0, xmm1 with FSW.ES set.
+    for (bytes, expected) in [
+        (&[0x0f, 0xfc, 0xc1][..], Some(Exception::X87Fpu)),
+        (&[0x66, 0x0f, 0xfc, 0xc1], None),
+    ] {
+        let (mut cpu, mut mem) = machine(bytes);
+        cpu.x87.fsw = 0x81;
+        assert_eq!(step(&mut cpu, &mut mem).err(), expected, "{bytes:02x?}");
+    }
+}
+
+#[test]
 fn m128_alignment() {
     // movdqa xmm0, [rax] ; movdqu xmm0, [rax] ; pxor xmm0, [rax] ; pcmpistri xmm0, [rax], 0
     let aligned_only: [&[u8]; 2] = [&[0x66, 0x0f, 0x6f, 0x00], &[0x66, 0x0f, 0xef, 0x00]];
