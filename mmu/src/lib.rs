@@ -8,6 +8,7 @@
 mod access;
 mod error;
 mod flat;
+pub mod paging;
 mod ram;
 
 pub use access::{AccessKind, MemFault, Memory};
