@@ -33,9 +33,14 @@ pub(super) fn arith<F: Fp>(env: &mut Env, op: Op, a: u128, b: u128) -> u128 {
     }
     let (x, y) = (env.operand::<F>(a), env.operand::<F>(b));
     let round = env.round();
-    // Doubling the first operand doubles a product or quotient exactly (a tiny result
-    // implies the first operand is far from overflow); sums are exact when tiny.
-    env.result(apply(op, x, y, round), || apply(op, x.scalbn(1), y, round).value)
+    // Scaling the first operand scales a product or quotient exactly: a tiny result
+    // implies it is far from overflow, a huge one that it is far from the denormals.
+    // Sums are scaled through both operands.
+    let scaled = |k: i32| match op {
+        Op::Add | Op::Sub => apply(op, x.scalbn(k), y.scalbn(k), round).value,
+        Op::Mul | Op::Div => apply(op, x.scalbn(k), y, round).value,
+    };
+    env.result(apply(op, x, y, round), scaled)
 }
 
 /// ADDPS/ADDSS/.../DIVSD.
@@ -62,7 +67,8 @@ fn sqrt_lane<F: Fp>(env: &mut Env, a: u128) -> u128 {
         return F::DEFAULT_NAN;
     }
     let r = sqrt_finite(x, env.round());
-    env.result(r, || r.value)
+    env.inexact(r.status);
+    r.value.to_bits()
 }
 
 /// Correctly rounded square root of a positive finite nonzero value, with integers only:

@@ -33,13 +33,14 @@ fn convert(ctx: &mut Ctx, src_w: u32, dst_w: u32, count: u32, keep: bool, f: imp
     check_sse(ctx)?;
     let base = if keep { ctx.read_vec(0)? } else { 0 };
     let src = read_src(ctx, 1)?;
-    let mut env = Env::new(ctx);
-    let out = (0..count).fold(base, |out, i| put(out, dst_w, i, f(&mut env, get(src, src_w, i))));
-    env.commit(ctx)?;
+    // The switch to MMX mode happens even if the conversion then raises #XM.
     if mm_operand(ctx, 0).is_some() || mm_operand(ctx, 1).is_some() {
         ctx.cpu.x87.top = 0;
         ctx.cpu.x87.ftw = 0;
     }
+    let mut env = Env::new(ctx);
+    let out = (0..count).fold(base, |out, i| put(out, dst_w, i, f(&mut env, get(src, src_w, i))));
+    env.commit(ctx)?;
     match mm_operand(ctx, 0) {
         Some(n) => {
             ctx.cpu.x87.regs[n].signif = out as u64;
@@ -54,7 +55,8 @@ fn convert(ctx: &mut Ctx, src_w: u32, dst_w: u32, count: u32, keep: bool, f: imp
 fn from_int<F: Fp>(env: &mut Env, v: u128, w: u32) -> u128 {
     let signed = ((v << (128 - w)) as i128) >> (128 - w);
     let r = F::from_i128_r(signed, env.round());
-    env.result(r, || r.value)
+    env.inexact(r.status);
+    r.value.to_bits()
 }
 
 /// `F` to a signed integer of `w` bits, truncating or per MXCSR.RC. NaN and out-of-range
@@ -72,9 +74,8 @@ fn to_int<F: Fp>(env: &mut Env, v: u128, w: u32, truncate: bool) -> u128 {
         env.flags |= IE;
         return indefinite;
     }
-    let bits = r.value as u128 & (u128::MAX >> (128 - w));
-    let _ = env.result(r.map(|_| F::ZERO), || F::ZERO);
-    bits
+    env.inexact(r.status);
+    r.value as u128 & (u128::MAX >> (128 - w))
 }
 
 /// Between the two float formats: NaNs keep sign and payload (quieted), denormal inputs
@@ -89,7 +90,7 @@ fn fp_to_fp<S: Fp + FloatConvert<D>, D: Fp>(env: &mut Env, v: u128) -> u128 {
     let x = env.operand::<S>(v);
     let round = env.round();
     let r = x.convert_r(round, &mut false);
-    env.result(r, || x.scalbn(1).convert_r(round, &mut false).value)
+    env.result(r, |k| x.scalbn(k).convert_r(round, &mut false).value)
 }
 
 /// A quieted NaN of `S` in format `D`: the fraction's top bits carry over.

@@ -191,10 +191,12 @@ impl Env {
         }
     }
 
-    /// Turns an apfloat result into lane bits and flags. `rescaled` recomputes the same
-    /// operation with its result doubled, to decide tininess of a result that rounded to
-    /// the smallest normal (x86 detects tininess after rounding with unbounded exponent).
-    pub fn result<F: Fp>(&mut self, r: StatusAnd<F>, rescaled: impl FnOnce() -> F) -> u128 {
+    /// Turns an apfloat result into lane bits and flags. `scaled(k)` recomputes the same
+    /// operation with its exact result multiplied by 2^k: x86 detects tininess after
+    /// rounding with an unbounded exponent, and apfloat does not flag an overflow that
+    /// directed rounding turns into the largest finite value, so results at the edges of
+    /// the range are checked again one binade further in.
+    pub fn result<F: Fp>(&mut self, r: StatusAnd<F>, scaled: impl Fn(i32) -> F) -> u128 {
         let StatusAnd { status, value } = r;
         if status.contains(Status::INVALID_OP) {
             self.flags |= IE;
@@ -206,9 +208,9 @@ impl Env {
         }
         let inexact = status.contains(Status::INEXACT);
         let mut bits = value.to_bits();
-        if status.contains(Status::OVERFLOW) {
+        if status.contains(Status::OVERFLOW) || is_huge(value, inexact, &scaled) {
             self.flags |= OE;
-        } else if is_tiny(value, inexact, rescaled) {
+        } else if is_tiny(value, inexact, &scaled) {
             if !self.masked(UE) {
                 self.flags |= UE;
             } else if self.mxcsr & FTZ != 0 {
@@ -222,6 +224,13 @@ impl Env {
             self.flags |= PE;
         }
         bits
+    }
+
+    /// Records PE for an inexact result that cannot overflow or underflow.
+    pub fn inexact(&mut self, status: Status) {
+        if status.contains(Status::INEXACT) {
+            self.flags |= PE;
+        }
     }
 
     /// Merges the flags into MXCSR and decides whether the instruction traps: any raised
@@ -252,11 +261,18 @@ pub(super) fn rc_round(rc: u32) -> Round {
 }
 
 /// Tininess after rounding: a denormal result, an inexact zero, or an inexact smallest
-/// normal whose unbounded-exponent rounding (seen doubled in `rescaled`) is below it.
-fn is_tiny<F: Fp>(value: F, inexact: bool, rescaled: impl FnOnce() -> F) -> bool {
+/// normal whose unbounded-exponent rounding (seen doubled) is below it.
+fn is_tiny<F: Fp>(value: F, inexact: bool, scaled: impl Fn(i32) -> F) -> bool {
     let min = F::smallest_normalized();
     if value.is_denormal() || (value.is_zero() && inexact) {
         return true;
     }
-    inexact && value.abs().bitwise_eq(min) && rescaled().abs() < min.scalbn(1)
+    inexact && value.abs().bitwise_eq(min) && scaled(1).abs() < min.scalbn(1)
+}
+
+/// Overflow that rounded to the largest finite value: the unbounded-exponent rounding
+/// (seen halved) exceeds it.
+fn is_huge<F: Fp>(value: F, inexact: bool, scaled: impl Fn(i32) -> F) -> bool {
+    let max = F::largest();
+    inexact && value.abs().bitwise_eq(max) && scaled(-1).abs() > max.scalbn(-1)
 }
