@@ -405,9 +405,14 @@ pub fn propagate_nan(a: Val, b: Val) -> OpResult {
     (pick.quiet(), flags)
 }
 
+/// The NaN that wins: a QNaN over an SNaN, else the larger significand.
 fn larger_nan(p: F80, q: F80) -> F80 {
-    let (ps, qs) = (p.signif | (1 << 62), q.signif | (1 << 62));
-    if ps > qs || (ps == qs && !p.sign()) {
+    match (p.class() == Class::QNaN, q.class() == Class::QNaN) {
+        (true, false) => return p,
+        (false, true) => return q,
+        _ => {}
+    }
+    if p.signif > q.signif || (p.signif == q.signif && !p.sign()) {
         p
     } else {
         q
@@ -610,7 +615,7 @@ pub fn from_ieee(bits: u64, fmt: Format, exp_bits: u32) -> (F80, u16) {
             return (F80::zero(sign), 0);
         }
         let lz = frac.leading_zeros();
-        let exp = fmt.emin - (lz as i32 - (64 - frac_bits as i32));
+        let exp = fmt.emin - 1 - (lz as i32 - (64 - frac_bits as i32));
         return (F80 { signif: frac << lz, sign_exp: sign_bits(sign) | (exp + BIAS) as u16 }, DE);
     }
     let exp = biased + fmt.emin - 1;

@@ -3,7 +3,7 @@
 
 use super::load_store::read_operand;
 use super::{commit, env, is_empty, masked, pop, push, st, st_index, status, underflow, Ctx, Exec};
-use crate::x87::{self, Op, OpResult, Rc, Val, C0, C1, C2, C3, EXTENDED, IE, ZE};
+use crate::x87::{self, Class, Op, OpResult, Rc, Val, C0, C1, C2, C3, EXTENDED, IE, ZE};
 use crate::{X87State, F80};
 use iced_x86::{Mnemonic as M, OpKind};
 
@@ -68,7 +68,9 @@ fn binary(ctx: &mut Ctx, op: Op, reverse: bool, popping: bool) -> Exec {
             let (fmt, env) = env(x);
             let (l, r) = if reverse { (b, a) } else { (a, b) };
             let (v, flags) = x87::arith(op, l, r, fmt, env);
-            (v, flags | if flags & IE == 0 { mem_flags } else { 0 })
+            // A denormal memory operand is not reported when the other one is a NaN.
+            let nan = matches!(a.class(), Class::QNaN | Class::SNaN | Class::Unsupported);
+            (v, flags | if flags & IE == 0 && !nan { mem_flags } else { 0 })
         }
         _ => underflow(),
     };
@@ -132,8 +134,7 @@ fn fxtract(x: &mut X87State) {
         }
         return;
     };
-    if !is_empty(x, 7) {
-        push(x, v);
+    if super::replace_and_push_overflow(x) {
         return;
     }
     let (va, de) = x87::unpack(v);

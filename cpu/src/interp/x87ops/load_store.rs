@@ -76,7 +76,8 @@ fn load(ctx: &mut Ctx) -> Exec {
             None => underflow(),
         }
     };
-    let (v, flags) = if v.class() == Class::SNaN && ctx.insn.memory_size() != MemorySize::Float80 {
+    let converted = matches!(ctx.insn.memory_size(), MemorySize::Float32 | MemorySize::Float64);
+    let (v, flags) = if v.class() == Class::SNaN && converted {
         (v.quiet(), flags | IE)
     } else {
         (v, flags)
@@ -88,7 +89,8 @@ fn load(ctx: &mut Ctx) -> Exec {
     }
     let overflow = !is_empty(x, 7);
     push(x, v);
-    if !overflow {
+    // A source underflow reports C1=0 even when the push overflows too.
+    if !overflow || flags & SF != 0 {
         status(x, flags);
     }
     Ok(())

@@ -183,6 +183,21 @@ fn push(x: &mut X87State, v: F80) {
     push_unchecked(x, v);
 }
 
+/// Handles a stack overflow of an instruction that replaces ST(0) and pushes (FXTRACT,
+/// FPTAN, FSINCOS): with IE masked both become the indefinite. Returns whether it overflowed.
+fn replace_and_push_overflow(x: &mut X87State) -> bool {
+    if is_empty(x, 7) {
+        return false;
+    }
+    // AMD reports C1=0 here, unlike a plain push overflow.
+    status(x, IE | SF);
+    if masked(x, IE) {
+        set_st(x, 0, F80::INDEFINITE);
+        push_unchecked(x, F80::INDEFINITE);
+    }
+    true
+}
+
 fn push_unchecked(x: &mut X87State, v: F80) {
     x.top = (x.top + 7) & 7;
     set_st(x, 0, v);

@@ -96,8 +96,7 @@ fn trig(x: &mut X87State, m: M) {
         }
         return;
     };
-    if pushes && !is_empty(x, 7) {
-        push(x, v);
+    if pushes && super::replace_and_push_overflow(x) {
         return;
     }
     let (va, de) = x87::unpack(v);
