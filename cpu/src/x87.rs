@@ -449,7 +449,8 @@ pub fn arith(op: Op, a: F80, b: F80, fmt: Format, env: Env) -> OpResult {
     if flags & IE != 0 {
         return invalid();
     }
-    (r, flags | da | db)
+    // A zero divide is reported without the denormal-operand flag.
+    (r, if flags & ZE != 0 { flags } else { flags | da | db })
 }
 
 fn finish(r: Rounded) -> OpResult {

@@ -2,7 +2,7 @@
 //! FCHS, FABS, FRNDINT, FSCALE, FXTRACT, FPREM and FPREM1.
 
 use super::load_store::read_operand;
-use super::{commit, env, is_empty, masked, pop, push, st, st_index, status, underflow, Ctx, Exec};
+use super::{commit, env, masked, pop, push, st, st_index, status, underflow, Ctx, Exec};
 use crate::x87::{self, Class, Op, OpResult, Rc, Val, C0, C1, C2, C3, EXTENDED, IE, ZE};
 use crate::{X87State, F80};
 use iced_x86::{Mnemonic as M, OpKind};
@@ -70,7 +70,7 @@ fn binary(ctx: &mut Ctx, op: Op, reverse: bool, popping: bool) -> Exec {
             let (v, flags) = x87::arith(op, l, r, fmt, env);
             // A denormal memory operand is not reported when the other one is a NaN.
             let nan = matches!(a.class(), Class::QNaN | Class::SNaN | Class::Unsupported);
-            (v, flags | if flags & IE == 0 && !nan { mem_flags } else { 0 })
+            (v, flags | if flags & (IE | ZE) == 0 && !nan { mem_flags } else { 0 })
         }
         _ => underflow(),
     };
@@ -128,11 +128,7 @@ fn scale(a: F80, b: F80, env: x87::Env) -> OpResult {
 /// FXTRACT: ST(0) becomes the exponent, then the significand is pushed.
 fn fxtract(x: &mut X87State) {
     let Some(v) = st(x, 0) else {
-        let res = underflow();
-        if commit(x, 0, res) && masked(x, IE) {
-            push(x, F80::INDEFINITE);
-        }
-        return;
+        return super::replace_and_push_underflow(x);
     };
     if super::replace_and_push_overflow(x) {
         return;
@@ -170,7 +166,8 @@ fn fprem(x: &mut X87State, ieee: bool) {
         _ => ((a, 0), 0),
     };
     let (v, flags) = res;
-    let res = (v, if flags & IE == 0 { flags | da | db } else { flags });
+    let nan = matches!(va, Val::NaN(_)) || matches!(vb, Val::NaN(_));
+    let res = (v, if flags & IE == 0 && !nan { flags | da | db } else { flags });
     if commit(x, 0, res) {
         x.fsw = (x.fsw & !(C0 | C1 | C2 | C3)) | cc;
     }
@@ -190,7 +187,9 @@ fn remainder(sign: bool, ea: i32, ma: u64, eb: i32, mb: u64, ieee: bool) -> (OpR
     }
     // Quotient, remainder and divisor in units of 2^unit.
     let (mut q, mut r, divisor, unit) = if d < 0 {
-        (0u64, u128::from(ma), u128::from(mb).checked_shl((-d) as u32).unwrap_or(u128::MAX), ea - 63)
+        // Only d = -1 can round up to a quotient of 1.
+        let divisor = if d == -1 { u128::from(mb) << 1 } else { u128::MAX };
+        (0u64, u128::from(ma), divisor, ea - 63)
     } else {
         let num = u128::from(ma) << d;
         ((num / u128::from(mb)) as u64, num % u128::from(mb), u128::from(mb), eb - 63)

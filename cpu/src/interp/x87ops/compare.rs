@@ -53,7 +53,7 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
     let (order, flags) = match (st(&ctx.cpu.x87, 0), b) {
         (Some(a), Some((b, mem_flags))) => {
             let (o, f) = compare(a, b, quiet);
-            (o, f | mem_flags)
+            (o, if o.is_some() { f | mem_flags } else { f })
         }
         _ => (None, IE | SF),
     };

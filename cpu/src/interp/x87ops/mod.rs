@@ -189,13 +189,22 @@ fn replace_and_push_overflow(x: &mut X87State) -> bool {
     if is_empty(x, 7) {
         return false;
     }
-    // AMD reports C1=0 here, unlike a plain push overflow.
-    status(x, IE | SF);
+    status(x, IE | SF | C1);
     if masked(x, IE) {
         set_st(x, 0, F80::INDEFINITE);
         push_unchecked(x, F80::INDEFINITE);
     }
     true
+}
+
+/// Handles a stack underflow of an instruction that replaces ST(0) and pushes: with IE
+/// masked both become the indefinite (C1=0 even if the push also overflows).
+fn replace_and_push_underflow(x: &mut X87State) {
+    status(x, IE | SF);
+    if masked(x, IE) {
+        set_st(x, 0, F80::INDEFINITE);
+        push_unchecked(x, F80::INDEFINITE);
+    }
 }
 
 fn push_unchecked(x: &mut X87State, v: F80) {

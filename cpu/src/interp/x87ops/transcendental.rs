@@ -5,7 +5,7 @@
 //! within 1 ulp and identical on every host. The host-differential comparison excludes
 //! these mnemonics. Arguments of FSIN/FCOS/FSINCOS/FPTAN are reduced with a 336-bit π/2.
 
-use super::{commit, is_empty, masked, pop, push, set_st, st, status, underflow, Ctx, Exec};
+use super::{commit, masked, pop, push, set_st, st, status, underflow, Ctx, Exec};
 use crate::x87::{self, from_quad, to_quad, Class, OpResult, Val, C2, EXTENDED, IE, PE, ZE};
 use crate::{X87State, F80};
 use iced_x86::Mnemonic as M;
@@ -90,10 +90,10 @@ fn sin_cos(x: Quad) -> (Quad, Quad) {
 fn trig(x: &mut X87State, m: M) {
     let pushes = matches!(m, M::Fsincos | M::Fptan);
     let Some(v) = st(x, 0) else {
-        let res = underflow();
-        if commit(x, 0, res) && pushes && masked(x, IE) {
-            push(x, F80::INDEFINITE);
+        if pushes {
+            return super::replace_and_push_underflow(x);
         }
+        commit(x, 0, underflow());
         return;
     };
     if pushes && super::replace_and_push_overflow(x) {
