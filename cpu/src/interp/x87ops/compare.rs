@@ -58,11 +58,9 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
         _ => (None, IE | SF),
     };
     let x = &mut ctx.cpu.x87;
+    // The condition is reported even when an unmasked exception suppresses the pops.
     let ok = masked(x, flags & (IE | x87::DE));
     status(x, flags & !C1);
-    if !ok {
-        return Ok(());
-    }
     if matches!(m, M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip) {
         let zpc = match order {
             Some(Ordering::Greater) => 0,
@@ -80,7 +78,7 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
         };
         x.fsw = (x.fsw & !(C0 | C2 | C3)) | cc;
     }
-    for _ in 0..pops {
+    for _ in 0..if ok { pops } else { 0 } {
         pop(x);
     }
     Ok(())

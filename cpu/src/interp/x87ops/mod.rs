@@ -246,8 +246,11 @@ fn commit(x: &mut X87State, i: usize, res: OpResult) -> bool {
     let stored = masked(x, flags & (IE | DE | ZE));
     if stored {
         set_st(x, i, v);
+        status(x, flags);
+    } else {
+        // The operation did not run, so no result flags (PE, UE, OE, C1) are reported.
+        status(x, flags & (IE | DE | ZE | SF));
     }
-    status(x, flags);
     stored
 }
 
