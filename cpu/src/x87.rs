@@ -290,7 +290,9 @@ pub fn round(sign: bool, exp: i32, sig: u128, fmt: Format, env: Env) -> Rounded 
     if tiny && !env.um {
         exp += WRAP_BIAS;
         flags |= UE;
-    } else if tiny {
+    }
+    // Masked underflow, or a result too tiny even for the rebias: denormalize.
+    if exp < fmt.emin {
         sig = shr_sticky(sig, (fmt.emin - exp) as u32);
         exp = fmt.emin;
     }
@@ -328,7 +330,7 @@ pub fn round(sign: bool, exp: i32, sig: u128, fmt: Format, env: Env) -> Rounded 
 /// the rebiased result when overflow is unmasked.
 fn overflow(r: &mut Rounded, fmt: Format, env: Env) {
     r.flags |= OE;
-    if !env.om {
+    if !env.om && r.exp - WRAP_BIAS <= fmt.emax {
         r.exp -= WRAP_BIAS;
         return;
     }

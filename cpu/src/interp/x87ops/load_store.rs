@@ -83,14 +83,19 @@ fn load(ctx: &mut Ctx) -> Exec {
         (v, flags)
     };
     let x = &mut ctx.cpu.x87;
-    if !masked(x, flags) && flags & (IE | x87::DE) != 0 {
+    if flags & SF != 0 {
+        // A source underflow reports C1=0 even when the push overflows too.
+        if masked(x, IE) {
+            super::push_unchecked(x, v);
+        }
         status(x, flags);
-        return Ok(());
-    }
-    let overflow = !is_empty(x, 7);
-    push(x, v);
-    // A source underflow reports C1=0 even when the push overflows too.
-    if !overflow || flags & SF != 0 {
+    } else if !is_empty(x, 7) {
+        // Stack overflow takes priority over the operand's own exceptions.
+        push(x, v);
+    } else if masked(x, flags & (IE | x87::DE)) {
+        push(x, v);
+        status(x, flags);
+    } else {
         status(x, flags);
     }
     Ok(())
@@ -126,7 +131,8 @@ fn store_float(ctx: &mut Ctx, popping: bool) -> Exec {
             pop(x);
         }
     } else {
-        status(x, flags);
+        // Nothing is stored, so only the exceptions themselves are reported.
+        status(x, flags & (IE | SF | x87::OE | x87::UE));
     }
     Ok(())
 }
