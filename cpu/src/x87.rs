@@ -290,6 +290,10 @@ pub fn round(sign: bool, exp: i32, sig: u128, fmt: Format, env: Env) -> Rounded 
     if tiny && !env.um {
         exp += WRAP_BIAS;
         flags |= UE;
+        if exp < fmt.emin {
+            // Too tiny even for the rebias: the x87 delivers a signed zero.
+            return Rounded { sign, exp: fmt.emin, sig: 0, inf: false, flags: UE | PE };
+        }
     }
     // Masked underflow, or a result too tiny even for the rebias: denormalize.
     if exp < fmt.emin {
@@ -330,8 +334,14 @@ pub fn round(sign: bool, exp: i32, sig: u128, fmt: Format, env: Env) -> Rounded 
 /// the rebiased result when overflow is unmasked.
 fn overflow(r: &mut Rounded, fmt: Format, env: Env) {
     r.flags |= OE;
-    if !env.om && r.exp - WRAP_BIAS <= fmt.emax {
-        r.exp -= WRAP_BIAS;
+    if !env.om {
+        if r.exp - WRAP_BIAS <= fmt.emax {
+            r.exp -= WRAP_BIAS;
+        } else {
+            // Too large even for the rebias: the x87 delivers an infinity.
+            r.inf = true;
+            r.flags |= PE | C1;
+        }
         return;
     }
     r.flags |= PE;

@@ -162,7 +162,7 @@ fn fprem(x: &mut X87State, ieee: bool) {
     let (res, cc) = match (va, vb) {
         (Val::NaN(_), _) | (_, Val::NaN(_)) => (x87::propagate_nan(va, vb), 0),
         (Val::Inf(_), _) | (_, Val::Zero(_)) => (x87::invalid(), 0),
-        (Val::Fin(sa, ea, ma), Val::Fin(_, eb, mb)) => remainder(sa, ea, ma, eb, mb, ieee),
+        (Val::Fin(sa, ea, ma), Val::Fin(_, eb, mb)) => remainder(sa, ea, ma, eb, mb, ieee, x87::Env::from_fcw(x.fcw)),
         _ => ((a, 0), 0),
     };
     let (v, flags) = res;
@@ -175,9 +175,8 @@ fn fprem(x: &mut X87State, ieee: bool) {
 
 /// The remainder of finite `a / b` and the condition codes (C2 for an incomplete
 /// reduction, else the low three quotient bits in C0, C3, C1).
-fn remainder(sign: bool, ea: i32, ma: u64, eb: i32, mb: u64, ieee: bool) -> (OpResult, u16) {
+fn remainder(sign: bool, ea: i32, ma: u64, eb: i32, mb: u64, ieee: bool, env: x87::Env) -> (OpResult, u16) {
     let d = ea - eb;
-    let env = x87::Env { rc: Rc::Nearest, om: true, um: true };
     if d >= 64 {
         // Reduce the exponent difference by 32..63 bits per step.
         let n = 32 + (d - 32) % 32;

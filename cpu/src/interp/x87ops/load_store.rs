@@ -184,8 +184,16 @@ fn to_ieee(v: F80, fmt: Format, exp_bits: u32, env: Env) -> (u64, u16) {
         }
         Val::NaN(None) => (1 << (exp_bits + frac_bits) | exp_all | (1 << (frac_bits - 1)), IE),
         Val::Fin(s, e, m) => {
-            let r = x87::round(s, e, u128::from(m) << 64, fmt, env);
-            (r.to_ieee(fmt, exp_bits), r.flags)
+            // Memory formats have no rebias: unmasked underflow/overflow only flag.
+            let r = x87::round(s, e, u128::from(m) << 64, fmt, Env { om: true, um: true, ..env });
+            let flags = if e < fmt.emin && !env.um {
+                x87::UE
+            } else if r.flags & x87::OE != 0 && !env.om {
+                x87::OE
+            } else {
+                r.flags
+            };
+            (r.to_ieee(fmt, exp_bits), flags)
         }
     }
 }
