@@ -163,6 +163,8 @@ fn fprem(x: &mut X87State, ieee: bool) {
         (Val::NaN(_), _) | (_, Val::NaN(_)) => (x87::propagate_nan(va, vb), 0),
         (Val::Inf(_), _) | (_, Val::Zero(_)) => (x87::invalid(), 0),
         (Val::Fin(sa, ea, ma), Val::Fin(_, eb, mb)) => remainder(sa, ea, ma, eb, mb, ieee, x87::Env::from_fcw(x.fcw)),
+        // Repacked, so a pseudo-denormal dividend comes back normalized.
+        (Val::Fin(sa, ea, ma), _) => ((x87::round(sa, ea, u128::from(ma) << 64, EXTENDED, x87::Env::from_fcw(x.fcw)).to_f80(), 0), 0),
         _ => ((a, 0), 0),
     };
     let (v, flags) = res;

@@ -92,7 +92,8 @@ fn load(ctx: &mut Ctx) -> Exec {
     } else if !is_empty(x, 7) {
         // Stack overflow takes priority over the operand's own exceptions.
         push(x, v);
-    } else if masked(x, flags & (IE | x87::DE)) {
+    } else if masked(x, flags & IE) {
+        // The load is exact, so an unmasked DE still loads the value.
         push(x, v);
         status(x, flags);
     } else {
