@@ -115,9 +115,18 @@ fn scale(a: F80, b: F80, env: x87::Env) -> OpResult {
         (Val::Zero(_), Val::Inf(false)) | (Val::Inf(_), Val::Inf(true)) => x87::invalid(),
         (Val::Fin(s, ..), Val::Inf(false)) => (F80::inf(s), de),
         (Val::Fin(s, ..), Val::Inf(true)) => (F80::zero(s), de),
-        (Val::Fin(s, e, m), Val::Fin(sb, eb, mb)) => {
-            let n = x87::round_to_int(sb, eb.min(40), mb, Rc::Zero).0.unwrap_or(0).min(1 << 20) as i32;
-            let n = if sb { -n } else { n };
+        (Val::Fin(s, e, m), Val::Fin(..) | Val::Zero(_)) => {
+            let n = match vb {
+                Val::Fin(sb, eb, mb) => {
+                    let n = x87::round_to_int(sb, eb.min(40), mb, Rc::Zero).0.unwrap_or(0).min(1 << 20) as i32;
+                    if sb {
+                        -n
+                    } else {
+                        n
+                    }
+                }
+                _ => 0,
+            };
             let r = x87::round(s, e + n, u128::from(m) << 64, EXTENDED, env);
             (r.to_f80(), r.flags | de)
         }

@@ -49,7 +49,7 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
             let addr = ctx.mem_addr()?;
             let fcw = ctx.read_mem(addr, 2)? as u16;
             let x = &mut ctx.cpu.x87;
-            x.fcw = fcw;
+            x.fcw = sanitize_fcw(fcw);
             update_es(x);
         }
         M::Fnstcw | M::Fstcw => {
@@ -70,7 +70,7 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
             let p = phys(x, i);
             set_tag(x, p, TAG_EMPTY);
             if m == M::Ffreep {
-                x.top = (x.top + 1) & 7;
+                super::pop(x);
             }
         }
         M::Fincstp | M::Fdecstp => {
@@ -81,6 +81,11 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
         _ => {}
     }
     Ok(())
+}
+
+/// Reserved control-word bits read back as hardware keeps them: 6 set, 7 and 13-15 clear.
+fn sanitize_fcw(fcw: u16) -> u16 {
+    (fcw & 0x1f3f) | 0x40
 }
 
 /// The status word with TOP merged into bits 11-13.
@@ -163,7 +168,7 @@ fn restore(ctx: &mut Ctx, with_regs: bool) -> Exec {
         }
     };
     let x = &mut ctx.cpu.x87;
-    x.fcw = field(0) as u16;
+    x.fcw = sanitize_fcw(field(0) as u16);
     let fsw = field(1) as u16;
     x.top = ((fsw >> 11) & 7) as u8;
     x.fsw = fsw & !0x3800;
