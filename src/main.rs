@@ -1,2 +1,96 @@
 //! softvisor: a pure-software x86-64 emulator-hypervisor. This is the command-line front end.
-fn main() {}
+//!
+//! Today it runs a flat 64-bit binary in the reference interpreter (`softvisor exec`), for
+//! instruction-level experiments and tracing; booting Linux (`softvisor run`) arrives with
+//! the machine work. Every bad input ends in a one-line error and a non-zero exit.
+
+mod exec;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Command-line interface.
+#[derive(Parser)]
+#[command(
+    name = "softvisor",
+    version,
+    about = "A pure-software x86-64 emulator-hypervisor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a flat 64-bit binary in the interpreter until HLT, then print the registers.
+    Exec {
+        /// The raw code image.
+        #[arg(long)]
+        image: PathBuf,
+        /// Guest-physical load address (and entry point) of the image.
+        #[arg(long, default_value = "0x100000", value_parser = parse_u64)]
+        load: u64,
+        /// Guest RAM size, e.g. 64M or 1G.
+        #[arg(long, default_value = "64M", value_parser = parse_size)]
+        memory: u64,
+        /// Stop after this many instructions.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        max_insns: u64,
+        /// Print every instruction as it executes.
+        #[arg(long)]
+        trace: bool,
+    },
+}
+
+/// Parses a number in decimal or 0x-hex.
+fn parse_u64(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("'{text}' is not a number"))
+}
+
+/// Parses a size with an optional K/M/G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.chars().last() {
+        Some('K' | 'k') => (&text[..text.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&text[..text.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (try 64M or 1G)"))?;
+    value
+        .checked_mul(unit)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Exec {
+            image,
+            load,
+            memory,
+            max_insns,
+            trace,
+        } => exec::run(&exec::ExecOptions {
+            image,
+            load,
+            memory,
+            max_insns,
+            trace,
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("softvisor: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

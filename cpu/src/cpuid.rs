@@ -7,7 +7,8 @@ pub const VENDOR: &[u8; 12] = b"SoftvisorX86";
 const BRAND: &[u8] = b"softvisor virtual x86-64-v2 CPU";
 
 /// Leaf 1 ECX: SSE3, SSSE3, CX16, SSE4.1, SSE4.2, MOVBE, POPCNT, hypervisor.
-const LEAF1_ECX: u32 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 31);
+const LEAF1_ECX: u32 =
+    1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) | (1 << 31);
 /// Leaf 1 EDX: FPU, DE, PSE, TSC, MSR, PAE, CX8, APIC, SEP, MTRR, PGE, CMOV, PAT, CLFSH,
 /// MMX, FXSR, SSE, SSE2.
 const LEAF1_EDX: u32 = 1
@@ -38,7 +39,8 @@ const EXT1_EDX: u32 = (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29);
 fn le_words(bytes: &[u8]) -> [u32; 4] {
     let mut padded = [0u8; 16];
     padded[..bytes.len().min(16)].copy_from_slice(&bytes[..bytes.len().min(16)]);
-    let word = |i: usize| u32::from_le_bytes([padded[i], padded[i + 1], padded[i + 2], padded[i + 3]]);
+    let word =
+        |i: usize| u32::from_le_bytes([padded[i], padded[i + 1], padded[i + 2], padded[i + 3]]);
     [word(0), word(4), word(8), word(12)]
 }
 
@@ -51,7 +53,12 @@ pub fn cpuid(leaf: u32, subleaf: u32, apic_id: u32) -> [u32; 4] {
             [7, v[0], v[2], v[1]]
         }
         // Family 6, model 0x2a-like numbering is avoided: family 6, model 1, stepping 1.
-        1 => [0x0000_0611, (apic_id << 24) | (1 << 16) | (8 << 8), LEAF1_ECX, LEAF1_EDX],
+        1 => [
+            0x0000_0611,
+            (apic_id << 24) | (1 << 16) | (8 << 8),
+            LEAF1_ECX,
+            LEAF1_EDX,
+        ],
         7 if subleaf == 0 => [0, LEAF7_EBX, 0, 0],
         0x8000_0000 => [0x8000_0008, 0, 0, 0],
         0x8000_0001 => [0, 0, EXT1_ECX, EXT1_EDX],

@@ -84,6 +84,9 @@ impl Exception {
 
 impl From<MemFault> for Exception {
     fn from(fault: MemFault) -> Self {
-        Exception::PageFault { addr: fault.addr, error_code: fault.error_code }
+        Exception::PageFault {
+            addr: fault.addr,
+            error_code: fault.error_code,
+        }
     }
 }

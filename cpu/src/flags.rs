@@ -87,7 +87,15 @@ pub struct LazyFlags {
 
 impl Default for LazyFlags {
     fn default() -> Self {
-        Self { bits: FIXED1, res: 0, src1: 0, src2: 0, carry_in: 0, op: CcOp::Eflags, size: 8 }
+        Self {
+            bits: FIXED1,
+            res: 0,
+            src1: 0,
+            src2: 0,
+            carry_in: 0,
+            op: CcOp::Eflags,
+            size: 8,
+        }
     }
 }
 
@@ -145,7 +153,15 @@ impl LazyFlags {
 
     /// Records ADC/SBB with their carry in.
     #[inline]
-    pub fn set_lazy_carry(&mut self, op: CcOp, size: u32, res: u64, src1: u64, src2: u64, cin: bool) {
+    pub fn set_lazy_carry(
+        &mut self,
+        op: CcOp,
+        size: u32,
+        res: u64,
+        src1: u64,
+        src2: u64,
+        cin: bool,
+    ) {
         self.set_lazy(op, size, res, src1, src2);
         self.carry_in = u64::from(cin);
     }
@@ -158,7 +174,11 @@ impl LazyFlags {
             CcOp::Eflags => return self.bits & ARITH,
             CcOp::Add | CcOp::Inc => (res < a, (a ^ res) & (b ^ res) & sign != 0),
             CcOp::Adc => {
-                let cf = if self.carry_in != 0 { res <= a } else { res < a };
+                let cf = if self.carry_in != 0 {
+                    res <= a
+                } else {
+                    res < a
+                };
                 (cf, (a ^ res) & (b ^ res) & sign != 0)
             }
             CcOp::Sub | CcOp::Dec => (a < b, (a ^ b) & (a ^ res) & sign != 0),

@@ -18,4 +18,4 @@ pub use error::CpuError;
 pub use exception::Exception;
 pub use flags::LazyFlags;
 pub use interp::{step, StepOutcome};
-pub use state::{CpuState, Segment, SegReg, TableReg, X87State, F80};
+pub use state::{CpuState, SegReg, Segment, TableReg, X87State, F80};

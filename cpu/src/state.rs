@@ -65,7 +65,12 @@ impl Segment {
 
     /// A flat 4 GiB segment with the given selector and attributes.
     pub fn flat(selector: u16, attrs: u16) -> Self {
-        Self { base: 0, limit: u32::MAX, selector, attrs }
+        Self {
+            base: 0,
+            limit: u32::MAX,
+            selector,
+            attrs,
+        }
     }
 }
 
@@ -115,7 +120,16 @@ pub struct X87State {
 impl Default for X87State {
     fn default() -> Self {
         // The state after FNINIT.
-        Self { regs: [F80::default(); 8], fcw: 0x037f, fsw: 0, ftw: 0xffff, fop: 0, top: 0, fip: 0, fdp: 0 }
+        Self {
+            regs: [F80::default(); 8],
+            fcw: 0x037f,
+            fsw: 0,
+            ftw: 0xffff,
+            fop: 0,
+            top: 0,
+            fip: 0,
+            fdp: 0,
+        }
     }
 }
 
@@ -251,7 +265,10 @@ impl CpuState {
             efer: EFER_LME | EFER_LMA | 1 | (1 << 11),
             xcr0: 1,
             dr: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
-            msr: MsrState { pat: 0x0007_0406_0007_0406, ..MsrState::default() },
+            msr: MsrState {
+                pat: 0x0007_0406_0007_0406,
+                ..MsrState::default()
+            },
             x87: X87State::default(),
             icount: 0,
             tsc_offset: 0,
@@ -269,7 +286,9 @@ impl CpuState {
     pub fn bitness(&self) -> u32 {
         if self.in_64bit_mode() {
             64
-        } else if self.cr0 & CR0_PE != 0 && self.seg[SegReg::Cs as usize].attrs & Segment::ATTR_DB != 0 {
+        } else if self.cr0 & CR0_PE != 0
+            && self.seg[SegReg::Cs as usize].attrs & Segment::ATTR_DB != 0
+        {
             32
         } else {
             16
@@ -351,19 +370,43 @@ fn gpr_slot(reg: Register) -> GprSlot {
     let eax = Register::EAX as usize;
     let rax = Register::RAX as usize;
     if (rax..rax + 16).contains(&r) {
-        GprSlot { index: r - rax, shift: 0, mask: u64::MAX }
+        GprSlot {
+            index: r - rax,
+            shift: 0,
+            mask: u64::MAX,
+        }
     } else if (eax..eax + 16).contains(&r) {
-        GprSlot { index: r - eax, shift: 0, mask: 0xffff_ffff }
+        GprSlot {
+            index: r - eax,
+            shift: 0,
+            mask: 0xffff_ffff,
+        }
     } else if (ax..ax + 16).contains(&r) {
-        GprSlot { index: r - ax, shift: 0, mask: 0xffff }
+        GprSlot {
+            index: r - ax,
+            shift: 0,
+            mask: 0xffff,
+        }
     } else if (al..al + 4).contains(&r) {
-        GprSlot { index: r - al, shift: 0, mask: 0xff }
+        GprSlot {
+            index: r - al,
+            shift: 0,
+            mask: 0xff,
+        }
     } else if (al + 4..al + 8).contains(&r) {
         // AH, CH, DH, BH: bits 8-15 of RAX..RBX.
-        GprSlot { index: r - al - 4, shift: 8, mask: 0xff }
+        GprSlot {
+            index: r - al - 4,
+            shift: 8,
+            mask: 0xff,
+        }
     } else if (al + 8..al + 20).contains(&r) {
         // SPL..DIL, R8L..R15L.
-        GprSlot { index: r - al - 4, shift: 0, mask: 0xff }
+        GprSlot {
+            index: r - al - 4,
+            shift: 0,
+            mask: 0xff,
+        }
     } else {
         panic!("{reg:?} is not a general-purpose register")
     }

@@ -43,7 +43,11 @@ pub trait Memory {
     fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MemFault> {
         let mut got = 0;
         while got < buf.len() {
-            match self.read(addr.wrapping_add(got as u64), &mut buf[got..got + 1], AccessKind::Execute) {
+            match self.read(
+                addr.wrapping_add(got as u64),
+                &mut buf[got..got + 1],
+                AccessKind::Execute,
+            ) {
                 Ok(()) => got += 1,
                 Err(fault) if got == 0 => return Err(fault),
                 Err(_) => break,

@@ -18,7 +18,11 @@ impl FlatMemory {
     fn fault(addr: u64, kind: AccessKind) -> MemFault {
         let write_bit = u32::from(kind == AccessKind::Write) << 1;
         let fetch_bit = u32::from(kind == AccessKind::Execute) << 4;
-        MemFault { addr, kind, error_code: write_bit | fetch_bit }
+        MemFault {
+            addr,
+            kind,
+            error_code: write_bit | fetch_bit,
+        }
     }
 
     /// The first address in `[addr, addr+len)` that is not RAM, for the fault report.
@@ -74,7 +78,8 @@ mod tests {
         mem.write_u32(8, 0x1122_3344).unwrap();
         assert_eq!(mem.read_u8(8).unwrap(), 0x44);
         assert_eq!(mem.read_u16(9).unwrap(), 0x2233);
-        mem.write_u128(16, 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10).unwrap();
+        mem.write_u128(16, 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10)
+            .unwrap();
         assert_eq!(mem.read_u64(24).unwrap(), 0x0102_0304_0506_0708);
     }
 

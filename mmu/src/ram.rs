@@ -39,14 +39,22 @@ impl GuestRam {
 
     /// Copies `data` into RAM at `addr` (loaders and tests).
     pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Result<(), MmuError> {
-        let out_of_range = MmuError::OutOfRange { addr, len: data.len() as u64 };
-        self.slice_mut(addr, data.len()).ok_or(out_of_range)?.copy_from_slice(data);
+        let out_of_range = MmuError::OutOfRange {
+            addr,
+            len: data.len() as u64,
+        };
+        self.slice_mut(addr, data.len())
+            .ok_or(out_of_range)?
+            .copy_from_slice(data);
         Ok(())
     }
 
     /// Copies RAM at `addr` into `buf` (loaders and tests).
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> Result<(), MmuError> {
-        let out_of_range = MmuError::OutOfRange { addr, len: buf.len() as u64 };
+        let out_of_range = MmuError::OutOfRange {
+            addr,
+            len: buf.len() as u64,
+        };
         buf.copy_from_slice(self.slice(addr, buf.len()).ok_or(out_of_range)?);
         Ok(())
     }
@@ -59,7 +67,10 @@ mod tests {
     #[test]
     fn rejects_unaligned_and_zero_sizes() {
         assert!(matches!(GuestRam::new(0), Err(MmuError::BadRamSize(0))));
-        assert!(matches!(GuestRam::new(4097), Err(MmuError::BadRamSize(4097))));
+        assert!(matches!(
+            GuestRam::new(4097),
+            Err(MmuError::BadRamSize(4097))
+        ));
     }
 
     #[test]

@@ -13,8 +13,15 @@ pub(super) fn xadd(ctx: &mut Ctx) -> Exec {
     let dst = ctx.read(0)?;
     let src = ctx.read(1)?;
     let sum = dst.wrapping_add(src) & size_mask(size);
-    ctx.write(0, sum)?;
-    ctx.write(1, dst)?;
+    if ctx.insn.op_kind(0) == iced_x86::OpKind::Memory {
+        // Store before the register changes: the register may be part of the address.
+        ctx.write(0, sum)?;
+        ctx.write(1, dst)?;
+    } else {
+        // SRC gets the old DEST first, so with one register for both the sum wins.
+        ctx.write(1, dst)?;
+        ctx.write(0, sum)?;
+    }
     ctx.cpu.flags.set_lazy(CcOp::Add, size, sum, dst, src);
     Ok(())
 }
@@ -36,7 +43,9 @@ pub(super) fn cmpxchg(ctx: &mut Ctx) -> Exec {
         }
         set_sized(ctx, 0, size, dst);
     }
-    ctx.cpu.flags.set_lazy(CcOp::Sub, size, acc.wrapping_sub(dst) & mask, acc, dst);
+    ctx.cpu
+        .flags
+        .set_lazy(CcOp::Sub, size, acc.wrapping_sub(dst) & mask, acc, dst);
     Ok(())
 }
 
@@ -56,9 +65,14 @@ pub(super) fn cmpxchg_wide(ctx: &mut Ctx) -> Exec {
         (v & mask, v >> 32)
     };
     let equal = low == ctx.cpu.gpr[0] & mask && high == ctx.cpu.gpr[2] & mask;
-    let (new_low, new_high) = if equal { (ctx.cpu.gpr[3] & mask, ctx.cpu.gpr[1] & mask) } else { (low, high) };
+    let (new_low, new_high) = if equal {
+        (ctx.cpu.gpr[3] & mask, ctx.cpu.gpr[1] & mask)
+    } else {
+        (low, high)
+    };
     if half == 8 {
-        ctx.mem.write_u128(addr, u128::from(new_low) | (u128::from(new_high) << 64))?;
+        ctx.mem
+            .write_u128(addr, u128::from(new_low) | (u128::from(new_high) << 64))?;
     } else {
         ctx.mem.write_u64(addr, new_low | (new_high << 32))?;
     }

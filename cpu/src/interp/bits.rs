@@ -12,13 +12,24 @@ pub(super) fn bit_test(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let size = ctx.op_size(0);
     let bits = u64::from(size * 8);
     let offset_is_reg = ctx.insn.op_kind(1) == OpKind::Register;
-    let raw = if offset_is_reg { ctx.cpu.reg(ctx.insn.op_register(1)) } else { ctx.insn.immediate(1) };
+    let raw = if offset_is_reg {
+        ctx.cpu.reg(ctx.insn.op_register(1))
+    } else {
+        ctx.insn.immediate(1)
+    };
     let (value, index, addr) = if ctx.insn.op_kind(0) == OpKind::Memory && offset_is_reg {
         let signed = sign_extend(raw, size) as i64;
         let unit = signed.div_euclid(bits as i64);
-        let base = ctx.mem_offset().wrapping_add((unit * i64::from(size)) as u64) & size_mask(ctx.address_size());
+        let base = ctx
+            .mem_offset()
+            .wrapping_add((unit * i64::from(size)) as u64)
+            & size_mask(ctx.address_size());
         let addr = ctx.linear(ctx.insn.memory_segment(), base)?;
-        (ctx.read_mem(addr, size as usize)?, signed.rem_euclid(bits as i64) as u64, Some(addr))
+        (
+            ctx.read_mem(addr, size as usize)?,
+            signed.rem_euclid(bits as i64) as u64,
+            Some(addr),
+        )
     } else {
         (ctx.read(0)?, raw % bits, None)
     };
@@ -47,9 +58,15 @@ pub(super) fn bit_scan(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         ctx.cpu.flags.update(ARITH, ZF | PF);
         return Ok(());
     }
-    let index = if m == Mnemonic::Bsf { src.trailing_zeros() } else { 63 - src.leading_zeros() };
+    let index = if m == Mnemonic::Bsf {
+        src.trailing_zeros()
+    } else {
+        63 - src.leading_zeros()
+    };
     ctx.write(0, u64::from(index))?;
-    ctx.cpu.flags.update(ARITH, zsp(u64::from(index), size) & !ZF);
+    ctx.cpu
+        .flags
+        .update(ARITH, zsp(u64::from(index), size) & !ZF);
     Ok(())
 }
 
@@ -65,13 +82,24 @@ pub(super) fn count_bits(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     };
     ctx.write(0, u64::from(res))?;
     let flags = match m {
-        Mnemonic::Popcnt => if src == 0 { ZF } else { 0 },
+        Mnemonic::Popcnt => {
+            if src == 0 {
+                ZF
+            } else {
+                0
+            }
+        }
         _ => {
             let cf = if res == bits { CF } else { 0 };
             cf | if res == 0 { ZF } else { 0 }
         }
     };
-    let keep_undefined = ctx.cpu.rflags() & if m == Mnemonic::Popcnt { 0 } else { ARITH & !(CF | ZF) };
+    let keep_undefined = ctx.cpu.rflags()
+        & if m == Mnemonic::Popcnt {
+            0
+        } else {
+            ARITH & !(CF | ZF)
+        };
     ctx.cpu.flags.update(ARITH, flags | keep_undefined);
     Ok(())
 }
@@ -96,7 +124,11 @@ pub(super) fn bmi(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             let start = control & 0xff;
             let len = (control >> 8) & 0xff;
             let shifted = if start < bits { src >> start } else { 0 };
-            let res = if len < 64 { shifted & ((1u64 << len) - 1) } else { shifted };
+            let res = if len < 64 {
+                shifted & ((1u64 << len) - 1)
+            } else {
+                shifted
+            };
             (res & mask, false)
         }
         Mnemonic::Blsi => {
@@ -115,7 +147,11 @@ pub(super) fn bmi(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             // BZHI
             let src = ctx.read(1)?;
             let n = ctx.read(2)? & 0xff;
-            let res = if n < bits { src & ((1u64 << n) - 1) } else { src };
+            let res = if n < bits {
+                src & ((1u64 << n) - 1)
+            } else {
+                src
+            };
             (res & mask, n > bits - 1)
         }
     };
@@ -168,7 +204,11 @@ pub(super) fn crc32(ctx: &mut Ctx) -> Exec {
     for i in 0..src_size {
         crc ^= ((src >> (8 * i)) & 0xff) as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     ctx.write(0, u64::from(crc))

@@ -10,7 +10,9 @@ use iced_x86::{Code, Mnemonic, OpKind};
 /// truncated to the operand size.
 fn target(ctx: &mut Ctx) -> Exec<u64> {
     match ctx.insn.op_kind(0) {
-        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => Ok(ctx.insn.near_branch_target()),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+            Ok(ctx.insn.near_branch_target())
+        }
         _ => {
             let size = ctx.op_size(0);
             Ok(ctx.read(0)? & size_mask(size))

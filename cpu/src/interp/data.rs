@@ -27,7 +27,11 @@ pub(super) fn mov(ctx: &mut Ctx) -> Exec {
         let selector = ctx.read(1)? as u16;
         return crate::interp::misc::load_segment(ctx, seg, selector);
     }
-    if insn.op_register(0).is_cr() || insn.op_register(1).is_cr() || insn.op_register(0).is_dr() || insn.op_register(1).is_dr() {
+    if insn.op_register(0).is_cr()
+        || insn.op_register(1).is_cr()
+        || insn.op_register(0).is_dr()
+        || insn.op_register(1).is_dr()
+    {
         return crate::interp::misc::mov_control(ctx);
     }
     let value = ctx.read(1)?;
@@ -38,7 +42,11 @@ pub(super) fn mov(ctx: &mut Ctx) -> Exec {
 pub(super) fn extend(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let src_size = ctx.op_size(1);
     let value = ctx.read(1)?;
-    let value = if m == Mnemonic::Movzx { value } else { sign_extend(value, src_size) };
+    let value = if m == Mnemonic::Movzx {
+        value
+    } else {
+        sign_extend(value, src_size)
+    };
     ctx.write(0, value & size_mask(ctx.op_size(0)))
 }
 

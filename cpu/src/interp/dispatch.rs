@@ -1,7 +1,10 @@
 //! Routes a decoded instruction to the handler of its group.
 
 use super::operand::{Ctx, Exec};
-use super::{alu, atomic, bits, control, data, flagops, misc, muldiv, shift, simd_fp, simd_int, stack, string, x87ops, StepOutcome};
+use super::{
+    alu, atomic, bits, control, data, flagops, misc, muldiv, shift, simd_fp, simd_int, stack,
+    string, x87ops, StepOutcome,
+};
 use crate::Exception;
 use iced_x86::{Mnemonic as M, OpKind};
 
@@ -9,7 +12,9 @@ use iced_x86::{Mnemonic as M, OpKind};
 pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
     let m = ctx.insn.mnemonic();
     match m {
-        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => alu::binary(ctx, m)?,
+        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
+            alu::binary(ctx, m)?
+        }
         M::Inc | M::Dec | M::Neg | M::Not => alu::unary(ctx, m)?,
         M::Mov => data::mov(ctx)?,
         M::Movzx | M::Movsx | M::Movsxd => data::extend(ctx, m)?,
@@ -18,13 +23,33 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         M::Bswap => data::bswap(ctx)?,
         M::Cbw | M::Cwde | M::Cdqe => data::widen_accumulator(ctx, m)?,
         M::Cwd | M::Cdq | M::Cqo => data::sign_to_rdx(ctx, m)?,
-        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova => data::cmov(ctx)?,
-        M::Cmovs | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmov(ctx)?,
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta => data::setcc(ctx)?,
-        M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc(ctx)?,
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova => data::cmov(ctx)?,
+        M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => data::cmov(ctx)?,
+        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta => {
+            data::setcc(ctx)?
+        }
+        M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => {
+            data::setcc(ctx)?
+        }
         M::Movbe => data::movbe(ctx)?,
         M::Xlatb => data::xlat(ctx)?,
-        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => shift::shift(ctx, m)?,
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => {
+            shift::shift(ctx, m)?
+        }
         M::Shld | M::Shrd => shift::double_shift(ctx, m)?,
         M::Sarx | M::Shlx | M::Shrx => shift::shift_x(ctx, m)?,
         M::Rorx => shift::rorx(ctx)?,
@@ -60,14 +85,29 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         M::Cmpxchg8b | M::Cmpxchg16b => atomic::cmpxchg_wide(ctx)?,
         // MOVSD and CMPSD name both a string instruction and an SSE2 instruction.
         M::Movsd | M::Cmpsd if is_sse_form(ctx) => return dispatch_extensions(ctx),
-        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => string::string_op(ctx, m)?,
-        M::Stosb | M::Stosw | M::Stosd | M::Stosq | M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq => string::string_op(ctx, m)?,
+        M::Movsb | M::Movsw | M::Movsd | M::Movsq | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq => {
+            string::string_op(ctx, m)?
+        }
+        M::Stosb | M::Stosw | M::Stosd | M::Stosq | M::Lodsb | M::Lodsw | M::Lodsd | M::Lodsq => {
+            string::string_op(ctx, m)?
+        }
         M::Scasb | M::Scasw | M::Scasd | M::Scasq => string::string_op(ctx, m)?,
-        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Lahf | M::Sahf | M::Cli | M::Sti => flagops::flag_op(ctx, m)?,
-        M::Nop | M::Pause | M::Endbr64 | M::Endbr32 | M::Lfence | M::Mfence | M::Sfence => {}
+        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Lahf | M::Sahf | M::Cli | M::Sti => {
+            flagops::flag_op(ctx, m)?
+        }
+        M::Nop
+        | M::Reservednop
+        | M::Pause
+        | M::Endbr64
+        | M::Endbr32
+        | M::Lfence
+        | M::Mfence
+        | M::Sfence => {}
         M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => {}
         M::Clflush | M::Clflushopt => {
-            ctx.mem_addr()?;
+            // Faults like a byte load would.
+            let addr = ctx.mem_addr()?;
+            ctx.read_mem(addr, 1)?;
         }
         M::Cpuid => misc::cpuid(ctx)?,
         M::Rdtsc => misc::rdtsc(ctx, false)?,
@@ -89,7 +129,8 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
 
 /// Whether a MOVSD/CMPSD is the SSE2 form (it names an XMM register).
 fn is_sse_form(ctx: &Ctx) -> bool {
-    (0..ctx.insn.op_count()).any(|op| ctx.insn.op_kind(op) == OpKind::Register && ctx.insn.op_register(op).is_xmm())
+    (0..ctx.insn.op_count())
+        .any(|op| ctx.insn.op_kind(op) == OpKind::Register && ctx.insn.op_register(op).is_xmm())
 }
 
 /// SIMD and x87 groups, each of which claims its own mnemonics.

@@ -87,10 +87,23 @@ pub fn step(cpu: &mut CpuState, mem: &mut dyn Memory) -> Result<StepOutcome, Exc
 }
 
 /// Executes an already decoded instruction whose IP is `cpu.rip`.
-pub fn execute(cpu: &mut CpuState, mem: &mut dyn Memory, insn: &Instruction) -> Result<StepOutcome, Exception> {
-    let snapshot = Snapshot { gpr: cpu.gpr, rip: cpu.rip, flags: cpu.flags };
+pub fn execute(
+    cpu: &mut CpuState,
+    mem: &mut dyn Memory,
+    insn: &Instruction,
+) -> Result<StepOutcome, Exception> {
+    let snapshot = Snapshot {
+        gpr: cpu.gpr,
+        rip: cpu.rip,
+        flags: cpu.flags,
+    };
     cpu.rip = insn.next_ip() & ip_mask(insn);
-    let mut ctx = Ctx { cpu, mem, insn, known_ud: false };
+    let mut ctx = Ctx {
+        cpu,
+        mem,
+        insn,
+        known_ud: false,
+    };
     match dispatch::execute(&mut ctx) {
         Ok(outcome) => {
             ctx.cpu.icount += 1;

@@ -62,7 +62,11 @@ pub(super) fn imul(ctx: &mut Ctx) -> Exec {
         mul_flags(ctx, low, size, !fits);
         return Ok(());
     }
-    let (x, y) = if ctx.insn.op_count() == 2 { (ctx.read(0)?, ctx.read(1)?) } else { (ctx.read(1)?, ctx.read(2)?) };
+    let (x, y) = if ctx.insn.op_count() == 2 {
+        (ctx.read(0)?, ctx.read(1)?)
+    } else {
+        (ctx.read(1)?, ctx.read(2)?)
+    };
     let product = i128::from(sign_extend(x, size) as i64) * i128::from(sign_extend(y, size) as i64);
     let low = (product as u64) & size_mask(size);
     ctx.write(0, low)?;
@@ -102,7 +106,9 @@ pub(super) fn idiv(ctx: &mut Ctx) -> Exec {
     // Sign-extend the 2*bits-wide dividend to i128.
     let shift = 128 - 2 * bits;
     let dividend = ((wide << shift) as i128) >> shift;
-    let (Some(quotient), Some(remainder)) = (dividend.checked_div(divisor), dividend.checked_rem(divisor)) else {
+    let (Some(quotient), Some(remainder)) =
+        (dividend.checked_div(divisor), dividend.checked_rem(divisor))
+    else {
         return Err(Exception::DivideError);
     };
     let min = -(1i128 << (bits - 1));
@@ -110,7 +116,12 @@ pub(super) fn idiv(ctx: &mut Ctx) -> Exec {
     if quotient < min || quotient > max {
         return Err(Exception::DivideError);
     }
-    set_acc(ctx, size, quotient as u64 & size_mask(size), remainder as u64 & size_mask(size));
+    set_acc(
+        ctx,
+        size,
+        quotient as u64 & size_mask(size),
+        remainder as u64 & size_mask(size),
+    );
     Ok(())
 }
 

@@ -115,7 +115,11 @@ impl Ctx<'_> {
         }
         let index = insn.memory_index();
         if index != Register::None {
-            offset = offset.wrapping_add(self.cpu.reg(index).wrapping_mul(u64::from(insn.memory_index_scale())));
+            offset = offset.wrapping_add(
+                self.cpu
+                    .reg(index)
+                    .wrapping_mul(u64::from(insn.memory_index_scale())),
+            );
         }
         offset & size_mask(self.address_size())
     }
@@ -136,7 +140,11 @@ impl Ctx<'_> {
                 _ => offset,
             };
             if !is_canonical(addr) {
-                return Err(if seg == SegReg::Ss { Exception::StackFault(0) } else { Exception::GeneralProtection(0) });
+                return Err(if seg == SegReg::Ss {
+                    Exception::StackFault(0)
+                } else {
+                    Exception::GeneralProtection(0)
+                });
             }
             Ok(addr)
         } else {
@@ -144,15 +152,22 @@ impl Ctx<'_> {
         }
     }
 
-    /// Reads `size` (1, 2, 4, 8) bytes at linear `addr`.
+    /// Reads `size` (1, 2, 4, 8) bytes at linear `addr`; any other size is an interpreter
+    /// bug, reported as #UD rather than a host panic.
     #[inline]
     pub fn read_mem(&mut self, addr: u64, size: usize) -> Exec<u64> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(Exception::InvalidOpcode);
+        }
         Ok(self.mem.read_sized(addr, size)?)
     }
 
     /// Writes `size` (1, 2, 4, 8) bytes at linear `addr`.
     #[inline]
     pub fn write_mem(&mut self, addr: u64, size: usize, value: u64) -> Exec {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(Exception::InvalidOpcode);
+        }
         Ok(self.mem.write_sized(addr, size, value)?)
     }
 
@@ -225,7 +240,9 @@ impl Ctx<'_> {
                 if reg.is_xmm() {
                     Ok(self.cpu.xmm[CpuState::xmm_index(reg)])
                 } else if reg.is_mm() {
-                    Ok(u128::from(self.cpu.x87.regs[reg as usize - Register::MM0 as usize].signif))
+                    Ok(u128::from(
+                        self.cpu.x87.regs[reg as usize - Register::MM0 as usize].signif,
+                    ))
                 } else {
                     Ok(u128::from(self.cpu.reg(reg)))
                 }

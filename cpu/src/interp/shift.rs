@@ -25,7 +25,11 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let bits = size * 8;
     let mask = size_mask(size);
     let a = ctx.read(0)?;
-    let n = if ctx.insn.op_count() == 1 { 1 } else { count(ctx, 1, size)? };
+    let n = if ctx.insn.op_count() == 1 {
+        1
+    } else {
+        count(ctx, 1, size)?
+    };
     if n == 0 {
         // Hardware still writes a 32-bit register, zeroing its upper half.
         return ctx.write(0, a);
@@ -54,14 +58,22 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         }
         Mnemonic::Rol => {
             let r = n % bits;
-            let res = if r == 0 { a } else { ((a << r) | (a >> (bits - r))) & mask };
+            let res = if r == 0 {
+                a
+            } else {
+                ((a << r) | (a >> (bits - r))) & mask
+            };
             let cf = res & 1;
             let of = msb(res) ^ cf;
             (res, cf | (of << 11), CF | OF)
         }
         Mnemonic::Ror => {
             let r = n % bits;
-            let res = if r == 0 { a } else { ((a >> r) | (a << (bits - r))) & mask };
+            let res = if r == 0 {
+                a
+            } else {
+                ((a >> r) | (a << (bits - r))) & mask
+            };
             let cf = msb(res);
             let of = msb(res) ^ bit(res, bits - 2);
             (res, cf | (of << 11), CF | OF)
@@ -70,7 +82,11 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             let r = n % (bits + 1);
             let wide = (u128::from(cf_in) << bits) | u128::from(a);
             let width = bits + 1;
-            let rot = if r == 0 { wide } else { ((wide << r) | (wide >> (width - r))) & ((1u128 << width) - 1) };
+            let rot = if r == 0 {
+                wide
+            } else {
+                ((wide << r) | (wide >> (width - r))) & ((1u128 << width) - 1)
+            };
             let res = rot as u64 & mask;
             let cf = (rot >> bits) as u64 & 1;
             let of = msb(res) ^ cf;
@@ -81,7 +97,11 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             let r = n % (bits + 1);
             let wide = (u128::from(cf_in) << bits) | u128::from(a);
             let width = bits + 1;
-            let rot = if r == 0 { wide } else { ((wide >> r) | (wide << (width - r))) & ((1u128 << width) - 1) };
+            let rot = if r == 0 {
+                wide
+            } else {
+                ((wide >> r) | (wide << (width - r))) & ((1u128 << width) - 1)
+            };
             let res = rot as u64 & mask;
             let cf = (rot >> bits) as u64 & 1;
             let of = msb(res) ^ bit(res, bits - 2);
@@ -107,19 +127,33 @@ pub(super) fn double_shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     // Concatenate into one wide pattern. 16-bit forms can shift by up to 31, and then
     // bits keep coming from the destination again (dst:src:dst), as on hardware.
     let (pattern, width) = match (m == Mnemonic::Shld, bits) {
-        (true, 16) => ((u128::from(dst) << 32) | (u128::from(src) << 16) | u128::from(dst), 48),
+        (true, 16) => (
+            (u128::from(dst) << 32) | (u128::from(src) << 16) | u128::from(dst),
+            48,
+        ),
         (true, _) => ((u128::from(dst) << bits) | u128::from(src), 2 * bits),
-        (false, 16) => ((u128::from(dst) << 32) | (u128::from(src) << 16) | u128::from(dst), 48),
+        (false, 16) => (
+            (u128::from(dst) << 32) | (u128::from(src) << 16) | u128::from(dst),
+            48,
+        ),
         (false, _) => ((u128::from(src) << bits) | u128::from(dst), 2 * bits),
     };
     let (res, cf) = if m == Mnemonic::Shld {
-        ((pattern >> (width - bits - n)) as u64 & mask, ((pattern >> (width - n)) & 1) as u64)
+        (
+            (pattern >> (width - bits - n)) as u64 & mask,
+            ((pattern >> (width - n)) & 1) as u64,
+        )
     } else {
-        ((pattern >> n) as u64 & mask, ((pattern >> (n - 1)) & 1) as u64)
+        (
+            (pattern >> n) as u64 & mask,
+            ((pattern >> (n - 1)) & 1) as u64,
+        )
     };
     let of = bit(res ^ dst, bits - 1);
     ctx.write(0, res)?;
-    ctx.cpu.flags.update(ARITH, cf | (of << 11) | zsp(res, size) | AF);
+    ctx.cpu
+        .flags
+        .update(ARITH, cf | (of << 11) | zsp(res, size) | AF);
     Ok(())
 }
 
@@ -142,6 +176,10 @@ pub(super) fn rorx(ctx: &mut Ctx) -> Exec {
     let bits = size * 8;
     let src = ctx.read(1)?;
     let n = (ctx.insn.immediate(2) as u32) % bits;
-    let res = if n == 0 { src } else { (src >> n) | (src << (bits - n)) };
+    let res = if n == 0 {
+        src
+    } else {
+        (src >> n) | (src << (bits - n))
+    };
     ctx.write(0, res & size_mask(size))
 }

@@ -10,7 +10,8 @@ pub(super) fn push(ctx: &mut Ctx) -> Exec {
     let size = ctx.stack_op_size();
     let value = match ctx.insn.op_kind(0) {
         OpKind::Register if ctx.insn.op_register(0).is_segment_register() => {
-            let seg = SegReg::from_register(ctx.insn.op_register(0)).ok_or(Exception::InvalidOpcode)?;
+            let seg =
+                SegReg::from_register(ctx.insn.op_register(0)).ok_or(Exception::InvalidOpcode)?;
             u64::from(ctx.cpu.segment(seg).selector)
         }
         OpKind::Register | OpKind::Memory => ctx.read(0)?,
@@ -64,9 +65,19 @@ pub(super) fn popf(ctx: &mut Ctx) -> Exec {
     Ok(())
 }
 
+/// Operand size of ENTER/LEAVE (their stack increment is not one slot).
+fn frame_op_size(ctx: &Ctx) -> u32 {
+    use iced_x86::Code;
+    match ctx.insn.code() {
+        Code::Enterw_imm16_imm8 | Code::Leavew => 2,
+        Code::Enterd_imm16_imm8 | Code::Leaved => 4,
+        _ => 8,
+    }
+}
+
 /// ENTER imm16, imm8: builds a stack frame with `level` nesting levels.
 pub(super) fn enter(ctx: &mut Ctx) -> Exec {
-    let size = ctx.stack_op_size();
+    let size = frame_op_size(ctx);
     let alloc = u64::from(ctx.insn.immediate16());
     let level = ctx.insn.immediate8_2nd() % 32;
     let width = ctx.stack_width();
@@ -78,7 +89,8 @@ pub(super) fn enter(ctx: &mut Ctx) -> Exec {
     let rbp = ctx.cpu.reg(bp_reg);
     ctx.push(rbp, size)?;
     let frame = ctx.cpu.gpr[4] & size_mask(width);
-    let mut bp = rbp;
+    // Outer frame pointers are read through the stack-sized frame pointer.
+    let mut bp = ctx.cpu.gpr[5] & size_mask(width);
     for _ in 1..level {
         bp = bp.wrapping_sub(u64::from(size)) & size_mask(width);
         let addr = ctx.linear(Register::SS, bp)?;
@@ -100,7 +112,7 @@ pub(super) fn enter(ctx: &mut Ctx) -> Exec {
 
 /// LEAVE: RSP = RBP, then pop RBP.
 pub(super) fn leave(ctx: &mut Ctx) -> Exec {
-    let size = ctx.stack_op_size();
+    let size = frame_op_size(ctx);
     let width = ctx.stack_width();
     let mask = size_mask(width);
     let sp = ctx.cpu.gpr[4];

@@ -32,8 +32,13 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let mask = size_mask(width);
     let size = ctx.insn.memory_size().size() as u32;
     let rep = ctx.insn.has_rep_prefix() || ctx.insn.has_repne_prefix();
-    let compares = matches!(m, Mnemonic::Cmpsb | Mnemonic::Cmpsw | Mnemonic::Cmpsd | Mnemonic::Cmpsq)
-        || matches!(m, Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd | Mnemonic::Scasq);
+    let compares = matches!(
+        m,
+        Mnemonic::Cmpsb | Mnemonic::Cmpsw | Mnemonic::Cmpsd | Mnemonic::Cmpsq
+    ) || matches!(
+        m,
+        Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd | Mnemonic::Scasq
+    );
     let mut done = 0u64;
     loop {
         if rep && ctx.cpu.gpr[1] & mask == 0 {
@@ -70,7 +75,11 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
 
 /// Advances RSI or RDI (register `index`) by one element in the DF direction.
 fn advance(ctx: &mut Ctx, index: usize, size: u32, width: u32) {
-    let step = if ctx.cpu.flags.test(DF) { (size as u64).wrapping_neg() } else { u64::from(size) };
+    let step = if ctx.cpu.flags.test(DF) {
+        (size as u64).wrapping_neg()
+    } else {
+        u64::from(size)
+    };
     let value = ctx.cpu.gpr[index].wrapping_add(step) & size_mask(width);
     super::data::set_sized(ctx, index, width, value);
 }
@@ -111,7 +120,9 @@ fn iteration(ctx: &mut Ctx, m: Mnemonic, size: u32, width: u32) -> Exec {
         Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd | Mnemonic::Scasq => {
             let dst = dest_addr(ctx, width)?;
             let value = ctx.read_mem(dst, n)?;
-            ctx.cpu.flags.set_lazy(CcOp::Sub, size, acc.wrapping_sub(value), acc, value);
+            ctx.cpu
+                .flags
+                .set_lazy(CcOp::Sub, size, acc.wrapping_sub(value), acc, value);
             advance(ctx, 7, size, width);
         }
         _ => {
@@ -120,7 +131,9 @@ fn iteration(ctx: &mut Ctx, m: Mnemonic, size: u32, width: u32) -> Exec {
             let dst = dest_addr(ctx, width)?;
             let a = ctx.read_mem(src, n)?;
             let b = ctx.read_mem(dst, n)?;
-            ctx.cpu.flags.set_lazy(CcOp::Sub, size, a.wrapping_sub(b), a, b);
+            ctx.cpu
+                .flags
+                .set_lazy(CcOp::Sub, size, a.wrapping_sub(b), a, b);
             advance(ctx, 6, size, width);
             advance(ctx, 7, size, width);
         }

@@ -1,1 +1,215 @@
-//! Unit tests of the interpreter on real instruction bytes.
+//! Unit tests of the interpreter on real instruction bytes: prefixes, operand and address
+//! sizes, RIP-relative addressing, FS/GS bases, precise exceptions, REP strings.
+
+use crate::flags::{CF, DF, ZF};
+use crate::{step, CpuState, Exception, SegReg, StepOutcome};
+use softvisor_mmu::{FlatMemory, GuestRam, Memory};
+
+const CODE: u64 = 0x1000;
+
+/// A 64-bit CPU at RIP=0x1000 over 64 KiB of flat memory holding `bytes` there.
+fn machine(bytes: &[u8]) -> (CpuState, FlatMemory) {
+    let mut mem = FlatMemory::new(GuestRam::new(0x10000).unwrap());
+    mem.ram.write_bytes(CODE, bytes).unwrap();
+    let mut cpu = CpuState::new_long_mode();
+    cpu.rip = CODE;
+    cpu.gpr[4] = 0x8000;
+    (cpu, mem)
+}
+
+fn run(cpu: &mut CpuState, mem: &mut FlatMemory) -> Result<StepOutcome, Exception> {
+    step(cpu, mem)
+}
+
+#[test]
+fn operand_size_prefix_and_rex_w_select_width() {
+    // mov eax, -1 ; add ax, 1 (66 prefix) ; add rax, 1 (REX.W)
+    let (mut cpu, mut mem) = machine(&[
+        0xb8, 0xff, 0xff, 0xff, 0xff, 0x66, 0x83, 0xc0, 0x01, 0x48, 0x83, 0xc0, 0x01,
+    ]);
+    cpu.gpr[0] = 0xdead_beef_0000_0000;
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 0xffff_ffff, "32-bit write zero-extends");
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 0xffff_0000, "16-bit add wraps and merges");
+    assert!(cpu.flags.test(CF) && cpu.flags.test(ZF));
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 0xffff_0001);
+    assert_eq!(cpu.rip, CODE + 13);
+}
+
+#[test]
+fn rex_selects_low_byte_registers_and_high_bytes_without_it() {
+    // mov ah, 0x12 ; mov sil, 0x34 (REX) ; mov r9b, 0x56
+    let (mut cpu, mut mem) = machine(&[0xb4, 0x12, 0x40, 0xb6, 0x34, 0x41, 0xb1, 0x56]);
+    for _ in 0..3 {
+        run(&mut cpu, &mut mem).unwrap();
+    }
+    assert_eq!(cpu.gpr[0] & 0xff00, 0x1200);
+    assert_eq!(cpu.gpr[6] & 0xff, 0x34);
+    assert_eq!(cpu.gpr[9] & 0xff, 0x56);
+}
+
+#[test]
+fn rip_relative_addressing_uses_the_next_instruction() {
+    // mov rax, [rip+0x10] ; the target is 0x1007 + 0x10.
+    let (mut cpu, mut mem) = machine(&[0x48, 0x8b, 0x05, 0x10, 0x00, 0x00, 0x00]);
+    mem.write_u64(CODE + 7 + 0x10, 0x1122_3344_5566_7788)
+        .unwrap();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 0x1122_3344_5566_7788);
+    // lea rcx, [rip-7] points at the instruction itself.
+    let (mut cpu, mut mem) = machine(&[0x48, 0x8d, 0x0d, 0xf9, 0xff, 0xff, 0xff]);
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[1], CODE);
+}
+
+#[test]
+fn address_size_prefix_wraps_at_32_bits() {
+    // mov eax, [ebx+4] with 67: RBX's upper half is ignored.
+    let (mut cpu, mut mem) = machine(&[0x67, 0x8b, 0x43, 0x04]);
+    cpu.gpr[3] = 0xffff_ffff_0000_2000;
+    mem.write_u32(0x2004, 0xcafe_f00d).unwrap();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 0xcafe_f00d);
+}
+
+#[test]
+fn fs_and_gs_overrides_add_their_bases() {
+    // mov rax, fs:[8] ; mov gs:[rbx], ecx
+    let (mut cpu, mut mem) = machine(&[
+        0x64, 0x48, 0x8b, 0x04, 0x25, 0x08, 0x00, 0x00, 0x00, 0x65, 0x89, 0x0b,
+    ]);
+    cpu.seg[SegReg::Fs as usize].base = 0x3000;
+    cpu.seg[SegReg::Gs as usize].base = 0x4000;
+    cpu.gpr[3] = 0x10;
+    cpu.gpr[1] = 0xabcd;
+    mem.write_u64(0x3008, 77).unwrap();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 77);
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u32(0x4010).unwrap(), 0xabcd);
+    // DS/ES/SS overrides have no base in 64-bit mode.
+    let (mut cpu, mut mem) = machine(&[0x3e, 0x8b, 0x03]);
+    cpu.seg[SegReg::Ds as usize].base = 0x5000;
+    cpu.gpr[3] = 0x2000;
+    mem.write_u32(0x2000, 9).unwrap();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 9);
+}
+
+#[test]
+fn faults_are_precise() {
+    // push rax with RSP pointing outside RAM: nothing changes, RIP stays.
+    let (mut cpu, mut mem) = machine(&[0x50]);
+    cpu.gpr[4] = 0x20_0000;
+    let before = cpu.clone();
+    assert!(matches!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::PageFault { .. })
+    ));
+    assert_eq!(cpu, before);
+    // div by zero: #DE, registers untouched.
+    let (mut cpu, mut mem) = machine(&[0x48, 0xf7, 0xf1]);
+    cpu.gpr[0] = 5;
+    let before = cpu.clone();
+    assert_eq!(run(&mut cpu, &mut mem), Err(Exception::DivideError));
+    assert_eq!(cpu, before);
+    // A non-canonical address raises #GP(0).
+    let (mut cpu, mut mem) = machine(&[0x8b, 0x03]);
+    cpu.gpr[3] = 0x8000_0000_0000_0000;
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+}
+
+#[test]
+fn rep_movsb_copies_and_honours_df() {
+    // rep movsb ; std ; rep stosb
+    let (mut cpu, mut mem) = machine(&[0xf3, 0xa4, 0xfd, 0xf3, 0xaa]);
+    mem.ram.write_bytes(0x2000, b"hello").unwrap();
+    cpu.gpr[6] = 0x2000;
+    cpu.gpr[7] = 0x3000;
+    cpu.gpr[1] = 5;
+    run(&mut cpu, &mut mem).unwrap();
+    let mut out = [0u8; 5];
+    mem.ram.read_bytes(0x3000, &mut out).unwrap();
+    assert_eq!(&out, b"hello");
+    assert_eq!((cpu.gpr[1], cpu.gpr[6], cpu.gpr[7]), (0, 0x2005, 0x3005));
+    run(&mut cpu, &mut mem).unwrap();
+    assert!(cpu.flags.test(DF));
+    cpu.gpr[0] = 0x41;
+    cpu.gpr[1] = 3;
+    cpu.gpr[7] = 0x4002;
+    run(&mut cpu, &mut mem).unwrap();
+    mem.ram.read_bytes(0x4000, &mut out[..3]).unwrap();
+    assert_eq!(&out[..3], b"AAA");
+    assert_eq!(cpu.gpr[7], 0x3fff);
+}
+
+#[test]
+fn rep_string_fault_keeps_completed_iterations() {
+    // rep stosb running off the end of RAM at 0x10000.
+    let (mut cpu, mut mem) = machine(&[0xf3, 0xaa]);
+    cpu.gpr[7] = 0xfffe;
+    cpu.gpr[1] = 4;
+    assert_eq!(run(&mut cpu, &mut mem), Ok(StepOutcome::Continue));
+    assert_eq!((cpu.gpr[1], cpu.gpr[7], cpu.rip), (2, 0x10000, CODE));
+    assert!(matches!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::PageFault { addr: 0x10000, .. })
+    ));
+}
+
+#[test]
+fn call_and_ret_use_the_stack() {
+    // call +2 ; (skipped 2 bytes) ; ret
+    let (mut cpu, mut mem) = machine(&[0xe8, 0x02, 0x00, 0x00, 0x00, 0x90, 0x90, 0xc3]);
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.rip, CODE + 7);
+    assert_eq!(cpu.gpr[4], 0x7ff8);
+    assert_eq!(mem.read_u64(0x7ff8).unwrap(), CODE + 5);
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.rip, CODE + 5);
+    assert_eq!(cpu.gpr[4], 0x8000);
+}
+
+#[test]
+fn undecodable_and_unimplemented_bytes_raise_ud() {
+    // 0F 0B is UD2; 0F 04 does not decode; 0F 30 (WRMSR) is not implemented yet.
+    for bytes in [&[0x0f, 0x0b][..], &[0x0f, 0x04][..], &[0x0f, 0x30][..]] {
+        let (mut cpu, mut mem) = machine(bytes);
+        let before = cpu.clone();
+        assert_eq!(
+            run(&mut cpu, &mut mem),
+            Err(Exception::InvalidOpcode),
+            "{bytes:02x?}"
+        );
+        assert_eq!(cpu, before);
+    }
+}
+
+#[test]
+fn cpuid_and_rdtsc_follow_the_virtual_model() {
+    // cpuid (leaf 0) ; rdtsc
+    let (mut cpu, mut mem) = machine(&[0x0f, 0xa2, 0x0f, 0x31]);
+    cpu.gpr[0] = 0;
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[3].to_le_bytes()[..4], *b"Soft");
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 1, "the TSC counts retired instructions");
+    assert_eq!(cpu.icount, 2);
+}
+
+#[test]
+fn fetch_across_the_end_of_memory_faults_at_the_missing_byte() {
+    let mut mem = FlatMemory::new(GuestRam::new(0x1000).unwrap());
+    mem.ram.write_bytes(0xffe, &[0x48, 0xb8]).unwrap();
+    let mut cpu = CpuState::new_long_mode();
+    cpu.rip = 0xffe;
+    assert!(matches!(
+        step(&mut cpu, &mut mem),
+        Err(Exception::PageFault { addr: 0x1000, .. })
+    ));
+}

@@ -9,7 +9,9 @@ static REPORTED: Mutex<Option<HashSet<Vec<u8>>>> = Mutex::new(None);
 
 /// Logs `bytes` (and the disassembly when it decoded) the first time they are seen.
 pub(super) fn report(bytes: &[u8], insn: Option<&Instruction>) {
-    let Ok(mut guard) = REPORTED.lock() else { return };
+    let Ok(mut guard) = REPORTED.lock() else {
+        return;
+    };
     let seen = guard.get_or_insert_with(HashSet::new);
     if !seen.insert(bytes.to_vec()) {
         return;
@@ -23,5 +25,9 @@ pub(super) fn report(bytes: &[u8], insn: Option<&Instruction>) {
         }
         None => "undecodable".to_string(),
     };
-    eprintln!("softvisor: unimplemented instruction {} [{}]: raising #UD", text, hex.join(" "));
+    eprintln!(
+        "softvisor: unimplemented instruction {} [{}]: raising #UD",
+        text,
+        hex.join(" ")
+    );
 }
