@@ -165,22 +165,33 @@ fn fxtract(x: &mut X87State) {
 fn fprem(x: &mut X87State, ieee: bool) {
     let (Some(a), Some(b)) = (st(x, 0), st(x, 1)) else {
         commit(x, 0, underflow());
+        x.fsw &= !C2;
         return;
     };
     let ((va, da), (vb, db)) = (x87::unpack(a), x87::unpack(b));
+    // `None`: no quotient, C0 and C3 are kept.
     let (res, cc) = match (va, vb) {
-        (Val::NaN(_), _) | (_, Val::NaN(_)) => (x87::propagate_nan(va, vb), 0),
-        (Val::Inf(_), _) | (_, Val::Zero(_)) => (x87::invalid(), 0),
-        (Val::Fin(sa, ea, ma), Val::Fin(_, eb, mb)) => remainder(sa, ea, ma, eb, mb, ieee, x87::Env::from_fcw(x.fcw)),
+        (Val::NaN(_), _) | (_, Val::NaN(_)) => (x87::propagate_nan(va, vb), None),
+        (Val::Inf(_), _) | (_, Val::Zero(_)) => (x87::invalid(), None),
+        (Val::Fin(sa, ea, ma), Val::Fin(_, eb, mb)) => {
+            let (r, cc) = remainder(sa, ea, ma, eb, mb, ieee, x87::Env::from_fcw(x.fcw));
+            (r, Some(cc))
+        }
         // Repacked, so a pseudo-denormal dividend comes back normalized.
-        (Val::Fin(sa, ea, ma), _) => ((x87::round(sa, ea, u128::from(ma) << 64, EXTENDED, x87::Env::from_fcw(x.fcw)).to_f80(), 0), 0),
-        _ => ((a, 0), 0),
+        (Val::Fin(sa, ea, ma), _) => {
+            let r = x87::round(sa, ea, u128::from(ma) << 64, EXTENDED, x87::Env::from_fcw(x.fcw));
+            ((r.to_f80(), 0), Some(0))
+        }
+        _ => ((a, 0), Some(0)),
     };
     let (v, flags) = res;
     let nan = matches!(va, Val::NaN(_)) || matches!(vb, Val::NaN(_));
     let res = (v, if flags & IE == 0 && !nan { flags | da | db } else { flags });
     if commit(x, 0, res) {
-        x.fsw = (x.fsw & !(C0 | C1 | C2 | C3)) | cc;
+        x.fsw = match cc {
+            Some(cc) => (x.fsw & !(C0 | C1 | C2 | C3)) | cc,
+            None => x.fsw & !(C1 | C2),
+        };
     }
 }
 

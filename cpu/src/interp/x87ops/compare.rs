@@ -60,8 +60,15 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
     let x = &mut ctx.cpu.x87;
     // The condition is reported even when an unmasked exception suppresses the pops.
     let ok = masked(x, flags & (IE | x87::DE));
-    status(x, flags & !C1);
-    if matches!(m, M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip) {
+    let fcomi = matches!(m, M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip);
+    if fcomi && flags & SF == 0 {
+        // FCOMI leaves C1 alone unless the stack faults.
+        let c1 = x.fsw & C1;
+        status(x, flags | c1);
+    } else {
+        status(x, flags & !C1);
+    }
+    if fcomi {
         let zpc = match order {
             Some(Ordering::Greater) => 0,
             Some(Ordering::Less) => CF,

@@ -69,6 +69,7 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
             let x = &mut ctx.cpu.x87;
             let p = phys(x, i);
             set_tag(x, p, TAG_EMPTY);
+            status(x, 0);
             if m == M::Ffreep {
                 super::pop(x);
             }

@@ -18,8 +18,18 @@ pub(super) fn owns(m: M) -> bool {
 pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
     match m {
         M::Fld | M::Fild | M::Fbld => load(ctx),
-        M::Fst | M::Fstp | M::Fstpnce | M::Fbstp if ctx.insn.op_kind(0) == OpKind::Register => store_reg(ctx, m != M::Fst),
-        M::Fst | M::Fstp | M::Fstpnce | M::Fbstp => store_float(ctx, m != M::Fst),
+        M::Fstpnce => {
+            // The reserved alias D9 D8+i copies the register without any stack check.
+            let i = st_index(ctx, 0);
+            let x = &mut ctx.cpu.x87;
+            let v = x.regs[super::phys(x, 0)];
+            super::set_st(x, i, v);
+            pop(x);
+            status(x, 0);
+            Ok(())
+        }
+        M::Fst | M::Fstp | M::Fbstp if ctx.insn.op_kind(0) == OpKind::Register => store_reg(ctx, m != M::Fst),
+        M::Fst | M::Fstp | M::Fbstp => store_float(ctx, m != M::Fst),
         M::Fist | M::Fistp | M::Fisttp => store_int(ctx, m),
         M::Fxch => {
             let i = st_index(ctx, 1);
@@ -299,11 +309,13 @@ fn fcmov(ctx: &mut Ctx, m: M) -> Exec {
     let take = (ctx.cpu.rflags() & mask != 0) == want;
     let i = st_index(ctx, 1);
     let x = &mut ctx.cpu.x87;
-    let res = match (st(x, 0), st(x, i)) {
-        (Some(_), Some(v)) if take => (v, 0),
-        (Some(d), Some(_)) => (d, 0),
-        _ => underflow(),
-    };
-    commit(x, 0, res);
+    match (st(x, 0), st(x, i)) {
+        // C1 is kept unless the stack faults.
+        (Some(_), Some(v)) if take => super::set_st(x, 0, v),
+        (Some(_), Some(_)) => {}
+        _ => {
+            commit(x, 0, underflow());
+        }
+    }
     Ok(())
 }
