@@ -187,12 +187,13 @@ fn fprem(x: &mut X87State, ieee: bool) {
     let (v, flags) = res;
     let nan = matches!(va, Val::NaN(_)) || matches!(vb, Val::NaN(_));
     let res = (v, if flags & IE == 0 && !nan { flags | da | db } else { flags });
-    if commit(x, 0, res) {
-        x.fsw = match cc {
-            Some(cc) => (x.fsw & !(C0 | C1 | C2 | C3)) | cc,
-            None => x.fsw & !(C1 | C2),
-        };
-    }
+    x.fsw = match cc {
+        Some(cc) if commit(x, 0, res) => (x.fsw & !(C0 | C1 | C2 | C3)) | cc,
+        _ => {
+            commit(x, 0, res);
+            x.fsw & !(C1 | C2)
+        }
+    };
 }
 
 /// The remainder of finite `a / b` and the condition codes (C2 for an incomplete

@@ -19,11 +19,12 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
     match m {
         M::Fld | M::Fild | M::Fbld => load(ctx),
         M::Fstpnce => {
-            // The reserved alias D9 D8+i copies the register without any stack check.
+            // The reserved alias D9 D8+i never faults: an empty ST(0) is just popped.
             let i = st_index(ctx, 0);
             let x = &mut ctx.cpu.x87;
-            let v = x.regs[super::phys(x, 0)];
-            super::set_st(x, i, v);
+            if let Some(v) = st(x, 0) {
+                super::set_st(x, i, v);
+            }
             pop(x);
             status(x, 0);
             Ok(())
