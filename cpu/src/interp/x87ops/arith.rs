@@ -180,7 +180,7 @@ fn fprem(x: &mut X87State, ieee: bool) {
         // Repacked, so a pseudo-denormal dividend comes back normalized.
         (Val::Fin(sa, ea, ma), _) => {
             let r = x87::round(sa, ea, u128::from(ma) << 64, EXTENDED, x87::Env::from_fcw(x.fcw));
-            ((r.to_f80(), 0), Some(0))
+            ((r.to_f80(), r.flags & !C1), Some(0))
         }
         _ => ((a, 0), Some(0)),
     };
