@@ -240,6 +240,8 @@ pub struct CpuState {
     pub tsc_offset: u64,
     /// Interrupts are inhibited for one instruction (after STI that set IF, MOV SS, POP SS).
     pub interrupt_shadow: bool,
+    /// The CPU is in HLT, waiting for an interrupt.
+    pub halted: bool,
 }
 
 impl Default for CpuState {
@@ -281,6 +283,7 @@ impl CpuState {
             icount: 0,
             tsc_offset: 0,
             interrupt_shadow: false,
+            halted: false,
         }
     }
 
