@@ -146,6 +146,16 @@ fn ssse3_and_sse41_match_host() {
             ..ROW
         }, // insertps
         Case {
+            bytes: &[0x66, 0x0f, 0x3a, 0x42, 0xd1, 5], // mpsadbw
+            dst: 0x010100ff0279027601f902f60276017d,
+            ..ROW
+        },
+        Case {
+            bytes: &[0x66, 0x0f, 0x3a, 0x42, 0xd1, 2], // mpsadbw
+            dst: 0x017a017f01fb00020180018d02eb026c,
+            ..ROW
+        },
+        Case {
             bytes: &[0x66, 0x0f, 0x38, 0x17, 0xd1],
             dst: A,
             flags: Some(0),
