@@ -366,3 +366,24 @@ fn maskmovdqu_stores_selected_bytes() {
         0x0fff_ffff_ffff_ffff_ffff_ffff_ff02_ff00
     );
 }
+
+#[test]
+fn masked_stores_use_the_address_size() {
+    // 67 maskmovdqu xmm0, xmm1: EDI, not RDI, in 64-bit mode.
+    let (mut cpu, mut mem) = machine(&[0x67, 0x66, 0x0f, 0xf7, 0xc1]);
+    cpu.gpr[7] = 0xffff_ffff_0000_3000;
+    cpu.xmm[0] = 0xaa;
+    cpu.xmm[1] = 0x80;
+    step(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u128(0x3000).unwrap(), 0xaa);
+
+    // maskmovq mm0, mm1 in a 32-bit code segment.
+    let (mut cpu, mut mem) = machine(&[0x0f, 0xf7, 0xc1]);
+    cpu.seg[crate::SegReg::Cs as usize].attrs = 0x9b | crate::Segment::ATTR_DB;
+    cpu.gpr[7] = 0x1_0000_4000;
+    cpu.x87.regs[0].signif = 0x1122_3344_5566_7788;
+    cpu.x87.regs[1].signif = 0x8000_0000_0000_0080;
+    step(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u64(0x4000).unwrap(), 0x1100_0000_0000_0088);
+    assert_eq!((cpu.x87.top, cpu.x87.ftw), (0, 0));
+}
