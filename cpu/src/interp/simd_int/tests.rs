@@ -387,3 +387,19 @@ fn masked_stores_use_the_address_size() {
     assert_eq!(mem.read_u64(0x4000).unwrap(), 0x1100_0000_0000_0088);
     assert_eq!((cpu.x87.top, cpu.x87.ftw), (0, 0));
 }
+
+#[test]
+fn masked_store_fault_writes_nothing() {
+    // maskmovdqu xmm0, xmm1 at the last 8 bytes of memory: the high bytes fall outside.
+    let (mut cpu, mut mem) = machine(&[0x66, 0x0f, 0xf7, 0xc1]);
+    cpu.gpr[7] = 0xfff8;
+    cpu.xmm[0] = u128::MAX;
+    cpu.xmm[1] = 0x8000_0000_0000_0000_0000_0000_0000_0080;
+    assert!(step(&mut cpu, &mut mem).is_err());
+    assert_eq!(
+        mem.read_u64(0xfff8).unwrap(),
+        0,
+        "the first selected byte was not stored"
+    );
+    assert_eq!(cpu.rip, CODE);
+}
