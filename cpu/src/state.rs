@@ -281,6 +281,12 @@ impl CpuState {
         self.efer & EFER_LMA != 0 && self.seg[SegReg::Cs as usize].attrs & Segment::ATTR_L != 0
     }
 
+    /// Whether long mode is active (EFER.LMA), in 64-bit or compatibility mode.
+    #[inline]
+    pub fn in_long_mode(&self) -> bool {
+        self.efer & EFER_LMA != 0
+    }
+
     /// The code size the decoder must use: 16, 32 or 64.
     #[inline]
     pub fn bitness(&self) -> u32 {

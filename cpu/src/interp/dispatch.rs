@@ -103,7 +103,7 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         | M::Lfence
         | M::Mfence
         | M::Sfence => {}
-        M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => {}
+        M::Prefetch | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => {}
         M::Clflush | M::Clflushopt => {
             // Faults like a byte load would.
             let addr = ctx.mem_addr()?;

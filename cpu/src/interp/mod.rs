@@ -31,7 +31,7 @@ use crate::{CpuState, Exception, SegReg};
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 use softvisor_mmu::Memory;
 
-pub(crate) use operand::Ctx;
+pub(crate) use operand::{is_canonical, Ctx};
 
 /// What happened when one instruction ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

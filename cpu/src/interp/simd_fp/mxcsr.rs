@@ -1,0 +1,278 @@
+//! MXCSR control and status: SSE availability checks, rounding control, denormal and
+//! NaN handling, result classification (overflow, tininess after rounding, FTZ) and the
+//! precise #XM decision, on top of `rustc_apfloat` so results do not depend on the host.
+
+use super::super::operand::{Ctx, Exec};
+use crate::state::{CR0_EM, CR0_TS, CR4_OSFXSR};
+use crate::Exception;
+use rustc_apfloat::ieee::{Double, Single};
+use rustc_apfloat::{Float, Round, Status, StatusAnd};
+
+/// Invalid operation flag.
+pub(super) const IE: u32 = 1 << 0;
+/// Denormal operand flag.
+pub(super) const DE: u32 = 1 << 1;
+/// Divide-by-zero flag.
+pub(super) const ZE: u32 = 1 << 2;
+/// Overflow flag.
+pub(super) const OE: u32 = 1 << 3;
+/// Underflow flag.
+pub(super) const UE: u32 = 1 << 4;
+/// Precision (inexact) flag.
+pub(super) const PE: u32 = 1 << 5;
+/// Denormals-are-zero.
+const DAZ: u32 = 1 << 6;
+/// Flush-to-zero.
+const FTZ: u32 = 1 << 15;
+/// Bits LDMXCSR accepts (MXCSR_MASK of the emulated CPU).
+const MXCSR_MASK: u32 = 0xffff;
+/// Flags detected before the computation; if one of them traps, later ones are not reported.
+const PRE_FLAGS: u32 = IE | DE | ZE;
+/// CR4.OSXMMEXCPT: #XM is delivered as #XM rather than #UD.
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+
+/// The two IEEE binary formats SSE computes in, seen as raw lane bits.
+pub(super) trait Fp: Float + Copy {
+    /// Lane width in bits.
+    const WIDTH: u32;
+    /// The QNaN "indefinite" x86 returns for invalid operations.
+    const DEFAULT_NAN: u128;
+    /// The quiet bit of a NaN.
+    const QUIET: u128;
+    /// Exponent field mask.
+    const EXP: u128;
+    /// Fraction field mask.
+    const FRAC: u128;
+
+    /// The sign bit.
+    fn sign() -> u128 {
+        1 << (Self::WIDTH - 1)
+    }
+
+    /// All bits of a lane.
+    fn mask() -> u128 {
+        u128::MAX >> (128 - Self::WIDTH)
+    }
+}
+
+impl Fp for Single {
+    const WIDTH: u32 = 32;
+    const DEFAULT_NAN: u128 = 0xffc0_0000;
+    const QUIET: u128 = 1 << 22;
+    const EXP: u128 = 0x7f80_0000;
+    const FRAC: u128 = 0x007f_ffff;
+}
+
+impl Fp for Double {
+    const WIDTH: u32 = 64;
+    const DEFAULT_NAN: u128 = 0xfff8_0000_0000_0000;
+    const QUIET: u128 = 1 << 51;
+    const EXP: u128 = 0x7ff0_0000_0000_0000;
+    const FRAC: u128 = 0x000f_ffff_ffff_ffff;
+}
+
+/// Whether lane bits `v` are a NaN.
+pub(super) fn is_nan<F: Fp>(v: u128) -> bool {
+    v & F::EXP == F::EXP && v & F::FRAC != 0
+}
+
+/// Whether lane bits `v` are a signaling NaN.
+pub(super) fn is_snan<F: Fp>(v: u128) -> bool {
+    is_nan::<F>(v) && v & F::QUIET == 0
+}
+
+/// Whether lane bits `v` are a denormal (nonzero with a zero exponent).
+pub(super) fn is_denormal<F: Fp>(v: u128) -> bool {
+    v & F::EXP == 0 && v & F::FRAC != 0
+}
+
+/// Lane `i` of a vector.
+pub(super) fn lane<F: Fp>(v: u128, i: u32) -> u128 {
+    (v >> (i * F::WIDTH)) & F::mask()
+}
+
+/// `v` with lane `i` replaced by `x`.
+pub(super) fn set_lane<F: Fp>(v: u128, i: u32, x: u128) -> u128 {
+    let shift = i * F::WIDTH;
+    (v & !(F::mask() << shift)) | ((x & F::mask()) << shift)
+}
+
+/// Number of lanes of `F` in an XMM register.
+pub(super) fn lanes<F: Fp>() -> u32 {
+    128 / F::WIDTH
+}
+
+/// Faults an SSE instruction raises before it does anything: #UD when SSE is disabled,
+/// #NM when the FPU state is not loaded.
+pub(super) fn check_sse(ctx: &Ctx) -> Exec {
+    if ctx.cpu.cr0 & CR0_EM != 0 || ctx.cpu.cr4 & CR4_OSFXSR == 0 {
+        return Err(Exception::InvalidOpcode);
+    }
+    if ctx.cpu.cr0 & CR0_TS != 0 {
+        return Err(Exception::DeviceNotAvailable);
+    }
+    Ok(())
+}
+
+/// LDMXCSR m32: reserved bits set give #GP(0).
+pub(super) fn ldmxcsr(ctx: &mut Ctx) -> Exec {
+    check_sse(ctx)?;
+    let value = ctx.read(0)? as u32;
+    if value & !MXCSR_MASK != 0 {
+        return Err(Exception::GeneralProtection(0));
+    }
+    ctx.cpu.mxcsr = value;
+    Ok(())
+}
+
+/// STMXCSR m32.
+pub(super) fn stmxcsr(ctx: &mut Ctx) -> Exec {
+    check_sse(ctx)?;
+    let value = ctx.cpu.mxcsr;
+    ctx.write(0, u64::from(value))
+}
+
+/// The MXCSR of one instruction and the flags its lanes raise.
+pub(super) struct Env {
+    mxcsr: u32,
+    /// Flags raised so far, ORed over lanes.
+    pub flags: u32,
+}
+
+impl Env {
+    /// An environment for the current MXCSR.
+    pub fn new(ctx: &Ctx) -> Self {
+        Self { mxcsr: ctx.cpu.mxcsr, flags: 0 }
+    }
+
+    /// The MXCSR.RC rounding mode.
+    pub fn round(&self) -> Round {
+        rc_round(self.mxcsr >> 13)
+    }
+
+    fn masked(&self, flag: u32) -> bool {
+        self.mxcsr & (flag << 7) != 0
+    }
+
+    /// Whether DAZ is on.
+    pub fn daz(&self) -> bool {
+        self.mxcsr & DAZ != 0
+    }
+
+    /// A source operand: a denormal becomes signed zero under DAZ, else raises DE.
+    pub fn operand<F: Fp>(&mut self, v: u128) -> F {
+        F::from_bits(self.flush_input::<F>(v))
+    }
+
+    /// The bits of a source operand after DAZ (DE recorded for a kept denormal).
+    pub fn flush_input<F: Fp>(&mut self, v: u128) -> u128 {
+        if !is_denormal::<F>(v) {
+            v
+        } else if self.daz() {
+            v & F::sign()
+        } else {
+            self.flags |= DE;
+            v
+        }
+    }
+
+    /// NaN propagation for a two-source operation: IE for an SNaN; the first NaN source,
+    /// quieted, is the result. `None` if neither source is a NaN.
+    pub fn nan2<F: Fp>(&mut self, a: u128, b: u128) -> Option<u128> {
+        if is_snan::<F>(a) || is_snan::<F>(b) {
+            self.flags |= IE;
+        }
+        if is_nan::<F>(a) {
+            Some(a | F::QUIET)
+        } else if is_nan::<F>(b) {
+            Some(b | F::QUIET)
+        } else {
+            None
+        }
+    }
+
+    /// Turns an apfloat result into lane bits and flags. `scaled(k)` recomputes the same
+    /// operation with its exact result multiplied by 2^k: x86 detects tininess after
+    /// rounding with an unbounded exponent, and apfloat does not flag an overflow that
+    /// directed rounding turns into the largest finite value, so results at the edges of
+    /// the range are checked again one binade further in.
+    pub fn result<F: Fp>(&mut self, r: StatusAnd<F>, scaled: impl Fn(i32) -> F) -> u128 {
+        let StatusAnd { status, value } = r;
+        if status.contains(Status::INVALID_OP) {
+            self.flags |= IE;
+            return F::DEFAULT_NAN;
+        }
+        if status.contains(Status::DIV_BY_ZERO) {
+            self.flags |= ZE;
+            return value.to_bits();
+        }
+        let inexact = status.contains(Status::INEXACT);
+        let mut bits = value.to_bits();
+        if status.contains(Status::OVERFLOW) || is_huge(value, inexact, &scaled) {
+            self.flags |= OE;
+        } else if is_tiny(value, inexact, &scaled) {
+            if !self.masked(UE) {
+                self.flags |= UE;
+            } else if self.mxcsr & FTZ != 0 {
+                self.flags |= UE | PE;
+                bits &= F::sign();
+            } else if inexact {
+                self.flags |= UE;
+            }
+        }
+        if inexact {
+            self.flags |= PE;
+        }
+        bits
+    }
+
+    /// Records PE for an inexact result that cannot overflow or underflow.
+    pub fn inexact(&mut self, status: Status) {
+        if status.contains(Status::INEXACT) {
+            self.flags |= PE;
+        }
+    }
+
+    /// Merges the flags into MXCSR and decides whether the instruction traps: any raised
+    /// flag that is unmasked gives #XM (or #UD without CR4.OSXMMEXCPT), and then the caller
+    /// must not write its destination.
+    pub fn commit(&self, ctx: &mut Ctx) -> Exec {
+        let unmasked = self.flags & !(self.mxcsr >> 7) & 0x3f;
+        let flags = if unmasked & PRE_FLAGS != 0 { self.flags & PRE_FLAGS } else { self.flags };
+        ctx.cpu.mxcsr |= flags;
+        if unmasked == 0 {
+            Ok(())
+        } else if ctx.cpu.cr4 & CR4_OSXMMEXCPT != 0 {
+            Err(Exception::SimdFp)
+        } else {
+            Err(Exception::InvalidOpcode)
+        }
+    }
+}
+
+/// A 2-bit x86 rounding-control field as an apfloat rounding mode.
+pub(super) fn rc_round(rc: u32) -> Round {
+    match rc & 3 {
+        0 => Round::NearestTiesToEven,
+        1 => Round::TowardNegative,
+        2 => Round::TowardPositive,
+        _ => Round::TowardZero,
+    }
+}
+
+/// Tininess after rounding: a denormal result, an inexact zero, or an inexact smallest
+/// normal whose unbounded-exponent rounding (seen doubled) is below it.
+fn is_tiny<F: Fp>(value: F, inexact: bool, scaled: impl Fn(i32) -> F) -> bool {
+    let min = F::smallest_normalized();
+    if value.is_denormal() || (value.is_zero() && inexact) {
+        return true;
+    }
+    inexact && value.abs().bitwise_eq(min) && scaled(1).abs() < min.scalbn(1)
+}
+
+/// Overflow that rounded to the largest finite value: the unbounded-exponent rounding
+/// (seen halved) exceeds it.
+fn is_huge<F: Fp>(value: F, inexact: bool, scaled: impl Fn(i32) -> F) -> bool {
+    let max = F::largest();
+    inexact && value.abs().bitwise_eq(max) && scaled(-1).abs() > max.scalbn(-1)
+}
