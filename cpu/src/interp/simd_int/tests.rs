@@ -403,3 +403,131 @@ fn masked_store_fault_writes_nothing() {
     );
     assert_eq!(cpu.rip, CODE);
 }
+
+#[test]
+fn moves_shuffles_and_blends_match_host() {
+    // XMM0 (the implicit blend mask) starts as A.
+    let rows = [
+        Case {
+            bytes: &[0x0f, 0x12, 0xd1],
+            dst: 0x8000_7fff_0102_fffe_8000_0002_7fff_8001,
+            ..ROW
+        }, // movhlps
+        Case {
+            bytes: &[0x0f, 0x16, 0xd1],
+            dst: 0x0180_0203_f00f_7f81_80ff_7f01_0010_ff80,
+            ..ROW
+        }, // movlhps
+        Case {
+            bytes: &[0xf3, 0x0f, 0x12, 0xd1],
+            dst: 0x7fff_8001_7fff_8001_f00f_7f81_f00f_7f81,
+            ..ROW
+        }, // movsldup
+        Case {
+            bytes: &[0xf3, 0x0f, 0x16, 0xd1],
+            dst: 0x8000_0002_8000_0002_0180_0203_0180_0203,
+            ..ROW
+        }, // movshdup
+        Case {
+            bytes: &[0xf2, 0x0f, 0x12, 0xd1],
+            dst: 0x0180_0203_f00f_7f81_0180_0203_f00f_7f81,
+            ..ROW
+        }, // movddup
+        Case {
+            bytes: &[0xf3, 0x0f, 0x70, 0xd1, 0x1b],
+            dst: 0x8001_7fff_0002_8000_0180_0203_f00f_7f81,
+            ..ROW
+        }, // pshufhw 0x1b
+        Case {
+            bytes: &[0xf2, 0x0f, 0x70, 0xd1, 0x4e],
+            dst: 0x8000_0002_7fff_8001_f00f_7f81_0180_0203,
+            ..ROW
+        }, // pshuflw 0x4e
+        Case {
+            bytes: &[0x66, 0x0f, 0x68, 0xd1],
+            dst: 0x8080_0000_007f_02ff_7f01_ff02_80ff_01fe,
+            ..ROW
+        }, // punpckhbw
+        Case {
+            bytes: &[0x66, 0x0f, 0x14, 0xd1],
+            dst: 0x0180_0203_f00f_7f81_80ff_7f01_0010_ff80,
+            ..ROW
+        }, // unpcklpd
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x10, 0xd1],
+            dst: 0x8000_7f02_0102_8001_0180_7f01_0010_7f81,
+            ..ROW
+        }, // pblendvb
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x14, 0xd1],
+            dst: 0x8000_0002_0102_fffe_0180_0203_0010_ff80,
+            ..ROW
+        }, // blendvps
+        Case {
+            bytes: &[0x66, 0x0f, 0x3a, 0x0e, 0xd1, 0xa5],
+            dst: 0x8000_7fff_7fff_fffe_80ff_0203_0010_7f81,
+            ..ROW
+        }, // pblendw 0xa5
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x33, 0xd1],
+            dst: 0x0000_0180_0000_0203_0000_f00f_0000_7f81,
+            ..ROW
+        }, // pmovzxwd
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x2b, 0xd1],
+            dst: 0x0000_ffff_ffff_0000_0000_ffff_0000_ffff,
+            ..ROW
+        }, // packusdw
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x28, 0xd1],
+            dst: 0x0081_7f7d_8103_fffe_fffe_f10f_6fd1_3f80,
+            ..ROW
+        }, // pmuldq
+        Case {
+            bytes: &[0x66, 0x0f, 0xf4, 0xd1],
+            dst: 0x0081_7f7d_8103_fffe_000f_f08f_6fd1_3f80,
+            ..ROW
+        }, // pmuludq
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x37, 0xd1],
+            dst: 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+            ..ROW
+        }, // pcmpgtq
+        Case {
+            bytes: &[0x66, 0x0f, 0x73, 0xfa, 0x03],
+            dst: 0xff01_02ff_fe80_ff7f_0100_10ff_8000_0000,
+            ..ROW
+        }, // pslldq 3
+        Case {
+            bytes: &[0x66, 0x0f, 0xd1, 0xd1],
+            dst: 0x0000_0000_0000_0000_0000_0000_0000_0000,
+            ..ROW
+        }, // psrlw by xmm, count > 15
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x39, 0xd1],
+            dst: 0x8000_0002_0102_fffe_80ff_7f01_f00f_7f81,
+            ..ROW
+        }, // pminsd
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x3e, 0xd1],
+            dst: 0x8000_7fff_7fff_fffe_80ff_7f01_f00f_ff80,
+            ..ROW
+        }, // pmaxuw
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x09, 0xd1],
+            dst: 0x8000_7fff_0102_0002_80ff_7f01_fff0_ff80,
+            ..ROW
+        }, // psignw
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x1c, 0xd1],
+            dst: 0x8000_0002_7f01_8001_0180_0203_100f_7f7f,
+            ..ROW
+        }, // pabsb
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x06, 0xd1],
+            dst: 0xffff_7fff_ee8f_7d7e_8102_7fff_7f11_807f,
+            ..ROW
+        }, // phsubd
+    ];
+    rows.iter().for_each(check);
+}
