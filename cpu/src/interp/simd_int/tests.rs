@@ -531,3 +531,27 @@ fn moves_shuffles_and_blends_match_host() {
     ];
     rows.iter().for_each(check);
 }
+
+#[test]
+fn mmx_forms_match_host() {
+    const MA: u64 = 0x80ff_7f01_0010_ff80;
+    const MB: u64 = 0xf00f_7f81_0180_0203;
+    let rows: [(&[u8], u64); 9] = [
+        (&[0x0f, 0x60, 0xd1], 0x0100_8010_02ff_0380), // punpcklbw mm2, mm1
+        (&[0x0f, 0x69, 0xd1], 0xf00f_80ff_7f81_7f01), // punpckhwd
+        (&[0x0f, 0x63, 0xd1], 0x807f_7f7f_807f_1080), // packsswb
+        (&[0x0f, 0x3a, 0x0f, 0xd1, 0x03], 0x10ff_80f0_0f7f_8101), // palignr 3
+        (&[0x0f, 0x38, 0x00, 0xd1], 0x0080_8000_ff00_1000), // pshufb
+        (&[0x0f, 0x38, 0x01, 0xd1], 0x6f90_0383_0000_ff90), // phaddw
+        (&[0x0f, 0x70, 0xd1, 0x9c], 0x7f81_0180_f00f_0203), // pshufw 0x9c
+        (&[0x0f, 0xf6, 0xd1], 0x03cb),                // psadbw
+        (&[0x0f, 0xf4, 0xd1], 0x0000_197f_6231_fe80), // pmuludq
+    ];
+    for (bytes, expected) in rows {
+        let (mut cpu, mut mem) = machine(bytes);
+        cpu.x87.regs[2].signif = MA;
+        cpu.x87.regs[1].signif = MB;
+        step(&mut cpu, &mut mem).unwrap();
+        assert_eq!(cpu.x87.regs[2].signif, expected, "{bytes:02x?}");
+    }
+}
