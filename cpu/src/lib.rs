@@ -14,6 +14,7 @@ pub mod offsets;
 pub mod platform;
 pub mod state;
 pub mod system;
+pub mod vcpu;
 pub mod x87;
 
 pub use error::CpuError;

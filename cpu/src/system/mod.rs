@@ -2,8 +2,11 @@
 //! exception and interrupt delivery, and keeping the memory system's view of paging
 //! registers and CPL current.
 
+pub mod control;
 pub mod deliver;
 pub mod descriptor;
+pub mod msr;
+pub mod segments;
 
 use crate::flags::AC;
 use crate::CpuState;

@@ -142,7 +142,10 @@ pub(super) struct Env {
 impl Env {
     /// An environment for the current MXCSR.
     pub fn new(ctx: &Ctx) -> Self {
-        Self { mxcsr: ctx.cpu.mxcsr, flags: 0 }
+        Self {
+            mxcsr: ctx.cpu.mxcsr,
+            flags: 0,
+        }
     }
 
     /// The MXCSR.RC rounding mode.
@@ -238,7 +241,11 @@ impl Env {
     /// must not write its destination.
     pub fn commit(&self, ctx: &mut Ctx) -> Exec {
         let unmasked = self.flags & !(self.mxcsr >> 7) & 0x3f;
-        let flags = if unmasked & PRE_FLAGS != 0 { self.flags & PRE_FLAGS } else { self.flags };
+        let flags = if unmasked & PRE_FLAGS != 0 {
+            self.flags & PRE_FLAGS
+        } else {
+            self.flags
+        };
         ctx.cpu.mxcsr |= flags;
         if unmasked == 0 {
             Ok(())
