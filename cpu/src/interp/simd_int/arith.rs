@@ -3,11 +3,11 @@
 
 use super::lanes::{get, map2, Lane};
 use super::operand_ext::binop;
-use super::Handler;
+use super::{Ctx, Exec, Handler};
 use iced_x86::Mnemonic as M;
 
 /// `dst = f(dst, src)` lane by lane.
-fn lanes2<T: Lane>(ctx: &mut super::Ctx, f: fn(T, T) -> T) -> super::Exec {
+fn lanes2<T: Lane>(ctx: &mut Ctx, f: fn(T, T) -> T) -> Exec {
     binop(ctx, |a, b, w| map2(a, b, w, f))
 }
 

@@ -6,6 +6,7 @@ use super::lanes::{from_fn, get, msb, sign_mask, Lane};
 use super::operand_ext::{put, src, width};
 use super::{Ctx, Exec, Handler};
 use iced_x86::{Mnemonic as M, OpKind};
+use softvisor_mmu::AccessKind;
 
 /// The low 64 bits of a vector.
 const LOW64: u128 = u64::MAX as u128;
@@ -92,12 +93,20 @@ fn mask_move(ctx: &mut Ctx) -> Exec {
         _ => rdi,
     };
     let base = ctx.linear(ctx.insn.memory_segment(), offset)?;
-    for i in (0..w).filter(|&i| msb::<u8>(mask, i)) {
-        ctx.write_mem(
-            base.wrapping_add(i as u64),
-            1,
-            u64::from(get::<u8>(data, i)),
-        )?;
+    let wrap = if ctx.cpu.in_64bit_mode() {
+        u64::MAX
+    } else {
+        0xffff_ffff
+    };
+    let addr = |i: usize| base.wrapping_add(i as u64) & wrap;
+    let selected = || (0..w).filter(|&i| msb::<u8>(mask, i));
+    // The selected bytes span at most two pages, holding the first and the last of them:
+    // probe both for writing so a fault leaves memory untouched.
+    for i in selected().take(1).chain(selected().next_back()) {
+        ctx.mem.read(addr(i), &mut [0u8], AccessKind::Write)?;
+    }
+    for i in selected() {
+        ctx.write_mem(addr(i), 1, u64::from(get::<u8>(data, i)))?;
     }
     Ok(())
 }

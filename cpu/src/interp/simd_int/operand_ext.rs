@@ -1,7 +1,7 @@
 //! Vector operand access shared by the SIMD integer groups: alignment rules, MMX registers
 //! and the MMX/SSE state checks.
 
-use super::super::operand::{Ctx, Exec};
+use crate::interp::operand::{Ctx, Exec};
 use crate::state::{CR0_EM, CR0_NE, CR0_TS, CR4_OSFXSR};
 use crate::Exception;
 use iced_x86::{Mnemonic as M, OpKind, Register};

@@ -1,5 +1,5 @@
 //! SSE4.1 integer and bitwise forms: blends, PMOVSX/PMOVZX, element insert/extract
-//! (PEXTRB/D/Q, PINSRB/D/Q, INSERTPS, EXTRACTPS), PTEST and PHMINPOSUW.
+//! (PEXTRB/D/Q, PINSRB/D/Q, INSERTPS, EXTRACTPS), PTEST, PHMINPOSUW and MPSADBW.
 
 use super::lanes::{count, from_fn, get, msb, select, set, Lane};
 use super::operand_ext::{binop, imm8, put, src};
@@ -78,6 +78,20 @@ fn phminposuw(ctx: &mut Ctx) -> Exec {
     put(ctx, 0, u128::from(min) | ((index as u128) << 16))
 }
 
+/// MPSADBW: eight sums of absolute differences between a 4-byte block of src (imm[1:0])
+/// and the sliding 4-byte windows of dst starting at byte imm[2]*4.
+fn mpsadbw(ctx: &mut Ctx) -> Exec {
+    let imm = imm8(ctx);
+    let (a_off, b_off) = (((imm >> 2) & 1) * 4, (imm & 3) * 4);
+    binop(ctx, |a, b, w| {
+        from_fn::<u16>(w, |i| {
+            (0..4)
+                .map(|j| u16::from(get::<u8>(a, a_off + i + j).abs_diff(get::<u8>(b, b_off + j))))
+                .sum()
+        })
+    })
+}
+
 /// The handler of SSE4.1 mnemonic `m`.
 pub(super) fn lookup(m: M) -> Option<Handler> {
     let h: Handler = match m {
@@ -108,6 +122,7 @@ pub(super) fn lookup(m: M) -> Option<Handler> {
         M::Insertps => insertps,
         M::Ptest => ptest,
         M::Phminposuw => phminposuw,
+        M::Mpsadbw => mpsadbw,
         _ => return None,
     };
     Some(h)

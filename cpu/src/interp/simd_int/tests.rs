@@ -146,6 +146,16 @@ fn ssse3_and_sse41_match_host() {
             ..ROW
         }, // insertps
         Case {
+            bytes: &[0x66, 0x0f, 0x3a, 0x42, 0xd1, 5], // mpsadbw
+            dst: 0x010100ff0279027601f902f60276017d,
+            ..ROW
+        },
+        Case {
+            bytes: &[0x66, 0x0f, 0x3a, 0x42, 0xd1, 2], // mpsadbw
+            dst: 0x017a017f01fb00020180018d02eb026c,
+            ..ROW
+        },
+        Case {
             bytes: &[0x66, 0x0f, 0x38, 0x17, 0xd1],
             dst: A,
             flags: Some(0),
@@ -355,4 +365,193 @@ fn maskmovdqu_stores_selected_bytes() {
         mem.read_u128(0x3003).unwrap(),
         0x0fff_ffff_ffff_ffff_ffff_ffff_ff02_ff00
     );
+}
+
+#[test]
+fn masked_stores_use_the_address_size() {
+    // 67 maskmovdqu xmm0, xmm1: EDI, not RDI, in 64-bit mode.
+    let (mut cpu, mut mem) = machine(&[0x67, 0x66, 0x0f, 0xf7, 0xc1]);
+    cpu.gpr[7] = 0xffff_ffff_0000_3000;
+    cpu.xmm[0] = 0xaa;
+    cpu.xmm[1] = 0x80;
+    step(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u128(0x3000).unwrap(), 0xaa);
+
+    // maskmovq mm0, mm1 in a 32-bit code segment.
+    let (mut cpu, mut mem) = machine(&[0x0f, 0xf7, 0xc1]);
+    cpu.seg[crate::SegReg::Cs as usize].attrs = 0x9b | crate::Segment::ATTR_DB;
+    cpu.gpr[7] = 0x1_0000_4000;
+    cpu.x87.regs[0].signif = 0x1122_3344_5566_7788;
+    cpu.x87.regs[1].signif = 0x8000_0000_0000_0080;
+    step(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u64(0x4000).unwrap(), 0x1100_0000_0000_0088);
+    assert_eq!((cpu.x87.top, cpu.x87.ftw), (0, 0));
+}
+
+#[test]
+fn masked_store_fault_writes_nothing() {
+    // maskmovdqu xmm0, xmm1 at the last 8 bytes of memory: the high bytes fall outside.
+    let (mut cpu, mut mem) = machine(&[0x66, 0x0f, 0xf7, 0xc1]);
+    cpu.gpr[7] = 0xfff8;
+    cpu.xmm[0] = u128::MAX;
+    cpu.xmm[1] = 0x8000_0000_0000_0000_0000_0000_0000_0080;
+    assert!(step(&mut cpu, &mut mem).is_err());
+    assert_eq!(
+        mem.read_u64(0xfff8).unwrap(),
+        0,
+        "the first selected byte was not stored"
+    );
+    assert_eq!(cpu.rip, CODE);
+}
+
+#[test]
+fn moves_shuffles_and_blends_match_host() {
+    // XMM0 (the implicit blend mask) starts as A.
+    let rows = [
+        Case {
+            bytes: &[0x0f, 0x12, 0xd1],
+            dst: 0x8000_7fff_0102_fffe_8000_0002_7fff_8001,
+            ..ROW
+        }, // movhlps
+        Case {
+            bytes: &[0x0f, 0x16, 0xd1],
+            dst: 0x0180_0203_f00f_7f81_80ff_7f01_0010_ff80,
+            ..ROW
+        }, // movlhps
+        Case {
+            bytes: &[0xf3, 0x0f, 0x12, 0xd1],
+            dst: 0x7fff_8001_7fff_8001_f00f_7f81_f00f_7f81,
+            ..ROW
+        }, // movsldup
+        Case {
+            bytes: &[0xf3, 0x0f, 0x16, 0xd1],
+            dst: 0x8000_0002_8000_0002_0180_0203_0180_0203,
+            ..ROW
+        }, // movshdup
+        Case {
+            bytes: &[0xf2, 0x0f, 0x12, 0xd1],
+            dst: 0x0180_0203_f00f_7f81_0180_0203_f00f_7f81,
+            ..ROW
+        }, // movddup
+        Case {
+            bytes: &[0xf3, 0x0f, 0x70, 0xd1, 0x1b],
+            dst: 0x8001_7fff_0002_8000_0180_0203_f00f_7f81,
+            ..ROW
+        }, // pshufhw 0x1b
+        Case {
+            bytes: &[0xf2, 0x0f, 0x70, 0xd1, 0x4e],
+            dst: 0x8000_0002_7fff_8001_f00f_7f81_0180_0203,
+            ..ROW
+        }, // pshuflw 0x4e
+        Case {
+            bytes: &[0x66, 0x0f, 0x68, 0xd1],
+            dst: 0x8080_0000_007f_02ff_7f01_ff02_80ff_01fe,
+            ..ROW
+        }, // punpckhbw
+        Case {
+            bytes: &[0x66, 0x0f, 0x14, 0xd1],
+            dst: 0x0180_0203_f00f_7f81_80ff_7f01_0010_ff80,
+            ..ROW
+        }, // unpcklpd
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x10, 0xd1],
+            dst: 0x8000_7f02_0102_8001_0180_7f01_0010_7f81,
+            ..ROW
+        }, // pblendvb
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x14, 0xd1],
+            dst: 0x8000_0002_0102_fffe_0180_0203_0010_ff80,
+            ..ROW
+        }, // blendvps
+        Case {
+            bytes: &[0x66, 0x0f, 0x3a, 0x0e, 0xd1, 0xa5],
+            dst: 0x8000_7fff_7fff_fffe_80ff_0203_0010_7f81,
+            ..ROW
+        }, // pblendw 0xa5
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x33, 0xd1],
+            dst: 0x0000_0180_0000_0203_0000_f00f_0000_7f81,
+            ..ROW
+        }, // pmovzxwd
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x2b, 0xd1],
+            dst: 0x0000_ffff_ffff_0000_0000_ffff_0000_ffff,
+            ..ROW
+        }, // packusdw
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x28, 0xd1],
+            dst: 0x0081_7f7d_8103_fffe_fffe_f10f_6fd1_3f80,
+            ..ROW
+        }, // pmuldq
+        Case {
+            bytes: &[0x66, 0x0f, 0xf4, 0xd1],
+            dst: 0x0081_7f7d_8103_fffe_000f_f08f_6fd1_3f80,
+            ..ROW
+        }, // pmuludq
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x37, 0xd1],
+            dst: 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+            ..ROW
+        }, // pcmpgtq
+        Case {
+            bytes: &[0x66, 0x0f, 0x73, 0xfa, 0x03],
+            dst: 0xff01_02ff_fe80_ff7f_0100_10ff_8000_0000,
+            ..ROW
+        }, // pslldq 3
+        Case {
+            bytes: &[0x66, 0x0f, 0xd1, 0xd1],
+            dst: 0x0000_0000_0000_0000_0000_0000_0000_0000,
+            ..ROW
+        }, // psrlw by xmm, count > 15
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x39, 0xd1],
+            dst: 0x8000_0002_0102_fffe_80ff_7f01_f00f_7f81,
+            ..ROW
+        }, // pminsd
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x3e, 0xd1],
+            dst: 0x8000_7fff_7fff_fffe_80ff_7f01_f00f_ff80,
+            ..ROW
+        }, // pmaxuw
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x09, 0xd1],
+            dst: 0x8000_7fff_0102_0002_80ff_7f01_fff0_ff80,
+            ..ROW
+        }, // psignw
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x1c, 0xd1],
+            dst: 0x8000_0002_7f01_8001_0180_0203_100f_7f7f,
+            ..ROW
+        }, // pabsb
+        Case {
+            bytes: &[0x66, 0x0f, 0x38, 0x06, 0xd1],
+            dst: 0xffff_7fff_ee8f_7d7e_8102_7fff_7f11_807f,
+            ..ROW
+        }, // phsubd
+    ];
+    rows.iter().for_each(check);
+}
+
+#[test]
+fn mmx_forms_match_host() {
+    const MA: u64 = 0x80ff_7f01_0010_ff80;
+    const MB: u64 = 0xf00f_7f81_0180_0203;
+    let rows: [(&[u8], u64); 9] = [
+        (&[0x0f, 0x60, 0xd1], 0x0100_8010_02ff_0380), // punpcklbw mm2, mm1
+        (&[0x0f, 0x69, 0xd1], 0xf00f_80ff_7f81_7f01), // punpckhwd
+        (&[0x0f, 0x63, 0xd1], 0x807f_7f7f_807f_1080), // packsswb
+        (&[0x0f, 0x3a, 0x0f, 0xd1, 0x03], 0x10ff_80f0_0f7f_8101), // palignr 3
+        (&[0x0f, 0x38, 0x00, 0xd1], 0x0080_8000_ff00_1000), // pshufb
+        (&[0x0f, 0x38, 0x01, 0xd1], 0x6f90_0383_0000_ff90), // phaddw
+        (&[0x0f, 0x70, 0xd1, 0x9c], 0x7f81_0180_f00f_0203), // pshufw 0x9c
+        (&[0x0f, 0xf6, 0xd1], 0x03cb),                // psadbw
+        (&[0x0f, 0xf4, 0xd1], 0x0000_197f_6231_fe80), // pmuludq
+    ];
+    for (bytes, expected) in rows {
+        let (mut cpu, mut mem) = machine(bytes);
+        cpu.x87.regs[2].signif = MA;
+        cpu.x87.regs[1].signif = MB;
+        step(&mut cpu, &mut mem).unwrap();
+        assert_eq!(cpu.x87.regs[2].signif, expected, "{bytes:02x?}");
+    }
 }
