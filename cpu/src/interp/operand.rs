@@ -270,6 +270,11 @@ impl Ctx<'_> {
                 let reg = self.insn.op_register(op);
                 if reg.is_xmm() {
                     self.cpu.xmm[CpuState::xmm_index(reg)] = value;
+                } else if reg.is_mm() {
+                    // An MMX write sets the aliased x87 register's exponent to all ones.
+                    let slot = &mut self.cpu.x87.regs[reg as usize - Register::MM0 as usize];
+                    slot.signif = value as u64;
+                    slot.sign_exp = 0xffff;
                 } else {
                     self.cpu.set_reg(reg, value as u64);
                 }
