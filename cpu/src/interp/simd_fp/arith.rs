@@ -63,8 +63,7 @@ fn sqrt_lane<F: Fp>(env: &mut Env, a: u128) -> u128 {
         return x.to_bits();
     }
     if x.is_negative() {
-        env.flags |= IE;
-        return F::DEFAULT_NAN;
+        return env.invalid::<F>();
     }
     let r = sqrt_finite(x, env.round());
     env.inexact(r.status);
@@ -100,7 +99,7 @@ fn sqrt_finite<F: Fp>(x: F, round: Round) -> StatusAnd<F> {
 fn minmax_lane<F: Fp>(env: &mut Env, a: u128, b: u128, want: Ordering) -> u128 {
     if is_nan::<F>(a) || is_nan::<F>(b) {
         env.flags |= IE;
-        return b;
+        return env.daz_input::<F>(b);
     }
     let (a, b) = (env.flush_input::<F>(a), env.flush_input::<F>(b));
     match F::from_bits(a).partial_cmp(&F::from_bits(b)) {

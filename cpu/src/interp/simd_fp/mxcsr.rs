@@ -137,12 +137,15 @@ pub(super) struct Env {
     mxcsr: u32,
     /// Flags raised so far, ORed over lanes.
     pub flags: u32,
+    /// DE of the current lane, held back until [`Env::result`] knows the lane does not
+    /// raise IE or ZE (the host reports no DE for those, e.g. denormal / 0).
+    pending_de: bool,
 }
 
 impl Env {
     /// An environment for the current MXCSR.
     pub fn new(ctx: &Ctx) -> Self {
-        Self { mxcsr: ctx.cpu.mxcsr, flags: 0 }
+        Self { mxcsr: ctx.cpu.mxcsr, flags: 0, pending_de: false }
     }
 
     /// The MXCSR.RC rounding mode.
@@ -159,19 +162,33 @@ impl Env {
         self.mxcsr & DAZ != 0
     }
 
-    /// A source operand: a denormal becomes signed zero under DAZ, else raises DE.
+    /// A source operand of an arithmetic lane finished by [`Env::result`]: a denormal
+    /// becomes signed zero under DAZ, else its DE is held pending.
     pub fn operand<F: Fp>(&mut self, v: u128) -> F {
-        F::from_bits(self.flush_input::<F>(v))
+        self.pending_de |= is_denormal::<F>(v) && !self.daz();
+        F::from_bits(self.daz_input::<F>(v))
     }
 
-    /// The bits of a source operand after DAZ (DE recorded for a kept denormal).
+    /// Drops the pending DE of a lane that turned out invalid.
+    pub fn invalid<F: Fp>(&mut self) -> u128 {
+        self.pending_de = false;
+        self.flags |= IE;
+        F::DEFAULT_NAN
+    }
+
+    /// The bits of a source operand after DAZ, raising DE for a kept denormal.
     pub fn flush_input<F: Fp>(&mut self, v: u128) -> u128 {
-        if !is_denormal::<F>(v) {
-            v
-        } else if self.daz() {
+        if is_denormal::<F>(v) && !self.daz() {
+            self.flags |= DE;
+        }
+        self.daz_input::<F>(v)
+    }
+
+    /// The bits of a source operand after DAZ, raising nothing.
+    pub fn daz_input<F: Fp>(&self, v: u128) -> u128 {
+        if is_denormal::<F>(v) && self.daz() {
             v & F::sign()
         } else {
-            self.flags |= DE;
             v
         }
     }
@@ -199,8 +216,10 @@ impl Env {
     pub fn result<F: Fp>(&mut self, r: StatusAnd<F>, scaled: impl Fn(i32) -> F) -> u128 {
         let StatusAnd { status, value } = r;
         if status.contains(Status::INVALID_OP) {
-            self.flags |= IE;
-            return F::DEFAULT_NAN;
+            return self.invalid::<F>();
+        }
+        if std::mem::take(&mut self.pending_de) && !status.contains(Status::DIV_BY_ZERO) {
+            self.flags |= DE;
         }
         if status.contains(Status::DIV_BY_ZERO) {
             self.flags |= ZE;
@@ -210,9 +229,14 @@ impl Env {
         let mut bits = value.to_bits();
         if status.contains(Status::OVERFLOW) || is_huge(value, inexact, &scaled) {
             self.flags |= OE;
+            if !self.masked(OE) {
+                // A trapping overflow or underflow reports no PE.
+                return bits;
+            }
         } else if is_tiny(value, inexact, &scaled) {
             if !self.masked(UE) {
                 self.flags |= UE;
+                return bits;
             } else if self.mxcsr & FTZ != 0 {
                 self.flags |= UE | PE;
                 bits &= F::sign();
@@ -228,6 +252,9 @@ impl Env {
 
     /// Records PE for an inexact result that cannot overflow or underflow.
     pub fn inexact(&mut self, status: Status) {
+        if std::mem::take(&mut self.pending_de) {
+            self.flags |= DE;
+        }
         if status.contains(Status::INEXACT) {
             self.flags |= PE;
         }
