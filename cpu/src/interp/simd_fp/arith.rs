@@ -3,7 +3,7 @@
 
 use super::super::operand::{Ctx, Exec};
 use super::lanes::{binary, unary};
-use super::mxcsr::{is_denormal, is_nan, Env, Fp, IE};
+use super::mxcsr::{is_denormal, is_nan, round_odd, Env, Fp, IE};
 use rustc_apfloat::{Float, Round, Status, StatusAnd};
 use std::cmp::Ordering;
 
@@ -17,7 +17,7 @@ pub(super) enum Op {
 }
 
 /// `a op b` rounded per `round`.
-fn apply<F: Fp>(op: Op, a: F, b: F, round: Round) -> StatusAnd<F> {
+fn apply<F: Float>(op: Op, a: F, b: F, round: Round) -> StatusAnd<F> {
     match op {
         Op::Add => a.add_r(b, round),
         Op::Sub => a.sub_r(b, round),
@@ -33,14 +33,8 @@ pub(super) fn arith<F: Fp>(env: &mut Env, op: Op, a: u128, b: u128) -> u128 {
     }
     let (x, y) = (env.operand::<F>(a), env.operand::<F>(b));
     let round = env.round();
-    // Scaling the first operand scales a product or quotient exactly: a tiny result
-    // implies it is far from overflow, a huge one that it is far from the denormals.
-    // Sums are scaled through both operands.
-    let scaled = |k: i32| match op {
-        Op::Add | Op::Sub => apply(op, x.scalbn(k), y.scalbn(k), round).value,
-        Op::Mul | Op::Div => apply(op, x.scalbn(k), y, round).value,
-    };
-    env.result(apply(op, x, y, round), scaled)
+    let exact = || round_odd(apply(op, x.quad(), y.quad(), Round::TowardZero));
+    env.result(apply(op, x, y, round), exact)
 }
 
 /// ADDPS/ADDSS/.../DIVSD.

@@ -7,7 +7,7 @@ use super::super::operand::{Ctx, Exec};
 use super::lanes::read_src;
 use super::mxcsr::{check_sse, is_denormal, is_nan, is_snan, Env, Fp, IE};
 use iced_x86::{OpKind, Register};
-use rustc_apfloat::{FloatConvert, Round};
+use rustc_apfloat::{FloatConvert, Round, StatusAnd};
 
 /// Lane `i` of width `w` bits.
 fn get(v: u128, w: u32, i: u32) -> u128 {
@@ -89,8 +89,8 @@ fn fp_to_fp<S: Fp + FloatConvert<D>, D: Fp>(env: &mut Env, v: u128) -> u128 {
     }
     let x = env.operand::<S>(v);
     let round = env.round();
-    let r = x.convert_r(round, &mut false);
-    env.result(r, |k| x.scalbn(k).convert_r(round, &mut false).value)
+    let r: StatusAnd<D> = x.convert_r(round, &mut false);
+    env.result(r, || x.quad())
 }
 
 /// A quieted NaN of `S` in format `D`: the fraction's top bits carry over.
