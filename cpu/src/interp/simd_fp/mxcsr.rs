@@ -151,8 +151,10 @@ pub(super) fn stmxcsr(ctx: &mut Ctx) -> Exec {
 /// The MXCSR of one instruction and the flags its lanes raise.
 pub(super) struct Env {
     mxcsr: u32,
-    /// Flags raised so far, ORed over lanes.
+    /// Flags raised so far in the current step, ORed over lanes.
     pub flags: u32,
+    /// Flags of the finished steps.
+    settled: u32,
     /// DE of the current lane, held back until [`Env::result`] knows the lane does not
     /// raise IE or ZE (the host reports no DE for those, e.g. denormal / 0).
     pending_de: bool,
@@ -161,7 +163,7 @@ pub(super) struct Env {
 impl Env {
     /// An environment for the current MXCSR.
     pub fn new(ctx: &Ctx) -> Self {
-        Self { mxcsr: ctx.cpu.mxcsr, flags: 0, pending_de: false }
+        Self { mxcsr: ctx.cpu.mxcsr, flags: 0, settled: 0, pending_de: false }
     }
 
     /// The MXCSR.RC rounding mode.
@@ -294,14 +296,31 @@ impl Env {
         }
     }
 
+    /// Ends one step of the computation (DPPS multiplies, then adds): its flags become
+    /// final, without the post-computation ones if a pre-computation flag traps. Returns
+    /// whether the instruction traps, in which case later steps do not run.
+    pub fn settle(&mut self) -> bool {
+        let flags = std::mem::take(&mut self.flags);
+        let unmasked = flags & self.unmasked();
+        self.settled |= if unmasked & PRE_FLAGS != 0 { flags & PRE_FLAGS } else { flags };
+        self.trapping()
+    }
+
+    fn unmasked(&self) -> u32 {
+        !(self.mxcsr >> 7) & 0x3f
+    }
+
+    fn trapping(&self) -> bool {
+        self.settled & self.unmasked() != 0
+    }
+
     /// Merges the flags into MXCSR and decides whether the instruction traps: any raised
     /// flag that is unmasked gives #XM (or #UD without CR4.OSXMMEXCPT), and then the caller
     /// must not write its destination.
-    pub fn commit(&self, ctx: &mut Ctx) -> Exec {
-        let unmasked = self.flags & !(self.mxcsr >> 7) & 0x3f;
-        let flags = if unmasked & PRE_FLAGS != 0 { self.flags & PRE_FLAGS } else { self.flags };
-        ctx.cpu.mxcsr |= flags;
-        if unmasked == 0 {
+    pub fn commit(&mut self, ctx: &mut Ctx) -> Exec {
+        self.settle();
+        ctx.cpu.mxcsr |= self.settled;
+        if !self.trapping() {
             Ok(())
         } else if ctx.cpu.cr4 & CR4_OSXMMEXCPT != 0 {
             Err(Exception::SimdFp)
