@@ -79,7 +79,11 @@ fn sqrt_finite<F: Fp>(x: F, round: Round) -> StatusAnd<F> {
     };
     // Put the significand's top bit at bit 120 or 121 so the root has 60-61 bits.
     let shift = 120 - (127 - m.leading_zeros() as i32);
-    let shift = if (e - shift) % 2 != 0 { shift + 1 } else { shift };
+    let shift = if (e - shift) % 2 != 0 {
+        shift + 1
+    } else {
+        shift
+    };
     m <<= shift;
     e -= shift;
     let root = m.isqrt();
@@ -104,12 +108,16 @@ fn minmax_lane<F: Fp>(env: &mut Env, a: u128, b: u128, want: Ordering) -> u128 {
 
 /// MINPS/MINSS/MINPD/MINSD.
 pub(super) fn min<F: Fp>(ctx: &mut Ctx, scalar: bool) -> Exec {
-    binary::<F>(ctx, scalar, |env, a, b| minmax_lane::<F>(env, a, b, Ordering::Less))
+    binary::<F>(ctx, scalar, |env, a, b| {
+        minmax_lane::<F>(env, a, b, Ordering::Less)
+    })
 }
 
 /// MAXPS/MAXSS/MAXPD/MAXSD.
 pub(super) fn max<F: Fp>(ctx: &mut Ctx, scalar: bool) -> Exec {
-    binary::<F>(ctx, scalar, |env, a, b| minmax_lane::<F>(env, a, b, Ordering::Greater))
+    binary::<F>(ctx, scalar, |env, a, b| {
+        minmax_lane::<F>(env, a, b, Ordering::Greater)
+    })
 }
 
 /// Bits kept by the RCP/RSQRT approximations: 12 significant bits (11 fraction bits).

@@ -23,13 +23,21 @@ fn put(v: u128, w: u32, i: u32, x: u128) -> u128 {
 /// The MMX register index of operand `op`, if it is one.
 fn mm_operand(ctx: &Ctx, op: u32) -> Option<usize> {
     let reg = ctx.insn.op_register(op);
-    (ctx.insn.op_kind(op) == OpKind::Register && reg.is_mm()).then(|| reg as usize - Register::MM0 as usize)
+    (ctx.insn.op_kind(op) == OpKind::Register && reg.is_mm())
+        .then(|| reg as usize - Register::MM0 as usize)
 }
 
 /// Converts `count` source lanes of `src_w` bits into destination lanes of `dst_w` bits.
 /// With `keep` the other destination bits are kept, else zeroed. An MMX register operand
 /// makes this an MMX instruction: x87 TOP=0 and all tags valid.
-fn convert(ctx: &mut Ctx, src_w: u32, dst_w: u32, count: u32, keep: bool, f: impl Fn(&mut Env, u128) -> u128) -> Exec {
+fn convert(
+    ctx: &mut Ctx,
+    src_w: u32,
+    dst_w: u32,
+    count: u32,
+    keep: bool,
+    f: impl Fn(&mut Env, u128) -> u128,
+) -> Exec {
     check_sse(ctx)?;
     let base = if keep { ctx.read_vec(0)? } else { 0 };
     let src = read_src(ctx, 1)?;
@@ -39,7 +47,9 @@ fn convert(ctx: &mut Ctx, src_w: u32, dst_w: u32, count: u32, keep: bool, f: imp
         ctx.cpu.x87.ftw = 0;
     }
     let mut env = Env::new(ctx);
-    let out = (0..count).fold(base, |out, i| put(out, dst_w, i, f(&mut env, get(src, src_w, i))));
+    let out = (0..count).fold(base, |out, i| {
+        put(out, dst_w, i, f(&mut env, get(src, src_w, i)))
+    });
     env.commit(ctx)?;
     match mm_operand(ctx, 0) {
         Some(n) => {
@@ -67,8 +77,16 @@ fn to_int<F: Fp>(env: &mut Env, v: u128, w: u32, truncate: bool) -> u128 {
         env.flags |= IE;
         return indefinite;
     }
-    let v = if is_denormal::<F>(v) && env.daz() { v & F::sign() } else { v };
-    let round = if truncate { Round::TowardZero } else { env.round() };
+    let v = if is_denormal::<F>(v) && env.daz() {
+        v & F::sign()
+    } else {
+        v
+    };
+    let round = if truncate {
+        Round::TowardZero
+    } else {
+        env.round()
+    };
     let r = F::from_bits(v).to_i128_r(w as usize, round, &mut false);
     if r.status.contains(rustc_apfloat::Status::INVALID_OP) {
         env.flags |= IE;
@@ -97,7 +115,11 @@ fn fp_to_fp<S: Fp + FloatConvert<D>, D: Fp>(env: &mut Env, v: u128) -> u128 {
 fn nan_convert<S: Fp, D: Fp>(v: u128) -> u128 {
     let (sf, df) = (S::FRAC.count_ones(), D::FRAC.count_ones());
     let frac = v & S::FRAC;
-    let frac = if df >= sf { frac << (df - sf) } else { frac >> (sf - df) };
+    let frac = if df >= sf {
+        frac << (df - sf)
+    } else {
+        frac >> (sf - df)
+    };
     let sign = if v & S::sign() != 0 { D::sign() } else { 0 };
     sign | D::EXP | D::QUIET | frac
 }
@@ -111,7 +133,9 @@ pub(super) fn int_to_scalar<F: Fp>(ctx: &mut Ctx) -> Exec {
 /// CVT(T)SS2SI/CVT(T)SD2SI: the integer width is that of the destination register.
 pub(super) fn scalar_to_int<F: Fp>(ctx: &mut Ctx, truncate: bool) -> Exec {
     let w = ctx.op_size(0) * 8;
-    convert(ctx, F::WIDTH, w, 1, false, |env, v| to_int::<F>(env, v, w, truncate))
+    convert(ctx, F::WIDTH, w, 1, false, |env, v| {
+        to_int::<F>(env, v, w, truncate)
+    })
 }
 
 /// CVTSS2SD/CVTSD2SS (scalar, other lanes kept) and CVTPS2PD/CVTPD2PS (two lanes, the
@@ -124,10 +148,14 @@ pub(super) fn float_to_float<A: Fp + FloatConvert<B>, B: Fp>(ctx: &mut Ctx, scal
 /// CVTDQ2PS/CVTDQ2PD/CVTPI2PS/CVTPI2PD: `count` 32-bit integers; `keep` for CVTPI2PS,
 /// which leaves the upper half of the destination alone.
 pub(super) fn ints_to_floats<F: Fp>(ctx: &mut Ctx, count: u32, keep: bool) -> Exec {
-    convert(ctx, 32, F::WIDTH, count, keep, |env, v| from_int::<F>(env, v, 32))
+    convert(ctx, 32, F::WIDTH, count, keep, |env, v| {
+        from_int::<F>(env, v, 32)
+    })
 }
 
 /// CVT(T)PS2DQ/CVT(T)PD2DQ/CVT(T)PS2PI/CVT(T)PD2PI: `count` lanes to 32-bit integers.
 pub(super) fn floats_to_ints<F: Fp>(ctx: &mut Ctx, count: u32, truncate: bool) -> Exec {
-    convert(ctx, F::WIDTH, 32, count, false, |env, v| to_int::<F>(env, v, 32, truncate))
+    convert(ctx, F::WIDTH, 32, count, false, |env, v| {
+        to_int::<F>(env, v, 32, truncate)
+    })
 }

@@ -10,7 +10,13 @@ use super::mxcsr::{lane, lanes, set_lane, Env, Fp};
 /// and are not computed (so raise nothing).
 fn products<F: Fp>(env: &mut Env, a: u128, b: u128, imm: u8) -> Vec<u128> {
     (0..lanes::<F>())
-        .map(|i| if imm & (0x10 << i) != 0 { arith::<F>(env, Op::Mul, lane::<F>(a, i), lane::<F>(b, i)) } else { 0 })
+        .map(|i| {
+            if imm & (0x10 << i) != 0 {
+                arith::<F>(env, Op::Mul, lane::<F>(a, i), lane::<F>(b, i))
+            } else {
+                0
+            }
+        })
         .collect()
 }
 
@@ -22,11 +28,23 @@ pub(super) fn dot<F: Fp>(ctx: &mut Ctx) -> Exec {
         if env.settle() {
             return 0;
         }
-        let mut sums: Vec<u128> = p.chunks(2).map(|pair| arith::<F>(env, Op::Add, pair[0], pair[1])).collect();
+        let mut sums: Vec<u128> = p
+            .chunks(2)
+            .map(|pair| arith::<F>(env, Op::Add, pair[0], pair[1]))
+            .collect();
         while sums.len() > 1 {
-            sums = sums.chunks(2).map(|pair| arith::<F>(env, Op::Add, pair[0], pair[1])).collect();
+            sums = sums
+                .chunks(2)
+                .map(|pair| arith::<F>(env, Op::Add, pair[0], pair[1]))
+                .collect();
         }
         let sum = sums[0];
-        (0..lanes::<F>()).fold(0, |out, i| if imm & (1 << i) != 0 { set_lane::<F>(out, i, sum) } else { out })
+        (0..lanes::<F>()).fold(0, |out, i| {
+            if imm & (1 << i) != 0 {
+                set_lane::<F>(out, i, sum)
+            } else {
+                out
+            }
+        })
     })
 }

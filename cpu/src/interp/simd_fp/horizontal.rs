@@ -10,7 +10,11 @@ pub(super) fn addsub<F: Fp>(ctx: &mut Ctx) -> Exec {
     vector(ctx, |env, a, b| {
         (0..lanes::<F>()).fold(0, |out, i| {
             let op = if i % 2 == 0 { Op::Sub } else { Op::Add };
-            set_lane::<F>(out, i, arith::<F>(env, op, lane::<F>(a, i), lane::<F>(b, i)))
+            set_lane::<F>(
+                out,
+                i,
+                arith::<F>(env, op, lane::<F>(a, i), lane::<F>(b, i)),
+            )
         })
     })
 }
@@ -21,8 +25,16 @@ pub(super) fn horizontal<F: Fp>(ctx: &mut Ctx, op: Op) -> Exec {
     vector(ctx, |env, a, b| {
         let half = lanes::<F>() / 2;
         (0..lanes::<F>()).fold(0, |out, i| {
-            let (v, j) = if i < half { (a, 2 * i) } else { (b, 2 * (i - half)) };
-            set_lane::<F>(out, i, arith::<F>(env, op, lane::<F>(v, j), lane::<F>(v, j + 1)))
+            let (v, j) = if i < half {
+                (a, 2 * i)
+            } else {
+                (b, 2 * (i - half))
+            };
+            set_lane::<F>(
+                out,
+                i,
+                arith::<F>(env, op, lane::<F>(v, j), lane::<F>(v, j + 1)),
+            )
         })
     })
 }

@@ -26,14 +26,24 @@ pub(super) fn vector(ctx: &mut Ctx, f: impl FnOnce(&mut Env, u128, u128) -> u128
 
 /// Applies `f(dst_lane, src_lane)` to every lane (packed) or lane 0 only (scalar, the
 /// other destination lanes are kept).
-pub(super) fn binary<F: Fp>(ctx: &mut Ctx, scalar: bool, f: impl Fn(&mut Env, u128, u128) -> u128) -> Exec {
+pub(super) fn binary<F: Fp>(
+    ctx: &mut Ctx,
+    scalar: bool,
+    f: impl Fn(&mut Env, u128, u128) -> u128,
+) -> Exec {
     let count = if scalar { 1 } else { lanes::<F>() };
     vector(ctx, |env, a, b| {
-        (0..count).fold(a, |out, i| set_lane::<F>(out, i, f(env, lane::<F>(a, i), lane::<F>(b, i))))
+        (0..count).fold(a, |out, i| {
+            set_lane::<F>(out, i, f(env, lane::<F>(a, i), lane::<F>(b, i)))
+        })
     })
 }
 
 /// Applies `f(src_lane)` to every lane (packed) or lane 0 (scalar).
-pub(super) fn unary<F: Fp>(ctx: &mut Ctx, scalar: bool, f: impl Fn(&mut Env, u128) -> u128) -> Exec {
+pub(super) fn unary<F: Fp>(
+    ctx: &mut Ctx,
+    scalar: bool,
+    f: impl Fn(&mut Env, u128) -> u128,
+) -> Exec {
     binary::<F>(ctx, scalar, |env, _, b| f(env, b))
 }

@@ -21,7 +21,9 @@ use rustc_apfloat::ieee::{Double as D, Single as S};
 
 /// Executes an instruction of this group, or returns `None` if the mnemonic is not one of its own.
 pub(in crate::interp) fn execute(ctx: &mut Ctx) -> Option<Exec> {
-    arithmetic(ctx).or_else(|| conversion(ctx)).or_else(|| other(ctx))
+    arithmetic(ctx)
+        .or_else(|| conversion(ctx))
+        .or_else(|| other(ctx))
 }
 
 /// ADD/SUB/MUL/DIV/SQRT/MIN/MAX, RCP/RSQRT, CMP, COMIS/UCOMIS.

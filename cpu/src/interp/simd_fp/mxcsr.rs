@@ -163,7 +163,12 @@ pub(super) struct Env {
 impl Env {
     /// An environment for the current MXCSR.
     pub fn new(ctx: &Ctx) -> Self {
-        Self { mxcsr: ctx.cpu.mxcsr, flags: 0, settled: 0, pending_de: false }
+        Self {
+            mxcsr: ctx.cpu.mxcsr,
+            flags: 0,
+            settled: 0,
+            pending_de: false,
+        }
     }
 
     /// The MXCSR.RC rounding mode.
@@ -302,7 +307,11 @@ impl Env {
     pub fn settle(&mut self) -> bool {
         let flags = std::mem::take(&mut self.flags);
         let unmasked = flags & self.unmasked();
-        self.settled |= if unmasked & PRE_FLAGS != 0 { flags & PRE_FLAGS } else { flags };
+        self.settled |= if unmasked & PRE_FLAGS != 0 {
+            flags & PRE_FLAGS
+        } else {
+            flags
+        };
         self.trapping()
     }
 
@@ -365,5 +374,8 @@ fn round_unbounded<F: Fp>(q: Quad, round: Round) -> (Quad, bool) {
     }
     let exp = q.ilogb();
     let r = F::from_quad(q.scalbn(-exp), round);
-    (r.value.quad().scalbn(exp), r.status.contains(Status::INEXACT))
+    (
+        r.value.quad().scalbn(exp),
+        r.status.contains(Status::INEXACT),
+    )
 }

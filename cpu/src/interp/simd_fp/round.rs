@@ -14,8 +14,16 @@ fn round_lane<F: Fp>(env: &mut Env, v: u128, imm: u8) -> u128 {
         }
         return v | F::QUIET;
     }
-    let v = if is_denormal::<F>(v) && env.daz() { v & F::sign() } else { v };
-    let round = if imm & 4 != 0 { env.round() } else { rc_round(u32::from(imm)) };
+    let v = if is_denormal::<F>(v) && env.daz() {
+        v & F::sign()
+    } else {
+        v
+    };
+    let round = if imm & 4 != 0 {
+        env.round()
+    } else {
+        rc_round(u32::from(imm))
+    };
     let r = F::from_bits(v).round_to_integral(round);
     if r.status.contains(Status::INEXACT) && imm & 8 == 0 {
         env.flags |= PE;

@@ -30,7 +30,11 @@ fn exec(bytes: &[u8], xmm0: u128, xmm1: u128, mxcsr: u32) -> (u128, u32) {
 
 /// Checks one instruction against the host's XMM0 and MXCSR.
 fn check(bytes: &[u8], xmm0: u128, xmm1: u128, mxcsr: u32, want: u128, want_mxcsr: u32) {
-    assert_eq!(exec(bytes, xmm0, xmm1, mxcsr), (want, want_mxcsr), "{bytes:02x?} {xmm0:#x} {xmm1:#x} {mxcsr:#x}");
+    assert_eq!(
+        exec(bytes, xmm0, xmm1, mxcsr),
+        (want, want_mxcsr),
+        "{bytes:02x?} {xmm0:#x} {xmm1:#x} {mxcsr:#x}"
+    );
 }
 
 const ADDPS: &[u8] = &[0x0f, 0x58, 0xc1];
@@ -53,10 +57,27 @@ fn nan_propagation_and_default_nan() {
         0x1f83,
     );
     // inf + -inf gives the default NaN; 1 + denormal is inexact; denormals raise DE.
-    let (a, b) = (0x7f80_0000_3f80_0000_0000_0000_0000_0001, 0xff80_0000_0000_0001_0000_0000_0000_0001);
-    check(ADDPS, a, b, 0x1f80, 0xffc0_0000_3f80_0000_0000_0000_0000_0002, 0x1fa3);
+    let (a, b) = (
+        0x7f80_0000_3f80_0000_0000_0000_0000_0001,
+        0xff80_0000_0000_0001_0000_0000_0000_0001,
+    );
+    check(
+        ADDPS,
+        a,
+        b,
+        0x1f80,
+        0xffc0_0000_3f80_0000_0000_0000_0000_0002,
+        0x1fa3,
+    );
     // DAZ: denormal inputs are zeros, no DE.
-    check(ADDPS, a, b, 0x1fc0, 0xffc0_0000_3f80_0000_0000_0000_0000_0000, 0x1fc1);
+    check(
+        ADDPS,
+        a,
+        b,
+        0x1fc0,
+        0xffc0_0000_3f80_0000_0000_0000_0000_0000,
+        0x1fc1,
+    );
     check(DIVSS, 0, 0, 0x1f80, 0xffc0_0000, 0x1f81);
 }
 
@@ -92,21 +113,72 @@ fn rounding_modes_and_overflow() {
 #[test]
 fn sqrt_min_max_compare() {
     let src = 0x4000_0000_bf80_0000_0000_0001_4080_0000;
-    check(SQRTPS, 0, src, 0x1f80, 0x3fb5_04f3_ffc0_0000_1a35_04f3_4000_0000, 0x1fa3);
-    check(SQRTPS, 0, src, 0x5fc0, 0x3fb5_04f4_ffc0_0000_0000_0000_4000_0000, 0x5fe1);
+    check(
+        SQRTPS,
+        0,
+        src,
+        0x1f80,
+        0x3fb5_04f3_ffc0_0000_1a35_04f3_4000_0000,
+        0x1fa3,
+    );
+    check(
+        SQRTPS,
+        0,
+        src,
+        0x5fc0,
+        0x3fb5_04f4_ffc0_0000_0000_0000_4000_0000,
+        0x5fe1,
+    );
     // MINPS: a NaN or two zeros give the second source; any NaN raises IE.
     let minps = &[0x0f, 0x5d, 0xc1];
-    let (a, b) = (0x7fc0_0000_8000_0000_0000_0000_3f80_0000, 0x3f80_0000_0000_0000_8000_0000_4000_0000);
-    check(minps, a, b, 0x1f80, 0x3f80_0000_0000_0000_8000_0000_3f80_0000, 0x1f81);
+    let (a, b) = (
+        0x7fc0_0000_8000_0000_0000_0000_3f80_0000,
+        0x3f80_0000_0000_0000_8000_0000_4000_0000,
+    );
+    check(
+        minps,
+        a,
+        b,
+        0x1f80,
+        0x3f80_0000_0000_0000_8000_0000_3f80_0000,
+        0x1f81,
+    );
     let maxsd = &[0xf2, 0x0f, 0x5f, 0xc1];
-    check(maxsd, 0xfff0_0000_0000_0000, 0x7ff4_0000_0000_0000, 0x1f80, 0x7ff4_0000_0000_0000, 0x1f81);
+    check(
+        maxsd,
+        0xfff0_0000_0000_0000,
+        0x7ff4_0000_0000_0000,
+        0x1f80,
+        0x7ff4_0000_0000_0000,
+        0x1f81,
+    );
     // CMPLTPS signals on a QNaN; CMPUNORDPD only on an SNaN.
     let cmpltps = &[0x0f, 0xc2, 0xc1, 0x01];
-    let (a, b) = (0x7fc0_0000_3f80_0000_3f80_0000_0000_0000, 0x3f80_0000_4000_0000_3f80_0000_8000_0000);
-    check(cmpltps, a, b, 0x1f80, 0x0000_0000_ffff_ffff_0000_0000_0000_0000, 0x1f81);
+    let (a, b) = (
+        0x7fc0_0000_3f80_0000_3f80_0000_0000_0000,
+        0x3f80_0000_4000_0000_3f80_0000_8000_0000,
+    );
+    check(
+        cmpltps,
+        a,
+        b,
+        0x1f80,
+        0x0000_0000_ffff_ffff_0000_0000_0000_0000,
+        0x1f81,
+    );
     let cmpunordpd = &[0x66, 0x0f, 0xc2, 0xc1, 0x03];
-    let (a, b) = (0x7ff0_0000_0000_0001_3ff0_0000_0000_0000, 0x3ff0_0000_0000_0000_3ff0_0000_0000_0000);
-    check(cmpunordpd, a, b, 0x1f80, 0xffff_ffff_ffff_ffff_0000_0000_0000_0000, 0x1f81);
+    let (a, b) = (
+        0x7ff0_0000_0000_0001_3ff0_0000_0000_0000,
+        0x3ff0_0000_0000_0000_3ff0_0000_0000_0000,
+    );
+    check(
+        cmpunordpd,
+        a,
+        b,
+        0x1f80,
+        0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+        0x1f81,
+    );
 }
 
 #[test]
@@ -132,22 +204,50 @@ fn float_to_integer_conversions() {
         (cpu.gpr[0], cpu.mxcsr)
     };
     let cvttsd2si = &[0xf2, 0x0f, 0x2c, 0xc1];
-    assert_eq!(to_int(cvttsd2si, 0x41e0_0000_0000_0000, 0x1f80), (0x8000_0000, 0x1f81));
-    assert_eq!(to_int(cvttsd2si, 0x7ff8_0000_0000_0000, 0x1f80), (0x8000_0000, 0x1f81));
-    assert_eq!(to_int(cvttsd2si, 0xc1df_ffff_ffe0_0000, 0x1f80), (0x8000_0001, 0x1fa0));
-    assert_eq!(to_int(cvttsd2si, 0xc000_0000_0000_0000, 0x1f80), (0xffff_fffe, 0x1f80));
+    assert_eq!(
+        to_int(cvttsd2si, 0x41e0_0000_0000_0000, 0x1f80),
+        (0x8000_0000, 0x1f81)
+    );
+    assert_eq!(
+        to_int(cvttsd2si, 0x7ff8_0000_0000_0000, 0x1f80),
+        (0x8000_0000, 0x1f81)
+    );
+    assert_eq!(
+        to_int(cvttsd2si, 0xc1df_ffff_ffe0_0000, 0x1f80),
+        (0x8000_0001, 0x1fa0)
+    );
+    assert_eq!(
+        to_int(cvttsd2si, 0xc000_0000_0000_0000, 0x1f80),
+        (0xffff_fffe, 0x1f80)
+    );
     let cvtsd2si = &[0xf2, 0x48, 0x0f, 0x2d, 0xc1];
-    assert_eq!(to_int(cvtsd2si, 0x43e0_0000_0000_0000, 0x1f80), (1 << 63, 0x1f81));
+    assert_eq!(
+        to_int(cvtsd2si, 0x43e0_0000_0000_0000, 0x1f80),
+        (1 << 63, 0x1f81)
+    );
     assert_eq!(to_int(cvtsd2si, 0x3ff8_0000_0000_0000, 0x1f80), (2, 0x1fa0));
     assert_eq!(to_int(cvtsd2si, 0x4004_0000_0000_0000, 0x1f80), (2, 0x1fa0));
-    assert_eq!(to_int(cvtsd2si, 0xbff8_0000_0000_0000, 0x3f80), (-2i64 as u64, 0x3fa0));
-    assert_eq!(to_int(cvtsd2si, 0xbff8_0000_0000_0000, 0x5f80), (u64::MAX, 0x5fa0));
+    assert_eq!(
+        to_int(cvtsd2si, 0xbff8_0000_0000_0000, 0x3f80),
+        (-2i64 as u64, 0x3fa0)
+    );
+    assert_eq!(
+        to_int(cvtsd2si, 0xbff8_0000_0000_0000, 0x5f80),
+        (u64::MAX, 0x5fa0)
+    );
     // A denormal rounds up to 1, or is 0 under DAZ; neither raises DE.
     assert_eq!(to_int(cvtsd2si, 0x31, 0x5f80), (1, 0x5fa0));
     assert_eq!(to_int(cvtsd2si, 0x31, 0x5fc0), (0, 0x5fc0));
     let cvtps2dq = &[0x66, 0x0f, 0x5b, 0xc1];
     let src = 0x4f00_0000_cf00_0000_3f00_0000_3fc0_0000;
-    check(cvtps2dq, 0, src, 0x1f80, 0x8000_0000_8000_0000_0000_0000_0000_0002, 0x1fa1);
+    check(
+        cvtps2dq,
+        0,
+        src,
+        0x1f80,
+        0x8000_0000_8000_0000_0000_0000_0000_0002,
+        0x1fa1,
+    );
 }
 
 #[test]
@@ -159,50 +259,162 @@ fn integer_and_float_width_conversions() {
         (cpu.xmm[0], cpu.mxcsr)
     };
     let cvtsi2sd = &[0xf2, 0x48, 0x0f, 0x2a, 0xc0];
-    assert_eq!(with_rax(cvtsi2sd, i64::MAX as u64, 0x1f80), (0x1111_1111_2222_2222_43e0_0000_0000_0000, 0x1fa0));
+    assert_eq!(
+        with_rax(cvtsi2sd, i64::MAX as u64, 0x1f80),
+        (0x1111_1111_2222_2222_43e0_0000_0000_0000, 0x1fa0)
+    );
     let cvtsi2ss = &[0xf3, 0x48, 0x0f, 0x2a, 0xc0];
-    assert_eq!(with_rax(cvtsi2ss, 0x100_0001, 0x7f80), (0x1111_1111_2222_2222_3333_3333_4b80_0000, 0x7fa0));
+    assert_eq!(
+        with_rax(cvtsi2ss, 0x100_0001, 0x7f80),
+        (0x1111_1111_2222_2222_3333_3333_4b80_0000, 0x7fa0)
+    );
     let cvtpd2ps = &[0x66, 0x0f, 0x5a, 0xc1];
     let nan_and_one = 0x7ff0_0000_0000_0001_3ff0_0000_0000_0001;
-    check(cvtpd2ps, u128::MAX, nan_and_one, 0x1f80, 0x7fc0_0000_3f80_0000, 0x1fa1);
+    check(
+        cvtpd2ps,
+        u128::MAX,
+        nan_and_one,
+        0x1f80,
+        0x7fc0_0000_3f80_0000,
+        0x1fa1,
+    );
     let huge_and_tiny = 0x47f0_0000_0000_0000_36a0_0000_0000_0000;
-    check(cvtpd2ps, 0, huge_and_tiny, 0x1f80, 0x7f80_0000_0000_0001, 0x1fa8);
-    check(cvtpd2ps, 0, huge_and_tiny, 0x9f80, 0x7f80_0000_0000_0000, 0x9fb8);
+    check(
+        cvtpd2ps,
+        0,
+        huge_and_tiny,
+        0x1f80,
+        0x7f80_0000_0000_0001,
+        0x1fa8,
+    );
+    check(
+        cvtpd2ps,
+        0,
+        huge_and_tiny,
+        0x9f80,
+        0x7f80_0000_0000_0000,
+        0x9fb8,
+    );
     let cvtsd2ss = &[0xf2, 0x0f, 0x5a, 0xc1];
-    check(cvtsd2ss, UPPER, 0x380f_ffff_ffff_ffff, 0x1f80, 0x1111_1111_2222_2222_3333_3333_0080_0000, 0x1fa0);
+    check(
+        cvtsd2ss,
+        UPPER,
+        0x380f_ffff_ffff_ffff,
+        0x1f80,
+        0x1111_1111_2222_2222_3333_3333_0080_0000,
+        0x1fa0,
+    );
     let cvtss2sd = &[0xf3, 0x0f, 0x5a, 0xc1];
-    check(cvtss2sd, UPPER, 0x7f80_0001, 0x1f80, 0x1111_1111_2222_2222_7ff8_0000_2000_0000, 0x1f81);
-    check(cvtss2sd, UPPER, 1, 0x1f80, 0x1111_1111_2222_2222_36a0_0000_0000_0000, 0x1f82);
-    check(cvtss2sd, UPPER, 1, 0x1fc0, 0x1111_1111_2222_2222_0000_0000_0000_0000, 0x1fc0);
+    check(
+        cvtss2sd,
+        UPPER,
+        0x7f80_0001,
+        0x1f80,
+        0x1111_1111_2222_2222_7ff8_0000_2000_0000,
+        0x1f81,
+    );
+    check(
+        cvtss2sd,
+        UPPER,
+        1,
+        0x1f80,
+        0x1111_1111_2222_2222_36a0_0000_0000_0000,
+        0x1f82,
+    );
+    check(
+        cvtss2sd,
+        UPPER,
+        1,
+        0x1fc0,
+        0x1111_1111_2222_2222_0000_0000_0000_0000,
+        0x1fc0,
+    );
 }
 
 #[test]
 fn round_dot_and_horizontal() {
     let roundss = |imm: u8| [0x66, 0x0f, 0x3a, 0x0a, 0xc1, imm];
-    check(&roundss(9), UPPER, 0x3fc0_0000, 0x1f80, 0x1111_1111_2222_2222_3333_3333_3f80_0000, 0x1f80);
-    check(&roundss(1), UPPER, 0x3fc0_0000, 0x1f80, 0x1111_1111_2222_2222_3333_3333_3f80_0000, 0x1fa0);
+    check(
+        &roundss(9),
+        UPPER,
+        0x3fc0_0000,
+        0x1f80,
+        0x1111_1111_2222_2222_3333_3333_3f80_0000,
+        0x1f80,
+    );
+    check(
+        &roundss(1),
+        UPPER,
+        0x3fc0_0000,
+        0x1f80,
+        0x1111_1111_2222_2222_3333_3333_3f80_0000,
+        0x1fa0,
+    );
     let roundpd = &[0x66, 0x0f, 0x3a, 0x09, 0xc1, 0x02];
     let src = 0xbff8_0000_0000_0000_7ff0_0000_0000_0001;
-    check(roundpd, 0, src, 0x1f80, 0xbff0_0000_0000_0000_7ff8_0000_0000_0001, 0x1fa1);
+    check(
+        roundpd,
+        0,
+        src,
+        0x1f80,
+        0xbff0_0000_0000_0000_7ff8_0000_0000_0001,
+        0x1fa1,
+    );
     let dpps = &[0x66, 0x0f, 0x3a, 0x40, 0xc1, 0xf3];
-    let (a, b) = (0x3f80_0000_3f80_0000_3f80_0000_3f80_0000, 0x4000_0000_4040_0000_4080_0000_40a0_0000);
+    let (a, b) = (
+        0x3f80_0000_3f80_0000_3f80_0000_3f80_0000,
+        0x4000_0000_4040_0000_4080_0000_40a0_0000,
+    );
     check(dpps, a, b, 0x1f80, 0x4160_0000_4160_0000, 0x1f80);
     let haddps = &[0xf2, 0x0f, 0x7c, 0xc1];
-    let (a, b) = (0x3f80_0000_4000_0000_4040_0000_4080_0000, 0x40a0_0000_40c0_0000_40e0_0000_4100_0000);
-    check(haddps, a, b, 0x1f80, 0x4130_0000_4170_0000_4040_0000_40e0_0000, 0x1f80);
+    let (a, b) = (
+        0x3f80_0000_4000_0000_4040_0000_4080_0000,
+        0x40a0_0000_40c0_0000_40e0_0000_4100_0000,
+    );
+    check(
+        haddps,
+        a,
+        b,
+        0x1f80,
+        0x4130_0000_4170_0000_4040_0000_40e0_0000,
+        0x1f80,
+    );
     let hsubpd = &[0x66, 0x0f, 0x7d, 0xc1];
-    let (a, b) = (0x4000_0000_0000_0000_3ff0_0000_0000_0000, 0x4010_0000_0000_0000_4020_0000_0000_0000);
-    check(hsubpd, a, b, 0x1f80, 0x4010_0000_0000_0000_bff0_0000_0000_0000, 0x1f80);
+    let (a, b) = (
+        0x4000_0000_0000_0000_3ff0_0000_0000_0000,
+        0x4010_0000_0000_0000_4020_0000_0000_0000,
+    );
+    check(
+        hsubpd,
+        a,
+        b,
+        0x1f80,
+        0x4010_0000_0000_0000_bff0_0000_0000_0000,
+        0x1f80,
+    );
     let addsubps = &[0xf2, 0x0f, 0xd0, 0xc1];
-    let (a, b) = (0x3f80_0000_3f80_0000_3f80_0000_3f80_0000, 0x4000_0000_4000_0000_4000_0000_4000_0000);
-    check(addsubps, a, b, 0x1f80, 0x4040_0000_bf80_0000_4040_0000_bf80_0000, 0x1f80);
+    let (a, b) = (
+        0x3f80_0000_3f80_0000_3f80_0000_3f80_0000,
+        0x4000_0000_4000_0000_4000_0000_4000_0000,
+    );
+    check(
+        addsubps,
+        a,
+        b,
+        0x1f80,
+        0x4040_0000_bf80_0000_4040_0000_bf80_0000,
+        0x1f80,
+    );
 }
 
 #[test]
 fn unmasked_exception_traps_without_writing() {
     let (mut cpu, mut mem) = machine(DIVSS, 0x3f80_0000, 0, 0x1d80);
     assert_eq!(step(&mut cpu, &mut mem), Err(Exception::SimdFp));
-    assert_eq!((cpu.xmm[0], cpu.mxcsr, cpu.rip), (0x3f80_0000, 0x1d84, CODE));
+    assert_eq!(
+        (cpu.xmm[0], cpu.mxcsr, cpu.rip),
+        (0x3f80_0000, 0x1d84, CODE)
+    );
     // Without CR4.OSXMMEXCPT the trap is #UD.
     let (mut cpu, mut mem) = machine(DIVSS, 0x3f80_0000, 0, 0x1d80);
     cpu.cr4 &= !CR4_OSXMMEXCPT;
@@ -224,19 +436,36 @@ fn availability_alignment_and_mxcsr() {
     // addps xmm0, [rax] with a misaligned address.
     let (mut cpu, mut mem) = machine(&[0x0f, 0x58, 0x00], 0, 0, 0x1f80);
     cpu.gpr[0] = 0x2008;
-    assert_eq!(step(&mut cpu, &mut mem), Err(Exception::GeneralProtection(0)));
+    assert_eq!(
+        step(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
     // ldmxcsr [rax]; stmxcsr [rax+4]; ldmxcsr [rax+8] with a reserved bit.
-    let (mut cpu, mut mem) = machine(&[0x0f, 0xae, 0x10, 0x0f, 0xae, 0x58, 0x04, 0x0f, 0xae, 0x50, 0x08], 0, 0, 0x1f80);
+    let (mut cpu, mut mem) = machine(
+        &[
+            0x0f, 0xae, 0x10, 0x0f, 0xae, 0x58, 0x04, 0x0f, 0xae, 0x50, 0x08,
+        ],
+        0,
+        0,
+        0x1f80,
+    );
     cpu.gpr[0] = 0x2000;
-    mem.ram.write_bytes(0x2000, &0x9fc0u32.to_le_bytes()).unwrap();
-    mem.ram.write_bytes(0x2008, &0x1_1f80u32.to_le_bytes()).unwrap();
+    mem.ram
+        .write_bytes(0x2000, &0x9fc0u32.to_le_bytes())
+        .unwrap();
+    mem.ram
+        .write_bytes(0x2008, &0x1_1f80u32.to_le_bytes())
+        .unwrap();
     step(&mut cpu, &mut mem).unwrap();
     assert_eq!(cpu.mxcsr, 0x9fc0);
     step(&mut cpu, &mut mem).unwrap();
     let mut stored = [0u8; 4];
     mem.ram.read_bytes(0x2004, &mut stored).unwrap();
     assert_eq!(u32::from_le_bytes(stored), 0x9fc0);
-    assert_eq!(step(&mut cpu, &mut mem), Err(Exception::GeneralProtection(0)));
+    assert_eq!(
+        step(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
 }
 
 #[test]
