@@ -478,3 +478,29 @@ fn mmx_conversion_switches_to_mmx_mode() {
     assert_eq!(cpu.xmm[0], 0x1111_1111_2222_2222_c040_0000_4040_0000);
     assert_eq!((cpu.x87.top, cpu.x87.ftw), (0, 0));
 }
+
+#[test]
+fn reciprocal_approximations() {
+    // Not compared with the host (the bits are implementation-specific): the documented
+    // approximation is the exact value truncated to 12 significant bits.
+    let rcpps = &[0x0f, 0x53, 0xc1];
+    let src = 0x4040_0000_0000_0001_ff80_0000_7f80_0001;
+    check(
+        rcpps,
+        0,
+        src,
+        0x1f80,
+        0x3eaa_a000_7f80_0000_8000_0000_7fc0_0001,
+        0x1f80,
+    );
+    let rsqrtps = &[0x0f, 0x52, 0xc1];
+    let src = 0x4080_0000_bf80_0000_8000_0000_7f80_0000;
+    check(
+        rsqrtps,
+        0,
+        src,
+        0x1f80,
+        0x3f00_0000_ffc0_0000_ff80_0000_0000_0000,
+        0x1f80,
+    );
+}
