@@ -12,6 +12,8 @@ pub(crate) struct Ctx<'a> {
     pub cpu: &'a mut CpuState,
     /// Guest linear memory.
     pub mem: &'a mut dyn Memory,
+    /// The machine: port I/O, platform MSRs, the task-priority register.
+    pub platform: &'a mut dyn crate::Platform,
     /// The instruction being executed.
     pub insn: &'a Instruction,
     /// Set by handlers whose #UD is architectural (UD2, bad LOCK), so it is not logged as
@@ -218,17 +220,6 @@ impl Ctx<'_> {
     /// Operand size of PUSH/POP-like instructions, from the decoder's stack increment.
     pub fn stack_op_size(&self) -> u32 {
         self.insn.stack_pointer_increment().unsigned_abs()
-    }
-
-    /// Reads a 128-bit operand: an XMM register or 16 bytes of memory.
-    pub fn read_xmm_or_mem128(&mut self, op: u32) -> Exec<u128> {
-        match self.insn.op_kind(op) {
-            OpKind::Register => Ok(self.cpu.xmm[CpuState::xmm_index(self.insn.op_register(op))]),
-            _ => {
-                let addr = self.mem_addr()?;
-                Ok(self.mem.read_u128(addr)?)
-            }
-        }
     }
 
     /// Reads a vector source operand zero-extended to 128 bits: an XMM register (all of

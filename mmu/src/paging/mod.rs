@@ -121,6 +121,8 @@ pub struct Translation {
     pub executable: bool,
     /// The mapping is global (survives CR3 writes when CR4.PGE is set).
     pub global: bool,
+    /// The page is a user page (U/S set at every level).
+    pub user: bool,
 }
 
 /// A page fault: the linear address and the error code.
@@ -195,6 +197,7 @@ pub fn translate(
             writable: true,
             executable: true,
             global: true,
+            user: true,
         }),
         PagingMode::Legacy => walk_legacy(ctx, ram, linear, kind, who),
         PagingMode::Pae => walk_wide(
@@ -503,6 +506,7 @@ fn finish(
         writable,
         executable,
         global: leaf.global && ctx.cr4 & CR4_PGE != 0,
+        user: rights.user,
     }
 }
 
