@@ -477,6 +477,12 @@ fn mmx_conversion_switches_to_mmx_mode() {
     step(&mut cpu, &mut mem).unwrap();
     assert_eq!(cpu.xmm[0], 0x1111_1111_2222_2222_c040_0000_4040_0000);
     assert_eq!((cpu.x87.top, cpu.x87.ftw), (0, 0));
+    // A pending x87 exception (FSW.ES with CR0.NE) faults first, changing nothing.
+    let (mut cpu, mut mem) = machine(&[0x0f, 0x2a, 0xc1], UPPER, 0, 0x1f80);
+    cpu.x87.fsw = 0x81;
+    cpu.x87.top = 5;
+    assert_eq!(step(&mut cpu, &mut mem), Err(Exception::X87Fpu));
+    assert_eq!((cpu.xmm[0], cpu.x87.top), (UPPER, 5));
 }
 
 #[test]
