@@ -1,10 +1,9 @@
-//! Basic arithmetic: ADD/SUB/MUL/DIV/SQRT/MIN/MAX in PS/PD/SS/SD forms, and the
-//! RCP/RSQRT approximations.
+//! Basic arithmetic: ADD/SUB/MUL/DIV/SQRT/MIN/MAX in PS/PD/SS/SD forms.
 
 use super::super::operand::{Ctx, Exec};
 use super::lanes::{binary, unary};
-use super::mxcsr::{is_denormal, is_nan, Env, Fp, IE};
-use rustc_apfloat::{Float, Round, Status, StatusAnd};
+use super::mxcsr::{is_nan, round_odd, Env, Fp, IE};
+use rustc_apfloat::{Float, Round, StatusAnd};
 use std::cmp::Ordering;
 
 /// The four basic IEEE operations.
@@ -17,7 +16,7 @@ pub(super) enum Op {
 }
 
 /// `a op b` rounded per `round`.
-fn apply<F: Fp>(op: Op, a: F, b: F, round: Round) -> StatusAnd<F> {
+fn apply<F: Float>(op: Op, a: F, b: F, round: Round) -> StatusAnd<F> {
     match op {
         Op::Add => a.add_r(b, round),
         Op::Sub => a.sub_r(b, round),
@@ -33,14 +32,8 @@ pub(super) fn arith<F: Fp>(env: &mut Env, op: Op, a: u128, b: u128) -> u128 {
     }
     let (x, y) = (env.operand::<F>(a), env.operand::<F>(b));
     let round = env.round();
-    // Scaling the first operand scales a product or quotient exactly: a tiny result
-    // implies it is far from overflow, a huge one that it is far from the denormals.
-    // Sums are scaled through both operands.
-    let scaled = |k: i32| match op {
-        Op::Add | Op::Sub => apply(op, x.scalbn(k), y.scalbn(k), round).value,
-        Op::Mul | Op::Div => apply(op, x.scalbn(k), y, round).value,
-    };
-    env.result(apply(op, x, y, round), scaled)
+    let exact = || round_odd(apply(op, x.quad(), y.quad(), Round::TowardZero));
+    env.result(apply(op, x, y, round), exact)
 }
 
 /// ADDPS/ADDSS/.../DIVSD.
@@ -63,8 +56,7 @@ fn sqrt_lane<F: Fp>(env: &mut Env, a: u128) -> u128 {
         return x.to_bits();
     }
     if x.is_negative() {
-        env.flags |= IE;
-        return F::DEFAULT_NAN;
+        return env.invalid::<F>();
     }
     let r = sqrt_finite(x, env.round());
     env.inexact(r.status);
@@ -74,7 +66,7 @@ fn sqrt_lane<F: Fp>(env: &mut Env, a: u128) -> u128 {
 /// Correctly rounded square root of a positive finite nonzero value, with integers only:
 /// `x = m * 2^e` with `e` even, the root of `m` scaled to at least precision + 2 bits with
 /// a sticky bit for a nonzero remainder, rounded once by the integer conversion.
-fn sqrt_finite<F: Fp>(x: F, round: Round) -> StatusAnd<F> {
+pub(super) fn sqrt_finite<F: Fp>(x: F, round: Round) -> StatusAnd<F> {
     let bits = x.to_bits();
     let frac_bits = F::FRAC.count_ones() as i32;
     let field = ((bits & F::EXP) >> frac_bits) as i32;
@@ -104,7 +96,7 @@ fn sqrt_finite<F: Fp>(x: F, round: Round) -> StatusAnd<F> {
 fn minmax_lane<F: Fp>(env: &mut Env, a: u128, b: u128, want: Ordering) -> u128 {
     if is_nan::<F>(a) || is_nan::<F>(b) {
         env.flags |= IE;
-        return b;
+        return env.daz_input::<F>(b);
     }
     let (a, b) = (env.flush_input::<F>(a), env.flush_input::<F>(b));
     match F::from_bits(a).partial_cmp(&F::from_bits(b)) {
@@ -125,48 +117,4 @@ pub(super) fn max<F: Fp>(ctx: &mut Ctx, scalar: bool) -> Exec {
     binary::<F>(ctx, scalar, |env, a, b| {
         minmax_lane::<F>(env, a, b, Ordering::Greater)
     })
-}
-
-/// Bits kept by the RCP/RSQRT approximations: 12 significant bits (11 fraction bits).
-const APPROX_KEEP: u128 = !((1 << 12) - 1) & 0x7fff_ffff;
-
-/// RCPPS/RCPSS/RSQRTPS/RSQRTSS. These are implementation-specific approximations (relative
-/// error at most 1.5 * 2^-12), so they are excluded from bit-exact host comparison. This
-/// one is documented as: the exact reciprocal (square root) truncated to 12 significant
-/// bits; denormal inputs act as zeros and tiny results flush to zero, as on hardware. No
-/// MXCSR flag is ever raised.
-pub(super) fn approx(ctx: &mut Ctx, scalar: bool, rsqrt: bool) -> Exec {
-    unary::<rustc_apfloat::ieee::Single>(ctx, scalar, |_, a| approx_lane(a, rsqrt))
-}
-
-fn approx_lane(a: u128, rsqrt: bool) -> u128 {
-    type S = rustc_apfloat::ieee::Single;
-    let sign = a & S::sign();
-    if is_nan::<S>(a) {
-        return a | S::QUIET;
-    }
-    let a = if is_denormal::<S>(a) { sign } else { a };
-    let x = S::from_bits(a);
-    if rsqrt && x.is_negative() && !x.is_zero() {
-        return S::DEFAULT_NAN;
-    }
-    let base = if rsqrt { sqrt_finite_or_special(x) } else { x };
-    let r = S::from_u128(1).value.div_r(base, Round::NearestTiesToEven);
-    let bits = r.value.to_bits();
-    if r.status.contains(Status::DIV_BY_ZERO) || bits & S::EXP == S::EXP {
-        return bits;
-    }
-    if bits & S::EXP == 0 {
-        return sign;
-    }
-    (bits & APPROX_KEEP) | sign
-}
-
-/// sqrt for the RSQRT approximation (zero and infinity pass through).
-fn sqrt_finite_or_special(x: rustc_apfloat::ieee::Single) -> rustc_apfloat::ieee::Single {
-    if x.is_zero() || x.is_infinite() {
-        x
-    } else {
-        sqrt_finite(x, Round::NearestTiesToEven).value
-    }
 }

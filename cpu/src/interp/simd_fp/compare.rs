@@ -15,8 +15,8 @@ fn compare<F: Fp>(env: &mut Env, a: u128, b: u128, signaling: bool) -> Option<Or
         }
         return None;
     }
-    let (x, y) = (env.operand::<F>(a), env.operand::<F>(b));
-    x.partial_cmp(&y)
+    let (x, y) = (env.flush_input::<F>(a), env.flush_input::<F>(b));
+    F::from_bits(x).partial_cmp(&F::from_bits(y))
 }
 
 /// One CMPxx lane for predicate `pred` (EQ, LT, LE, UNORD, NEQ, NLT, NLE, ORD): all ones

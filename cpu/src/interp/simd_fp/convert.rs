@@ -6,8 +6,13 @@
 use super::super::operand::{Ctx, Exec};
 use super::lanes::read_src;
 use super::mxcsr::{check_sse, is_denormal, is_nan, is_snan, Env, Fp, IE};
+use crate::state::CR0_NE;
+use crate::Exception;
 use iced_x86::{OpKind, Register};
-use rustc_apfloat::{FloatConvert, Round};
+use rustc_apfloat::{FloatConvert, Round, StatusAnd};
+
+/// FSW.ES: an unmasked x87 exception is pending.
+const FSW_ES: u16 = 1 << 7;
 
 /// Lane `i` of width `w` bits.
 fn get(v: u128, w: u32, i: u32) -> u128 {
@@ -39,10 +44,15 @@ fn convert(
     f: impl Fn(&mut Env, u128) -> u128,
 ) -> Exec {
     check_sse(ctx)?;
+    let mmx = mm_operand(ctx, 0).is_some() || mm_operand(ctx, 1).is_some();
+    if mmx && ctx.cpu.x87.fsw & FSW_ES != 0 && ctx.cpu.cr0 & CR0_NE != 0 {
+        // A pending x87 exception is delivered before an MMX instruction.
+        return Err(Exception::X87Fpu);
+    }
     let base = if keep { ctx.read_vec(0)? } else { 0 };
     let src = read_src(ctx, 1)?;
     // The switch to MMX mode happens even if the conversion then raises #XM.
-    if mm_operand(ctx, 0).is_some() || mm_operand(ctx, 1).is_some() {
+    if mmx {
         ctx.cpu.x87.top = 0;
         ctx.cpu.x87.ftw = 0;
     }
@@ -107,8 +117,8 @@ fn fp_to_fp<S: Fp + FloatConvert<D>, D: Fp>(env: &mut Env, v: u128) -> u128 {
     }
     let x = env.operand::<S>(v);
     let round = env.round();
-    let r = x.convert_r(round, &mut false);
-    env.result(r, |k| x.scalbn(k).convert_r(round, &mut false).value)
+    let r: StatusAnd<D> = x.convert_r(round, &mut false);
+    env.result(r, || x.quad())
 }
 
 /// A quieted NaN of `S` in format `D`: the fraction's top bits carry over.

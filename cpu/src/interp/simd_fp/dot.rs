@@ -25,6 +25,9 @@ pub(super) fn dot<F: Fp>(ctx: &mut Ctx) -> Exec {
     let imm = ctx.insn.immediate8();
     vector(ctx, |env, a, b| {
         let p = products::<F>(env, a, b, imm);
+        if env.settle() {
+            return 0;
+        }
         let mut sums: Vec<u128> = p
             .chunks(2)
             .map(|pair| arith::<F>(env, Op::Add, pair[0], pair[1]))

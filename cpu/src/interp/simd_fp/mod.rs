@@ -2,6 +2,7 @@
 //! arithmetic, comparisons, conversions, horizontal ops, rounding, dot products, MXCSR.
 //! All arithmetic goes through `rustc_apfloat`; host floats are never used.
 
+mod approx;
 mod arith;
 mod compare;
 mod convert;
@@ -57,10 +58,10 @@ fn arithmetic(ctx: &mut Ctx) -> Option<Exec> {
         M::Maxss => arith::max::<S>(ctx, true),
         M::Maxpd => arith::max::<D>(ctx, false),
         M::Maxsd => arith::max::<D>(ctx, true),
-        M::Rcpps => arith::approx(ctx, false, false),
-        M::Rcpss => arith::approx(ctx, true, false),
-        M::Rsqrtps => arith::approx(ctx, false, true),
-        M::Rsqrtss => arith::approx(ctx, true, true),
+        M::Rcpps => approx::approx(ctx, false, false),
+        M::Rcpss => approx::approx(ctx, true, false),
+        M::Rsqrtps => approx::approx(ctx, false, true),
+        M::Rsqrtss => approx::approx(ctx, true, true),
         M::Cmpps => compare::cmp::<S>(ctx, false),
         M::Cmpss => compare::cmp::<S>(ctx, true),
         M::Cmppd => compare::cmp::<D>(ctx, false),

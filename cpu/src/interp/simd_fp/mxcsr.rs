@@ -5,8 +5,8 @@
 use super::super::operand::{Ctx, Exec};
 use crate::state::{CR0_EM, CR0_TS, CR4_OSFXSR};
 use crate::Exception;
-use rustc_apfloat::ieee::{Double, Single};
-use rustc_apfloat::{Float, Round, Status, StatusAnd};
+use rustc_apfloat::ieee::{Double, Quad, Single};
+use rustc_apfloat::{Float, FloatConvert, Round, Status, StatusAnd};
 
 /// Invalid operation flag.
 pub(super) const IE: u32 = 1 << 0;
@@ -32,7 +32,7 @@ const PRE_FLAGS: u32 = IE | DE | ZE;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 
 /// The two IEEE binary formats SSE computes in, seen as raw lane bits.
-pub(super) trait Fp: Float + Copy {
+pub(super) trait Fp: Float + FloatConvert<Quad> + Copy {
     /// Lane width in bits.
     const WIDTH: u32;
     /// The QNaN "indefinite" x86 returns for invalid operations.
@@ -53,9 +53,21 @@ pub(super) trait Fp: Float + Copy {
     fn mask() -> u128 {
         u128::MAX >> (128 - Self::WIDTH)
     }
+
+    /// `q` rounded to this format.
+    fn from_quad(q: Quad, round: Round) -> StatusAnd<Self>;
+
+    /// The value as a quad (exact).
+    fn quad(self) -> Quad {
+        self.convert(&mut false).value
+    }
 }
 
 impl Fp for Single {
+    fn from_quad(q: Quad, round: Round) -> StatusAnd<Self> {
+        q.convert_r(round, &mut false)
+    }
+
     const WIDTH: u32 = 32;
     const DEFAULT_NAN: u128 = 0xffc0_0000;
     const QUIET: u128 = 1 << 22;
@@ -64,6 +76,10 @@ impl Fp for Single {
 }
 
 impl Fp for Double {
+    fn from_quad(q: Quad, round: Round) -> StatusAnd<Self> {
+        q.convert_r(round, &mut false)
+    }
+
     const WIDTH: u32 = 64;
     const DEFAULT_NAN: u128 = 0xfff8_0000_0000_0000;
     const QUIET: u128 = 1 << 51;
@@ -135,8 +151,13 @@ pub(super) fn stmxcsr(ctx: &mut Ctx) -> Exec {
 /// The MXCSR of one instruction and the flags its lanes raise.
 pub(super) struct Env {
     mxcsr: u32,
-    /// Flags raised so far, ORed over lanes.
+    /// Flags raised so far in the current step, ORed over lanes.
     pub flags: u32,
+    /// Flags of the finished steps.
+    settled: u32,
+    /// DE of the current lane, held back until [`Env::result`] knows the lane does not
+    /// raise IE or ZE (the host reports no DE for those, e.g. denormal / 0).
+    pending_de: bool,
 }
 
 impl Env {
@@ -145,6 +166,8 @@ impl Env {
         Self {
             mxcsr: ctx.cpu.mxcsr,
             flags: 0,
+            settled: 0,
+            pending_de: false,
         }
     }
 
@@ -162,19 +185,33 @@ impl Env {
         self.mxcsr & DAZ != 0
     }
 
-    /// A source operand: a denormal becomes signed zero under DAZ, else raises DE.
+    /// A source operand of an arithmetic lane finished by [`Env::result`]: a denormal
+    /// becomes signed zero under DAZ, else its DE is held pending.
     pub fn operand<F: Fp>(&mut self, v: u128) -> F {
-        F::from_bits(self.flush_input::<F>(v))
+        self.pending_de |= is_denormal::<F>(v) && !self.daz();
+        F::from_bits(self.daz_input::<F>(v))
     }
 
-    /// The bits of a source operand after DAZ (DE recorded for a kept denormal).
+    /// Drops the pending DE of a lane that turned out invalid.
+    pub fn invalid<F: Fp>(&mut self) -> u128 {
+        self.pending_de = false;
+        self.flags |= IE;
+        F::DEFAULT_NAN
+    }
+
+    /// The bits of a source operand after DAZ, raising DE for a kept denormal.
     pub fn flush_input<F: Fp>(&mut self, v: u128) -> u128 {
-        if !is_denormal::<F>(v) {
-            v
-        } else if self.daz() {
+        if is_denormal::<F>(v) && !self.daz() {
+            self.flags |= DE;
+        }
+        self.daz_input::<F>(v)
+    }
+
+    /// The bits of a source operand after DAZ, raising nothing.
+    pub fn daz_input<F: Fp>(&self, v: u128) -> u128 {
+        if is_denormal::<F>(v) && self.daz() {
             v & F::sign()
         } else {
-            self.flags |= DE;
             v
         }
     }
@@ -194,33 +231,35 @@ impl Env {
         }
     }
 
-    /// Turns an apfloat result into lane bits and flags. `scaled(k)` recomputes the same
-    /// operation with its exact result multiplied by 2^k: x86 detects tininess after
-    /// rounding with an unbounded exponent, and apfloat does not flag an overflow that
-    /// directed rounding turns into the largest finite value, so results at the edges of
-    /// the range are checked again one binade further in.
-    pub fn result<F: Fp>(&mut self, r: StatusAnd<F>, scaled: impl Fn(i32) -> F) -> u128 {
+    /// Turns an apfloat result into lane bits and flags. Near the ends of the range the
+    /// result is checked against `exact()`, the exact result rounded to odd at quad
+    /// precision (see [`round_odd`]): x86 detects overflow and tininess on the result
+    /// rounded with an unbounded exponent, while apfloat reports neither an overflow that
+    /// directed rounding turns into the largest finite value nor a tiny exact result.
+    pub fn result<F: Fp>(&mut self, r: StatusAnd<F>, exact: impl FnOnce() -> Quad) -> u128 {
         let StatusAnd { status, value } = r;
         if status.contains(Status::INVALID_OP) {
-            self.flags |= IE;
-            return F::DEFAULT_NAN;
+            return self.invalid::<F>();
+        }
+        if std::mem::take(&mut self.pending_de) && !status.contains(Status::DIV_BY_ZERO) {
+            self.flags |= DE;
         }
         if status.contains(Status::DIV_BY_ZERO) {
             self.flags |= ZE;
             return value.to_bits();
         }
         let inexact = status.contains(Status::INEXACT);
-        let mut bits = value.to_bits();
-        if status.contains(Status::OVERFLOW) || is_huge(value, inexact, &scaled) {
-            self.flags |= OE;
-        } else if is_tiny(value, inexact, &scaled) {
-            if !self.masked(UE) {
-                self.flags |= UE;
-            } else if self.mxcsr & FTZ != 0 {
-                self.flags |= UE | PE;
-                bits &= F::sign();
-            } else if inexact {
-                self.flags |= UE;
+        let bits = value.to_bits();
+        let edge = value.is_denormal()
+            || status.contains(Status::OVERFLOW)
+            || (inexact && (value.is_zero() || is_edge(value.abs())));
+        if edge {
+            let (unbounded, unbounded_inexact) = round_unbounded::<F>(exact(), self.round());
+            if unbounded.abs() > F::largest().quad() {
+                return self.overflow(bits, unbounded_inexact);
+            }
+            if !unbounded.is_zero() && unbounded.abs() < F::smallest_normalized().quad() {
+                return self.underflow::<F>(bits, inexact, unbounded_inexact);
             }
         }
         if inexact {
@@ -229,25 +268,68 @@ impl Env {
         bits
     }
 
+    /// OE; a trapping overflow reports PE only if the unbounded result is inexact.
+    fn overflow(&mut self, bits: u128, unbounded_inexact: bool) -> u128 {
+        self.flags |= OE;
+        if self.masked(OE) || unbounded_inexact {
+            self.flags |= PE;
+        }
+        bits
+    }
+
+    /// A tiny result: UE (masked: only if inexact, or always with FTZ, which flushes it).
+    fn underflow<F: Fp>(&mut self, bits: u128, inexact: bool, unbounded_inexact: bool) -> u128 {
+        if !self.masked(UE) {
+            self.flags |= UE | if unbounded_inexact { PE } else { 0 };
+            bits
+        } else if self.mxcsr & FTZ != 0 {
+            self.flags |= UE | PE;
+            bits & F::sign()
+        } else {
+            self.flags |= if inexact { UE | PE } else { 0 };
+            bits
+        }
+    }
+
     /// Records PE for an inexact result that cannot overflow or underflow.
     pub fn inexact(&mut self, status: Status) {
+        if std::mem::take(&mut self.pending_de) {
+            self.flags |= DE;
+        }
         if status.contains(Status::INEXACT) {
             self.flags |= PE;
         }
     }
 
+    /// Ends one step of the computation (DPPS multiplies, then adds): its flags become
+    /// final, without the post-computation ones if a pre-computation flag traps. Returns
+    /// whether the instruction traps, in which case later steps do not run.
+    pub fn settle(&mut self) -> bool {
+        let flags = std::mem::take(&mut self.flags);
+        let unmasked = flags & self.unmasked();
+        self.settled |= if unmasked & PRE_FLAGS != 0 {
+            flags & PRE_FLAGS
+        } else {
+            flags
+        };
+        self.trapping()
+    }
+
+    fn unmasked(&self) -> u32 {
+        !(self.mxcsr >> 7) & 0x3f
+    }
+
+    fn trapping(&self) -> bool {
+        self.settled & self.unmasked() != 0
+    }
+
     /// Merges the flags into MXCSR and decides whether the instruction traps: any raised
     /// flag that is unmasked gives #XM (or #UD without CR4.OSXMMEXCPT), and then the caller
     /// must not write its destination.
-    pub fn commit(&self, ctx: &mut Ctx) -> Exec {
-        let unmasked = self.flags & !(self.mxcsr >> 7) & 0x3f;
-        let flags = if unmasked & PRE_FLAGS != 0 {
-            self.flags & PRE_FLAGS
-        } else {
-            self.flags
-        };
-        ctx.cpu.mxcsr |= flags;
-        if unmasked == 0 {
+    pub fn commit(&mut self, ctx: &mut Ctx) -> Exec {
+        self.settle();
+        ctx.cpu.mxcsr |= self.settled;
+        if !self.trapping() {
             Ok(())
         } else if ctx.cpu.cr4 & CR4_OSXMMEXCPT != 0 {
             Err(Exception::SimdFp)
@@ -267,19 +349,33 @@ pub(super) fn rc_round(rc: u32) -> Round {
     }
 }
 
-/// Tininess after rounding: a denormal result, an inexact zero, or an inexact smallest
-/// normal whose unbounded-exponent rounding (seen doubled) is below it.
-fn is_tiny<F: Fp>(value: F, inexact: bool, scaled: impl Fn(i32) -> F) -> bool {
-    let min = F::smallest_normalized();
-    if value.is_denormal() || (value.is_zero() && inexact) {
-        return true;
-    }
-    inexact && value.abs().bitwise_eq(min) && scaled(1).abs() < min.scalbn(1)
+/// Whether a finite magnitude is the smallest normal or the largest finite value, where
+/// apfloat's bounded rounding can hide an underflow or overflow.
+fn is_edge<F: Fp>(magnitude: F) -> bool {
+    magnitude.bitwise_eq(F::smallest_normalized()) || magnitude.bitwise_eq(F::largest())
 }
 
-/// Overflow that rounded to the largest finite value: the unbounded-exponent rounding
-/// (seen halved) exceeds it.
-fn is_huge<F: Fp>(value: F, inexact: bool, scaled: impl Fn(i32) -> F) -> bool {
-    let max = F::largest();
-    inexact && value.abs().bitwise_eq(max) && scaled(-1).abs() > max.scalbn(-1)
+/// Rounds a quad result computed toward zero to odd: a set low bit stands for the lost
+/// bits. Quad's 113 bits exceed twice double's 53 plus 2, so rounding this once more to
+/// single or double gives the correctly rounded exact result.
+pub(super) fn round_odd(r: StatusAnd<Quad>) -> Quad {
+    if r.status.contains(Status::INEXACT) && r.value.is_finite_non_zero() {
+        Quad::from_bits(r.value.to_bits() | 1)
+    } else {
+        r.value
+    }
+}
+
+/// `q` rounded to the precision of `F` with an unbounded exponent, as a quad, and whether
+/// that rounding was inexact.
+fn round_unbounded<F: Fp>(q: Quad, round: Round) -> (Quad, bool) {
+    if !q.is_finite_non_zero() {
+        return (q, false);
+    }
+    let exp = q.ilogb();
+    let r = F::from_quad(q.scalbn(-exp), round);
+    (
+        r.value.quad().scalbn(exp),
+        r.status.contains(Status::INEXACT),
+    )
 }
