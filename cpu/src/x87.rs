@@ -54,9 +54,15 @@ const WRAP_BIAS: i32 = 24576;
 
 impl F80 {
     /// The real indefinite (default QNaN).
-    pub const INDEFINITE: F80 = F80 { signif: 0xC000_0000_0000_0000, sign_exp: 0xffff };
+    pub const INDEFINITE: F80 = F80 {
+        signif: 0xC000_0000_0000_0000,
+        sign_exp: 0xffff,
+    };
     /// +0.
-    pub const ZERO: F80 = F80 { signif: 0, sign_exp: 0 };
+    pub const ZERO: F80 = F80 {
+        signif: 0,
+        sign_exp: 0,
+    };
 
     /// Sign bit.
     pub fn sign(self) -> bool {
@@ -70,17 +76,26 @@ impl F80 {
 
     /// An infinity of the given sign.
     pub fn inf(sign: bool) -> F80 {
-        F80 { signif: INT_BIT, sign_exp: sign_bits(sign) | EXP_MAX }
+        F80 {
+            signif: INT_BIT,
+            sign_exp: sign_bits(sign) | EXP_MAX,
+        }
     }
 
     /// A zero of the given sign.
     pub fn zero(sign: bool) -> F80 {
-        F80 { signif: 0, sign_exp: sign_bits(sign) }
+        F80 {
+            signif: 0,
+            sign_exp: sign_bits(sign),
+        }
     }
 
     /// The value with its sign replaced.
     pub fn with_sign(self, sign: bool) -> F80 {
-        F80 { signif: self.signif, sign_exp: self.exp() | sign_bits(sign) }
+        F80 {
+            signif: self.signif,
+            sign_exp: self.exp() | sign_bits(sign),
+        }
     }
 
     /// The class of this encoding.
@@ -104,7 +119,10 @@ impl F80 {
 
     /// The quiet version of a NaN.
     pub fn quiet(self) -> F80 {
-        F80 { signif: self.signif | (1 << 62), sign_exp: self.sign_exp }
+        F80 {
+            signif: self.signif | (1 << 62),
+            sign_exp: self.sign_exp,
+        }
     }
 
     /// The 2-bit tag of a non-empty register holding this value.
@@ -124,7 +142,10 @@ impl F80 {
     /// Converts from `rustc_apfloat`'s x87 type.
     pub fn from_apfloat(x: X87DoubleExtended) -> F80 {
         let bits = x.to_bits();
-        F80 { signif: bits as u64, sign_exp: (bits >> 64) as u16 }
+        F80 {
+            signif: bits as u64,
+            sign_exp: (bits >> 64) as u16,
+        }
     }
 }
 
@@ -192,18 +213,36 @@ pub struct Format {
 }
 
 /// 80-bit extended.
-pub const EXTENDED: Format = Format { prec: 64, emin: -16382, emax: 16383 };
+pub const EXTENDED: Format = Format {
+    prec: 64,
+    emin: -16382,
+    emax: 16383,
+};
 /// IEEE double (memory operand).
-pub const DOUBLE: Format = Format { prec: 53, emin: -1022, emax: 1023 };
+pub const DOUBLE: Format = Format {
+    prec: 53,
+    emin: -1022,
+    emax: 1023,
+};
 /// IEEE single (memory operand).
-pub const SINGLE: Format = Format { prec: 24, emin: -126, emax: 127 };
+pub const SINGLE: Format = Format {
+    prec: 24,
+    emin: -126,
+    emax: 127,
+};
 
 /// The register format under precision control `fcw` bits 8-9 (01 is reserved and acts
 /// as 64-bit on current processors... treated as single here only if encoded 00).
 pub fn pc_format(fcw: u16) -> Format {
     match (fcw >> 8) & 3 {
-        0 => Format { prec: 24, ..EXTENDED },
-        2 => Format { prec: 53, ..EXTENDED },
+        0 => Format {
+            prec: 24,
+            ..EXTENDED
+        },
+        2 => Format {
+            prec: 53,
+            ..EXTENDED
+        },
         _ => EXTENDED,
     }
 }
@@ -222,7 +261,11 @@ pub struct Env {
 impl Env {
     /// From the control word.
     pub fn from_fcw(fcw: u16) -> Env {
-        Env { rc: Rc::from_fcw(fcw), om: fcw & OE != 0, um: fcw & UE != 0 }
+        Env {
+            rc: Rc::from_fcw(fcw),
+            om: fcw & OE != 0,
+            um: fcw & UE != 0,
+        }
     }
 }
 
@@ -248,8 +291,15 @@ impl Rounded {
         if self.inf {
             return F80::inf(self.sign);
         }
-        let biased = if self.sig & INT_BIT != 0 { (self.exp + BIAS) as u16 } else { 0 };
-        F80 { signif: self.sig, sign_exp: sign_bits(self.sign) | (biased & EXP_MAX) }
+        let biased = if self.sig & INT_BIT != 0 {
+            (self.exp + BIAS) as u16
+        } else {
+            0
+        };
+        F80 {
+            signif: self.sig,
+            sign_exp: sign_bits(self.sign) | (biased & EXP_MAX),
+        }
     }
 
     /// Packs into an IEEE interchange format of `exp_bits` exponent bits and `fmt.prec`
@@ -262,7 +312,11 @@ impl Rounded {
             return sign | (emax_biased << frac_bits);
         }
         let frac = (self.sig >> (64 - fmt.prec)) & ((1u64 << frac_bits) - 1);
-        let biased = if self.sig & INT_BIT != 0 { (self.exp - fmt.emin + 1) as u64 } else { 0 };
+        let biased = if self.sig & INT_BIT != 0 {
+            (self.exp - fmt.emin + 1) as u64
+        } else {
+            0
+        };
         sign | (biased << frac_bits) | frac
     }
 }
@@ -292,7 +346,13 @@ pub fn round(sign: bool, exp: i32, sig: u128, fmt: Format, env: Env) -> Rounded 
         flags |= UE;
         if exp < fmt.emin {
             // Too tiny even for the rebias: the x87 delivers a signed zero.
-            return Rounded { sign, exp: fmt.emin, sig: 0, inf: false, flags: UE | PE };
+            return Rounded {
+                sign,
+                exp: fmt.emin,
+                sig: 0,
+                inf: false,
+                flags: UE | PE,
+            };
         }
     }
     // Masked underflow, or a result too tiny even for the rebias: denormalize.
@@ -323,7 +383,13 @@ pub fn round(sign: bool, exp: i32, sig: u128, fmt: Format, env: Env) -> Rounded 
     if up {
         flags |= C1;
     }
-    let mut r = Rounded { sign, exp, sig: (sig >> 64) as u64, inf: false, flags };
+    let mut r = Rounded {
+        sign,
+        exp,
+        sig: (sig >> 64) as u64,
+        inf: false,
+        flags,
+    };
     if exp > fmt.emax {
         overflow(&mut r, fmt, env);
     }
@@ -462,7 +528,14 @@ pub fn arith(op: Op, a: F80, b: F80, fmt: Format, env: Env) -> OpResult {
         return invalid();
     }
     // A zero divide is reported without the denormal-operand flag.
-    (r, if flags & ZE != 0 { flags } else { flags | da | db })
+    (
+        r,
+        if flags & ZE != 0 {
+            flags
+        } else {
+            flags | da | db
+        },
+    )
 }
 
 fn finish(r: Rounded) -> OpResult {
@@ -480,14 +553,22 @@ fn add(a: Val, b: Val, negate_b: bool, fmt: Format, env: Env) -> OpResult {
         (Val::Inf(x), Val::Inf(y)) if x != y => invalid(),
         (Val::Inf(x), _) | (_, Val::Inf(x)) => (F80::inf(x), 0),
         (Val::Zero(x), Val::Zero(y)) => (F80::zero(if x == y { x } else { env.rc == Rc::Down }), 0),
-        (Val::Zero(_), Val::Fin(s, e, m)) | (Val::Fin(s, e, m), Val::Zero(_)) => finish(round(s, e, u128::from(m) << 64, fmt, env)),
-        (Val::Fin(sa, ea, ma), Val::Fin(sb, eb, mb)) => add_finite((sa, ea, ma), (sb, eb, mb), fmt, env),
+        (Val::Zero(_), Val::Fin(s, e, m)) | (Val::Fin(s, e, m), Val::Zero(_)) => {
+            finish(round(s, e, u128::from(m) << 64, fmt, env))
+        }
+        (Val::Fin(sa, ea, ma), Val::Fin(sb, eb, mb)) => {
+            add_finite((sa, ea, ma), (sb, eb, mb), fmt, env)
+        }
         _ => invalid(),
     }
 }
 
 fn add_finite(a: (bool, i32, u64), b: (bool, i32, u64), fmt: Format, env: Env) -> OpResult {
-    let (big, small) = if (a.1, a.2) >= (b.1, b.2) { (a, b) } else { (b, a) };
+    let (big, small) = if (a.1, a.2) >= (b.1, b.2) {
+        (a, b)
+    } else {
+        (b, a)
+    };
     // Significands at bits 126..63 leave a carry bit and 63 guard bits.
     let x = u128::from(big.2) << 63;
     let y = shr_sticky(u128::from(small.2) << 63, (big.1 - small.1).min(200) as u32);
@@ -504,7 +585,9 @@ fn mul(a: Val, b: Val, fmt: Format, env: Env) -> OpResult {
         (Val::Inf(x) | Val::Fin(x, ..), Val::Inf(y)) | (Val::Inf(x), Val::Fin(y, ..)) => {
             (F80::inf(x ^ y), 0)
         }
-        (Val::Zero(x) | Val::Fin(x, ..), Val::Zero(y)) | (Val::Zero(x), Val::Fin(y, ..)) => (F80::zero(x ^ y), 0),
+        (Val::Zero(x) | Val::Fin(x, ..), Val::Zero(y)) | (Val::Zero(x), Val::Fin(y, ..)) => {
+            (F80::zero(x ^ y), 0)
+        }
         (Val::Fin(sa, ea, ma), Val::Fin(sb, eb, mb)) => {
             let p = u128::from(ma) * u128::from(mb);
             finish(round(sa ^ sb, ea + eb + 1, p, fmt, env))
@@ -517,7 +600,9 @@ fn div(a: Val, b: Val, fmt: Format, env: Env) -> OpResult {
     match (a, b) {
         (Val::Inf(_), Val::Inf(_)) | (Val::Zero(_), Val::Zero(_)) => invalid(),
         (Val::Inf(x), Val::Zero(y) | Val::Fin(y, ..)) => (F80::inf(x ^ y), 0),
-        (Val::Zero(x) | Val::Fin(x, ..), Val::Inf(y)) | (Val::Zero(x), Val::Fin(y, ..)) => (F80::zero(x ^ y), 0),
+        (Val::Zero(x) | Val::Fin(x, ..), Val::Inf(y)) | (Val::Zero(x), Val::Fin(y, ..)) => {
+            (F80::zero(x ^ y), 0)
+        }
         (Val::Fin(x, ..), Val::Zero(y)) => (F80::inf(x ^ y), ZE),
         (Val::Fin(sa, ea, ma), Val::Fin(sb, eb, mb)) => {
             let (sig, exp) = divide_sig(ma, mb);
@@ -530,7 +615,11 @@ fn div(a: Val, b: Val, fmt: Format, env: Env) -> OpResult {
 /// 128-bit quotient of two normalized significands with a sticky bit, and the exponent
 /// adjustment so that `a/b = sig/2^127 * 2^adj`.
 fn divide_sig(a: u64, b: u64) -> (u128, i32) {
-    let (num, adj) = if a >= b { (u128::from(a) << 63, 0) } else { (u128::from(a) << 64, -1) };
+    let (num, adj) = if a >= b {
+        (u128::from(a) << 63, 0)
+    } else {
+        (u128::from(a) << 64, -1)
+    };
     let b = u128::from(b);
     let (q1, r1) = (num / b, num % b);
     let (q2, r2) = ((r1 << 64) / b, (r1 << 64) % b);
@@ -546,7 +635,11 @@ pub fn sqrt(a: F80, fmt: Format, env: Env) -> OpResult {
         Val::Inf(false) => (F80::inf(false), 0),
         Val::Inf(true) | Val::Fin(true, ..) => invalid(),
         Val::Fin(false, e, m) => {
-            let (n, k) = if e & 1 == 0 { (u128::from(m) << 63, (e - 126) / 2) } else { (u128::from(m) << 64, (e - 127) / 2) };
+            let (n, k) = if e & 1 == 0 {
+                (u128::from(m) << 63, (e - 126) / 2)
+            } else {
+                (u128::from(m) << 64, (e - 127) / 2)
+            };
             let (root, rem) = isqrt(n);
             let tail: u128 = if rem == 0 {
                 0
@@ -555,7 +648,13 @@ pub fn sqrt(a: F80, fmt: Format, env: Env) -> OpResult {
             } else {
                 1
             };
-            let (r, flags) = finish(round(false, k + 63, (u128::from(root) << 64) | tail, fmt, env));
+            let (r, flags) = finish(round(
+                false,
+                k + 63,
+                (u128::from(root) << 64) | tail,
+                fmt,
+                env,
+            ));
             (r, flags | da)
         }
     }
@@ -607,7 +706,10 @@ pub fn from_int(sign: bool, mag: u64) -> F80 {
         return F80::zero(sign);
     }
     let lz = mag.leading_zeros();
-    F80 { signif: mag << lz, sign_exp: sign_bits(sign) | (BIAS + 63 - lz as i32) as u16 }
+    F80 {
+        signif: mag << lz,
+        sign_exp: sign_bits(sign) | (BIAS + 63 - lz as i32) as u16,
+    }
 }
 
 /// Decodes an IEEE single/double memory operand exactly into an F80 (DE for denormals,
@@ -621,7 +723,13 @@ pub fn from_ieee(bits: u64, fmt: Format, exp_bits: u32) -> (F80, u16) {
     let top = frac << (64 - frac_bits);
     if biased == emax_biased {
         let sig = INT_BIT | (top >> 1);
-        return (F80 { signif: sig, sign_exp: sign_bits(sign) | EXP_MAX }, 0);
+        return (
+            F80 {
+                signif: sig,
+                sign_exp: sign_bits(sign) | EXP_MAX,
+            },
+            0,
+        );
     }
     if biased == 0 {
         if frac == 0 {
@@ -629,18 +737,42 @@ pub fn from_ieee(bits: u64, fmt: Format, exp_bits: u32) -> (F80, u16) {
         }
         let lz = frac.leading_zeros();
         let exp = fmt.emin - 1 - (lz as i32 - (64 - frac_bits as i32));
-        return (F80 { signif: frac << lz, sign_exp: sign_bits(sign) | (exp + BIAS) as u16 }, DE);
+        return (
+            F80 {
+                signif: frac << lz,
+                sign_exp: sign_bits(sign) | (exp + BIAS) as u16,
+            },
+            DE,
+        );
     }
     let exp = biased + fmt.emin - 1;
-    (F80 { signif: INT_BIT | (top >> 1), sign_exp: sign_bits(sign) | (exp + BIAS) as u16 }, 0)
+    (
+        F80 {
+            signif: INT_BIT | (top >> 1),
+            sign_exp: sign_bits(sign) | (exp + BIAS) as u16,
+        },
+        0,
+    )
 }
 
 /// Converts a finite/special F80 to a 128-bit quad (exact), for the transcendental code.
 pub fn to_quad(f: F80) -> Quad {
     let (v, _) = unpack(f);
     match v {
-        Val::Zero(s) => if s { -Quad::ZERO } else { Quad::ZERO },
-        Val::Inf(s) => if s { -Quad::INFINITY } else { Quad::INFINITY },
+        Val::Zero(s) => {
+            if s {
+                -Quad::ZERO
+            } else {
+                Quad::ZERO
+            }
+        }
+        Val::Inf(s) => {
+            if s {
+                -Quad::INFINITY
+            } else {
+                Quad::INFINITY
+            }
+        }
         Val::NaN(_) => Quad::NAN,
         Val::Fin(s, e, m) => {
             // Quad has 112 fraction bits; a normalized 64-bit significand fits exactly.
@@ -670,6 +802,10 @@ pub fn from_quad(q: Quad, fmt: Format, env: Env) -> OpResult {
     let sign = bits >> 127 != 0;
     let biased = ((bits >> 112) & 0x7fff) as i32;
     let frac = bits & ((1u128 << 112) - 1);
-    let (exp, sig) = if biased == 0 { (-16382, frac) } else { (biased - 16383, frac | (1u128 << 112)) };
+    let (exp, sig) = if biased == 0 {
+        (-16382, frac)
+    } else {
+        (biased - 16383, frac | (1u128 << 112))
+    };
     finish(round(sign, exp + 15, sig, fmt, env))
 }

@@ -9,7 +9,17 @@ use iced_x86::{Mnemonic as M, OpKind};
 
 pub(super) fn owns(m: M) -> bool {
     binary_op(m).is_some()
-        || matches!(m, M::Fsqrt | M::Fchs | M::Fabs | M::Frndint | M::Fscale | M::Fxtract | M::Fprem | M::Fprem1)
+        || matches!(
+            m,
+            M::Fsqrt
+                | M::Fchs
+                | M::Fabs
+                | M::Frndint
+                | M::Fscale
+                | M::Fxtract
+                | M::Fprem
+                | M::Fprem1
+        )
 }
 
 /// The operation, whether its operands are reversed, and whether it pops.
@@ -70,7 +80,15 @@ fn binary(ctx: &mut Ctx, op: Op, reverse: bool, popping: bool) -> Exec {
             let (v, flags) = x87::arith(op, l, r, fmt, env);
             // A denormal memory operand is not reported when the other one is a NaN.
             let nan = matches!(a.class(), Class::QNaN | Class::SNaN | Class::Unsupported);
-            (v, flags | if flags & (IE | ZE) == 0 && !nan { mem_flags } else { 0 })
+            (
+                v,
+                flags
+                    | if flags & (IE | ZE) == 0 && !nan {
+                        mem_flags
+                    } else {
+                        0
+                    },
+            )
         }
         _ => underflow(),
     };
@@ -118,7 +136,10 @@ fn scale(a: F80, b: F80, env: x87::Env) -> OpResult {
         (Val::Fin(s, e, m), Val::Fin(..) | Val::Zero(_)) => {
             let n = match vb {
                 Val::Fin(sb, eb, mb) => {
-                    let n = x87::round_to_int(sb, eb.min(40), mb, Rc::Zero).0.unwrap_or(0).min(1 << 20) as i32;
+                    let n = x87::round_to_int(sb, eb.min(40), mb, Rc::Zero)
+                        .0
+                        .unwrap_or(0)
+                        .min(1 << 20) as i32;
                     if sb {
                         -n
                     } else {
@@ -150,7 +171,15 @@ fn fxtract(x: &mut X87State) {
             let (n, f) = x87::propagate_nan(va, Val::Zero(false));
             (n, n, f)
         }
-        Val::Fin(s, e, m) => (x87::from_int(e < 0, e.unsigned_abs().into()), F80 { signif: m, sign_exp: 0x3fff }.with_sign(s), de),
+        Val::Fin(s, e, m) => (
+            x87::from_int(e < 0, e.unsigned_abs().into()),
+            F80 {
+                signif: m,
+                sign_exp: 0x3fff,
+            }
+            .with_sign(s),
+            de,
+        ),
     };
     if !masked(x, flags) {
         status(x, flags);
@@ -179,14 +208,27 @@ fn fprem(x: &mut X87State, ieee: bool) {
         }
         // Repacked, so a pseudo-denormal dividend comes back normalized.
         (Val::Fin(sa, ea, ma), _) => {
-            let r = x87::round(sa, ea, u128::from(ma) << 64, EXTENDED, x87::Env::from_fcw(x.fcw));
+            let r = x87::round(
+                sa,
+                ea,
+                u128::from(ma) << 64,
+                EXTENDED,
+                x87::Env::from_fcw(x.fcw),
+            );
             ((r.to_f80(), r.flags & !C1), Some(0))
         }
         _ => ((a, 0), Some(0)),
     };
     let (v, flags) = res;
     let nan = matches!(va, Val::NaN(_)) || matches!(vb, Val::NaN(_));
-    let res = (v, if flags & IE == 0 && !nan { flags | da | db } else { flags });
+    let res = (
+        v,
+        if flags & IE == 0 && !nan {
+            flags | da | db
+        } else {
+            flags
+        },
+    );
     x.fsw = match cc {
         Some(cc) if commit(x, 0, res) => (x.fsw & !(C0 | C1 | C2 | C3)) | cc,
         _ => {
@@ -198,7 +240,15 @@ fn fprem(x: &mut X87State, ieee: bool) {
 
 /// The remainder of finite `a / b` and the condition codes (C2 for an incomplete
 /// reduction, else the low three quotient bits in C0, C3, C1).
-fn remainder(sign: bool, ea: i32, ma: u64, eb: i32, mb: u64, ieee: bool, env: x87::Env) -> (OpResult, u16) {
+fn remainder(
+    sign: bool,
+    ea: i32,
+    ma: u64,
+    eb: i32,
+    mb: u64,
+    ieee: bool,
+    env: x87::Env,
+) -> (OpResult, u16) {
     let d = ea - eb;
     if d >= 64 {
         // Reduce the exponent difference by 32..63 bits per step.
@@ -210,11 +260,20 @@ fn remainder(sign: bool, ea: i32, ma: u64, eb: i32, mb: u64, ieee: bool, env: x8
     // Quotient, remainder and divisor in units of 2^unit.
     let (mut q, mut r, divisor, unit) = if d < 0 {
         // Only d = -1 can round up to a quotient of 1.
-        let divisor = if d == -1 { u128::from(mb) << 1 } else { u128::MAX };
+        let divisor = if d == -1 {
+            u128::from(mb) << 1
+        } else {
+            u128::MAX
+        };
         (0u64, u128::from(ma), divisor, ea - 63)
     } else {
         let num = u128::from(ma) << d;
-        ((num / u128::from(mb)) as u64, num % u128::from(mb), u128::from(mb), eb - 63)
+        (
+            (num / u128::from(mb)) as u64,
+            num % u128::from(mb),
+            u128::from(mb),
+            eb - 63,
+        )
     };
     let mut rsign = sign;
     let twice = r << 1;
@@ -223,7 +282,9 @@ fn remainder(sign: bool, ea: i32, ma: u64, eb: i32, mb: u64, ieee: bool, env: x8
         r = divisor - r;
         rsign = !sign;
     }
-    let cc = (if q & 4 != 0 { C0 } else { 0 }) | (if q & 2 != 0 { C3 } else { 0 }) | (if q & 1 != 0 { C1 } else { 0 });
+    let cc = (if q & 4 != 0 { C0 } else { 0 })
+        | (if q & 2 != 0 { C3 } else { 0 })
+        | (if q & 1 != 0 { C1 } else { 0 });
     (pack(rsign, unit, r, env), cc)
 }
 

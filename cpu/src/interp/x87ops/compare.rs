@@ -34,7 +34,10 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
         fxam(&mut ctx.cpu.x87);
         return Ok(());
     }
-    let quiet = matches!(m, M::Fucom | M::Fucomp | M::Fucompp | M::Fucomi | M::Fucomip);
+    let quiet = matches!(
+        m,
+        M::Fucom | M::Fucomp | M::Fucompp | M::Fucomi | M::Fucomip
+    );
     let pops = match m {
         M::Fcompp | M::Fucompp => 2,
         M::Fcomp | M::Fucomp | M::Ficomp | M::Fcomip | M::Fucomip => 1,
@@ -101,7 +104,10 @@ fn compare(a: F80, b: F80, quiet: bool) -> (Option<Ordering>, u16) {
         let nan_b = matches!(vb, Val::NaN(_)) && (!quiet || signaling(b));
         return (None, if nan_a || nan_b { IE } else { 0 });
     }
-    (Some(key(va).partial_cmp(&key(vb)).unwrap_or(Ordering::Equal)), da | db)
+    (
+        Some(key(va).partial_cmp(&key(vb)).unwrap_or(Ordering::Equal)),
+        da | db,
+    )
 }
 
 /// A totally ordered key for non-NaN values.

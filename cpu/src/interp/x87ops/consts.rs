@@ -7,7 +7,10 @@ use crate::x87::{Env, Format, EXTENDED};
 use iced_x86::Mnemonic as M;
 
 pub(super) fn owns(m: M) -> bool {
-    matches!(m, M::Fld1 | M::Fldz | M::Fldpi | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2)
+    matches!(
+        m,
+        M::Fld1 | M::Fldz | M::Fldpi | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2
+    )
 }
 
 /// Biased exponent and the first 128 significand bits of each constant.
@@ -29,7 +32,11 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
     let v = if sig == 0 {
         crate::F80::ZERO
     } else {
-        let env = Env { om: true, um: true, ..Env::from_fcw(x.fcw) };
+        let env = Env {
+            om: true,
+            um: true,
+            ..Env::from_fcw(x.fcw)
+        };
         let fmt: Format = EXTENDED;
         crate::x87::round(false, i32::from(exp) - 16383, sig, fmt, env).to_f80()
     };

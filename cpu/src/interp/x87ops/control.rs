@@ -62,7 +62,9 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
         }
         M::Fnclex | M::Fclex => ctx.cpu.x87.fsw &= 0x7f00,
         M::Fninit | M::Finit => init(&mut ctx.cpu.x87),
-        M::Fnstenv | M::Fstenv | M::Fnsave | M::Fsave => save(ctx, matches!(m, M::Fnsave | M::Fsave))?,
+        M::Fnstenv | M::Fstenv | M::Fnsave | M::Fsave => {
+            save(ctx, matches!(m, M::Fnsave | M::Fsave))?
+        }
         M::Fldenv | M::Frstor => restore(ctx, m == M::Frstor)?,
         M::Ffree | M::Ffreep => {
             let i = super::st_index(ctx, 0);
@@ -96,20 +98,30 @@ pub(super) fn full_fsw(x: &X87State) -> u16 {
 
 /// FNINIT.
 fn init(x: &mut X87State) {
-    *x = X87State { regs: x.regs, ..X87State::default() };
+    *x = X87State {
+        regs: x.regs,
+        ..X87State::default()
+    };
 }
 
 /// The tag word with the tags of non-empty registers recomputed from their contents.
 fn tag_word(x: &X87State) -> u16 {
     (0..8).fold(0, |acc, p| {
-        let t = if tag(x, p) == TAG_EMPTY { TAG_EMPTY } else { x.regs[p].tag() };
+        let t = if tag(x, p) == TAG_EMPTY {
+            TAG_EMPTY
+        } else {
+            x.regs[p].tag()
+        };
         acc | (t << (2 * p))
     })
 }
 
 /// Whether the environment image is the 16-bit (14/94-byte) one.
 fn is_16bit(ctx: &Ctx) -> bool {
-    matches!(ctx.insn.memory_size(), MemorySize::FpuEnv14 | MemorySize::FpuState94)
+    matches!(
+        ctx.insn.memory_size(),
+        MemorySize::FpuEnv14 | MemorySize::FpuState94
+    )
 }
 
 fn env_image(x: &X87State, small: bool) -> Vec<u8> {
@@ -124,7 +136,10 @@ fn env_image(x: &X87State, small: bool) -> Vec<u8> {
         0xffff_0000,
     ];
     if small {
-        fields.iter().flat_map(|f| (*f as u16).to_le_bytes()).collect()
+        fields
+            .iter()
+            .flat_map(|f| (*f as u16).to_le_bytes())
+            .collect()
     } else {
         fields.iter().flat_map(|f| f.to_le_bytes()).collect()
     }
@@ -165,7 +180,12 @@ fn restore(ctx: &mut Ctx, with_regs: bool) -> Exec {
         if small {
             u32::from(u16::from_le_bytes([image[2 * i], image[2 * i + 1]]))
         } else {
-            u32::from_le_bytes([image[4 * i], image[4 * i + 1], image[4 * i + 2], image[4 * i + 3]])
+            u32::from_le_bytes([
+                image[4 * i],
+                image[4 * i + 1],
+                image[4 * i + 2],
+                image[4 * i + 3],
+            ])
         }
     };
     let x = &mut ctx.cpu.x87;
@@ -175,7 +195,11 @@ fn restore(ctx: &mut Ctx, with_regs: bool) -> Exec {
     x.fsw = fsw & !0x3800;
     x.ftw = field(2) as u16;
     x.fip = u64::from(field(3));
-    x.fop = if small { 0 } else { ((field(4) >> 16) & 0x7ff) as u16 };
+    x.fop = if small {
+        0
+    } else {
+        ((field(4) >> 16) & 0x7ff) as u16
+    };
     x.fdp = u64::from(field(5));
     if with_regs {
         for i in 0..8 {
@@ -183,7 +207,10 @@ fn restore(ctx: &mut Ctx, with_regs: bool) -> Exec {
             let mut sig = [0u8; 8];
             sig.copy_from_slice(&b[..8]);
             let p = phys(x, i);
-            x.regs[p] = F80 { signif: u64::from_le_bytes(sig), sign_exp: u16::from_le_bytes([b[8], b[9]]) };
+            x.regs[p] = F80 {
+                signif: u64::from_le_bytes(sig),
+                sign_exp: u16::from_le_bytes([b[8], b[9]]),
+            };
         }
     }
     update_es(x);

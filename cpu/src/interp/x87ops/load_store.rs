@@ -11,7 +11,17 @@ use softvisor_mmu::AccessKind;
 pub(super) fn owns(m: M) -> bool {
     matches!(
         m,
-        M::Fld | M::Fst | M::Fstp | M::Fstpnce | M::Fild | M::Fist | M::Fistp | M::Fisttp | M::Fbld | M::Fbstp | M::Fxch
+        M::Fld
+            | M::Fst
+            | M::Fstp
+            | M::Fstpnce
+            | M::Fild
+            | M::Fist
+            | M::Fistp
+            | M::Fisttp
+            | M::Fbld
+            | M::Fbstp
+            | M::Fxch
     ) || cmov_condition(m).is_some()
 }
 
@@ -29,7 +39,9 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
             status(x, 0);
             Ok(())
         }
-        M::Fst | M::Fstp | M::Fbstp if ctx.insn.op_kind(0) == OpKind::Register => store_reg(ctx, m != M::Fst),
+        M::Fst | M::Fstp | M::Fbstp if ctx.insn.op_kind(0) == OpKind::Register => {
+            store_reg(ctx, m != M::Fst)
+        }
         M::Fst | M::Fstp | M::Fbstp => store_float(ctx, m != M::Fst),
         M::Fist | M::Fistp | M::Fisttp => store_int(ctx, m),
         M::Fxch => {
@@ -59,7 +71,13 @@ pub(super) fn read_operand(ctx: &mut Ctx) -> Exec<(F80, u16)> {
             let b = read10(ctx, addr)?;
             let mut sig = [0u8; 8];
             sig.copy_from_slice(&b[..8]);
-            (F80 { signif: u64::from_le_bytes(sig), sign_exp: u16::from_le_bytes([b[8], b[9]]) }, 0)
+            (
+                F80 {
+                    signif: u64::from_le_bytes(sig),
+                    sign_exp: u16::from_le_bytes([b[8], b[9]]),
+                },
+                0,
+            )
         }
         MemorySize::Bcd => (from_bcd(&read10(ctx, addr)?), 0),
         _ => {
@@ -73,7 +91,9 @@ pub(super) fn read_operand(ctx: &mut Ctx) -> Exec<(F80, u16)> {
 }
 
 fn from_bcd(b: &[u8; 10]) -> F80 {
-    let mag = b[..9].iter().rev().fold(0u64, |acc, &d| acc * 100 + u64::from(d >> 4) * 10 + u64::from(d & 15));
+    let mag = b[..9].iter().rev().fold(0u64, |acc, &d| {
+        acc * 100 + u64::from(d >> 4) * 10 + u64::from(d & 15)
+    });
     x87::from_int(b[9] & 0x80 != 0, mag)
 }
 
@@ -87,7 +107,10 @@ fn load(ctx: &mut Ctx) -> Exec {
             None => underflow(),
         }
     };
-    let converted = matches!(ctx.insn.memory_size(), MemorySize::Float32 | MemorySize::Float64);
+    let converted = matches!(
+        ctx.insn.memory_size(),
+        MemorySize::Float32 | MemorySize::Float64
+    );
     let (v, flags) = if v.class() == Class::SNaN && converted {
         (v.quiet(), flags | IE)
     } else {
@@ -192,12 +215,28 @@ fn to_ieee(v: F80, fmt: Format, exp_bits: u32, env: Env) -> (u64, u16) {
         Val::Inf(_) => (sign | exp_all, 0),
         Val::NaN(Some(f)) => {
             let flags = if f.class() == Class::SNaN { IE } else { 0 };
-            (sign | exp_all | ((f.quiet().signif >> (64 - fmt.prec)) & frac_mask), flags)
+            (
+                sign | exp_all | ((f.quiet().signif >> (64 - fmt.prec)) & frac_mask),
+                flags,
+            )
         }
-        Val::NaN(None) => (1 << (exp_bits + frac_bits) | exp_all | (1 << (frac_bits - 1)), IE),
+        Val::NaN(None) => (
+            1 << (exp_bits + frac_bits) | exp_all | (1 << (frac_bits - 1)),
+            IE,
+        ),
         Val::Fin(s, e, m) => {
             // Memory formats have no rebias: unmasked underflow/overflow only flag.
-            let r = x87::round(s, e, u128::from(m) << 64, fmt, Env { om: true, um: true, ..env });
+            let r = x87::round(
+                s,
+                e,
+                u128::from(m) << 64,
+                fmt,
+                Env {
+                    om: true,
+                    um: true,
+                    ..env
+                },
+            );
             let flags = if e < fmt.emin && !env.um {
                 x87::UE
             } else if r.flags & x87::OE != 0 && !env.om {
@@ -219,7 +258,14 @@ fn to_int(v: F80, bits: u32, rc: Rc) -> (Option<i64>, u16) {
             let (mag, flags) = x87::round_to_int(s, e, m, rc);
             let limit = (1u64 << (bits - 1)) - u64::from(!s);
             match mag {
-                Some(mag) if mag <= limit => (Some(if s { 0i64.wrapping_sub_unsigned(mag) } else { mag as i64 }), flags),
+                Some(mag) if mag <= limit => (
+                    Some(if s {
+                        0i64.wrapping_sub_unsigned(mag)
+                    } else {
+                        mag as i64
+                    }),
+                    flags,
+                ),
                 _ => (None, IE),
             }
         }
@@ -251,7 +297,11 @@ fn store_int(ctx: &mut Ctx, m: M) -> Exec {
     let addr = ctx.mem_addr()?;
     let size = ctx.insn.memory_size().size();
     let x = ctx.cpu.x87;
-    let rc = if m == M::Fisttp { Rc::Zero } else { Rc::from_fcw(x.fcw) };
+    let rc = if m == M::Fisttp {
+        Rc::Zero
+    } else {
+        Rc::from_fcw(x.fcw)
+    };
     let (value, flags) = match st(&x, 0) {
         None => (None, IE | SF),
         Some(v) => to_int(v, 8 * size as u32, rc),

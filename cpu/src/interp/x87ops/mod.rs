@@ -42,9 +42,19 @@ fn kind_of(m: M) -> Option<Kind> {
         M::Wait => Kind::Wait,
         M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw | M::Fnstenv | M::Fnsave => Kind::NoWait,
         M::Fneni | M::Fndisi | M::Fnsetpm => Kind::NoWait,
-        M::Finit | M::Fclex | M::Fstcw | M::Fstsw | M::Fstenv | M::Fsave | M::Fldcw | M::Fldenv | M::Frstor => Kind::Control,
+        M::Finit
+        | M::Fclex
+        | M::Fstcw
+        | M::Fstsw
+        | M::Fstenv
+        | M::Fsave
+        | M::Fldcw
+        | M::Fldenv
+        | M::Frstor => Kind::Control,
         M::Feni | M::Fdisi | M::Fsetpm => Kind::Control,
-        _ if control::owns(m) || load_store::owns(m) || arith::owns(m) || compare::owns(m) => Kind::Arith,
+        _ if control::owns(m) || load_store::owns(m) || arith::owns(m) || compare::owns(m) => {
+            Kind::Arith
+        }
         _ if consts::owns(m) || transcendental::owns(m) => Kind::Arith,
         _ => return None,
     })
@@ -62,7 +72,11 @@ fn run(ctx: &mut Ctx, m: M, kind: Kind) -> Exec {
     if kind != Kind::NoWait && ctx.cpu.x87.fsw & ES != 0 && cr0 & CR0_NE != 0 {
         return Err(Exception::X87Fpu);
     }
-    let pointers = if kind == Kind::Arith { Some(last_pointers(ctx)?) } else { None };
+    let pointers = if kind == Kind::Arith {
+        Some(last_pointers(ctx)?)
+    } else {
+        None
+    };
     let before = ctx.cpu.x87;
     let result = dispatch(ctx, m);
     match (result, pointers) {

@@ -13,7 +13,10 @@ use rustc_apfloat::ieee::Quad;
 use rustc_apfloat::{Float, Round};
 
 pub(super) fn owns(m: M) -> bool {
-    matches!(m, M::Fsin | M::Fcos | M::Fsincos | M::Fptan | M::Fpatan | M::F2xm1 | M::Fyl2x | M::Fyl2xp1)
+    matches!(
+        m,
+        M::Fsin | M::Fcos | M::Fsincos | M::Fptan | M::Fpatan | M::F2xm1 | M::Fyl2x | M::Fyl2xp1
+    )
 }
 
 pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
@@ -36,14 +39,22 @@ fn q(v: i128) -> Quad {
 /// π/2 as three quads whose sum carries 336 bits.
 fn pio2_parts() -> [Quad; 3] {
     [
-        Quad::from_u128(0x1921f_b544_42d1_8469_898c_c517_01b8).value.scalbn(-112),
-        Quad::from_u128(0x39a2_5204_9c11_14cf_98e8_0417_7d4c).value.scalbn(-224),
-        Quad::from_u128(0x7627_3644_a294_10f3_1c68_09bb_df2a).value.scalbn(-336),
+        Quad::from_u128(0x0001_921f_b544_42d1_8469_898c_c517_01b8)
+            .value
+            .scalbn(-112),
+        Quad::from_u128(0x39a2_5204_9c11_14cf_98e8_0417_7d4c)
+            .value
+            .scalbn(-224),
+        Quad::from_u128(0x7627_3644_a294_10f3_1c68_09bb_df2a)
+            .value
+            .scalbn(-336),
     ]
 }
 
 fn ln2() -> Quad {
-    Quad::from_u128(0xb172_17f7_d1cf_79ab_c9e3_b398_03f2_f6af).value.scalbn(-128)
+    Quad::from_u128(0xb172_17f7_d1cf_79ab_c9e3_b398_03f2_f6af)
+        .value
+        .scalbn(-128)
 }
 
 fn pi() -> Quad {
@@ -69,18 +80,29 @@ fn series(first: Quad, mut next: impl FnMut(u32, Quad) -> Quad) -> Quad {
 /// sin and cos of `x`, |x| < 2^63, after reduction by π/2.
 fn sin_cos(x: Quad) -> (Quad, Quad) {
     let parts = pio2_parts();
-    let k = (x / parts[0]).value.round_to_integral(Round::NearestTiesToEven).value;
+    let k = (x / parts[0])
+        .value
+        .round_to_integral(Round::NearestTiesToEven)
+        .value;
     let mut r = x;
     for p in parts {
         r = (-k).mul_add(p, r).value;
     }
     let r2 = (r * r).value;
-    let mut s = series(r, |n, t| (-(t * r2).value / q(i128::from((2 * n) * (2 * n + 1)))).value);
-    let mut c = series(q(1), |n, t| (-(t * r2).value / q(i128::from((2 * n - 1) * (2 * n)))).value);
+    let mut s = series(r, |n, t| {
+        (-(t * r2).value / q(i128::from((2 * n) * (2 * n + 1)))).value
+    });
+    let mut c = series(q(1), |n, t| {
+        (-(t * r2).value / q(i128::from((2 * n - 1) * (2 * n)))).value
+    });
     if r.ilogb() < -60 {
         // The series stopped at its first term; step one quad ulp toward the true value
         // (|sin r| < |r|, cos r < 1) so directed rounding to 64 bits sees it is inexact.
-        s = if s.is_negative() { s.next_up().value } else { s.next_down().value };
+        s = if s.is_negative() {
+            s.next_up().value
+        } else {
+            s.next_down().value
+        };
         c = c.next_down().value;
     }
     let quadrant = k.to_i128(128).value.rem_euclid(4);
@@ -121,13 +143,21 @@ fn trig(x: &mut X87State, m: M) {
         }
         _ => {
             let (s, c) = sin_cos(to_quad(v));
-            let sn = if matches!(va, Val::Zero(_)) { (v, 0) } else { from_quad(s, EXTENDED, env) };
+            let sn = if matches!(va, Val::Zero(_)) {
+                (v, 0)
+            } else {
+                from_quad(s, EXTENDED, env)
+            };
             match m {
                 M::Fsin => (sn, None),
                 M::Fcos => (from_quad(c, EXTENDED, env), None),
                 M::Fsincos => (sn, Some(from_quad(c, EXTENDED, env))),
                 _ => {
-                    let t = if matches!(va, Val::Zero(_)) { (v, 0) } else { from_quad((s / c).value, EXTENDED, env) };
+                    let t = if matches!(va, Val::Zero(_)) {
+                        (v, 0)
+                    } else {
+                        from_quad((s / c).value, EXTENDED, env)
+                    };
                     (t, Some((x87::from_int(false, 1), 0)))
                 }
             }
@@ -213,7 +243,9 @@ fn atan_unit(z: Quad) -> Quad {
     let z2 = (z * z).value;
     let w = (z2 / (q(1) + z2).value).value;
     let first = (z / (q(1) + z2).value).value;
-    series(first, |n, t| ((t * w).value * (q(i128::from(2 * n)) / q(i128::from(2 * n + 1))).value).value)
+    series(first, |n, t| {
+        ((t * w).value * (q(i128::from(2 * n)) / q(i128::from(2 * n + 1))).value).value
+    })
 }
 
 /// FPATAN: atan(y/x) with the quadrant of (x, y).
@@ -227,14 +259,20 @@ fn atan2(y: F80, xv: F80, env: x87::Env) -> OpResult {
         (Val::Zero(_), _) | (Val::Fin(..), Val::Inf(_)) => q(0),
         (Val::Inf(_), Val::Inf(_)) => pi().scalbn(-2),
         (Val::Inf(_), _) | (_, Val::Zero(_)) => pi().scalbn(-1),
-        _ if qy.partial_cmp(&qx) != Some(core::cmp::Ordering::Greater) => atan_unit((qy / qx).value),
+        _ if qy.partial_cmp(&qx) != Some(core::cmp::Ordering::Greater) => {
+            atan_unit((qy / qx).value)
+        }
         _ => (pi().scalbn(-1) - atan_unit((qx / qy).value)).value,
     };
     let a = if xv.sign() { (pi() - a).value } else { a };
     let a = if y.sign() { -a } else { a };
     if a.is_zero() {
         // Zero only by underflow when y is finite and nonzero.
-        let uf = if matches!(vy, Val::Fin(..)) && !matches!(vx, Val::Inf(_)) { x87::UE | PE } else { 0 };
+        let uf = if matches!(vy, Val::Fin(..)) && !matches!(vx, Val::Inf(_)) {
+            x87::UE | PE
+        } else {
+            0
+        };
         return (F80::zero(y.sign()), dx | dy | uf);
     }
     let (f, flags) = from_quad(a, EXTENDED, env);
@@ -274,7 +312,11 @@ fn yl2x(y: F80, xv: F80, plus1: bool, env: x87::Env) -> OpResult {
     let zero_divide = !plus1 && matches!(vx, Val::Zero(_)) && !qy.is_infinite();
     let r = (qy * l).value;
     if r.is_zero() || r.is_infinite() {
-        let f = if r.is_zero() { F80::zero(r.is_negative()) } else { F80::inf(r.is_negative()) };
+        let f = if r.is_zero() {
+            F80::zero(r.is_negative())
+        } else {
+            F80::inf(r.is_negative())
+        };
         return (f, de | if zero_divide { ZE } else { 0 });
     }
     let (f, flags) = from_quad(r, EXTENDED, env);
