@@ -1,8 +1,14 @@
 //! x87 80-bit arithmetic: classification of [`F80`] values, tags, and correctly rounded
-//! add/sub/mul/div/sqrt with the x87 precision control (24/53/64-bit significand, 15-bit
-//! exponent) and rounding control, in integer arithmetic so results are the same on any
-//! host. Tininess is detected before rounding, as the x87 does. Conversions to and from
-//! `rustc_apfloat` types are provided for the transcendental helpers.
+//! add/sub/mul/div/sqrt under the x87 precision control (24/53/64-bit significand with the
+//! full 15-bit exponent) and rounding control.
+//!
+//! Everything is integer arithmetic on the significands, so results are bit-identical on
+//! any host. x87 specifics kept here: tininess is detected before rounding; masked
+//! underflow is only flagged when inexact; unmasked overflow/underflow rebias the exponent
+//! by 24576 (or give ∞/0 beyond that range); pseudo-denormals are read as exponent 1;
+//! unnormals, pseudo-NaNs and pseudo-infinities are invalid operands. The conversions to
+//! `rustc_apfloat::ieee::X87DoubleExtended` are bit-exact for supported encodings, and the
+//! tests cross-check the arithmetic against it; its `Quad` carries the transcendentals.
 
 use crate::state::F80;
 use rustc_apfloat::ieee::{Quad, X87DoubleExtended};
@@ -231,8 +237,8 @@ pub const SINGLE: Format = Format {
     emax: 127,
 };
 
-/// The register format under precision control `fcw` bits 8-9 (01 is reserved and acts
-/// as 64-bit on current processors... treated as single here only if encoded 00).
+/// The register format under precision control (FCW bits 8-9): 00 single, 10 double,
+/// 11 and the reserved 01 extended (as the host CPU treats 01).
 pub fn pc_format(fcw: u16) -> Format {
     match (fcw >> 8) & 3 {
         0 => Format {
