@@ -1,8 +1,14 @@
 //! x87 80-bit arithmetic: classification of [`F80`] values, tags, and correctly rounded
-//! add/sub/mul/div/sqrt with the x87 precision control (24/53/64-bit significand, 15-bit
-//! exponent) and rounding control, in integer arithmetic so results are the same on any
-//! host. Tininess is detected before rounding, as the x87 does. Conversions to and from
-//! `rustc_apfloat` types are provided for the transcendental helpers.
+//! add/sub/mul/div/sqrt under the x87 precision control (24/53/64-bit significand with the
+//! full 15-bit exponent) and rounding control.
+//!
+//! Everything is integer arithmetic on the significands, so results are bit-identical on
+//! any host. x87 specifics kept here: tininess is detected before rounding; masked
+//! underflow is only flagged when inexact; unmasked overflow/underflow rebias the exponent
+//! by 24576 (or give ∞/0 beyond that range); pseudo-denormals are read as exponent 1;
+//! unnormals, pseudo-NaNs and pseudo-infinities are invalid operands. The conversions to
+//! `rustc_apfloat::ieee::X87DoubleExtended` are bit-exact for supported encodings, and the
+//! tests cross-check the arithmetic against it; its `Quad` carries the transcendentals.
 
 use crate::state::F80;
 use rustc_apfloat::ieee::{Quad, X87DoubleExtended};
@@ -231,8 +237,8 @@ pub const SINGLE: Format = Format {
     emax: 127,
 };
 
-/// The register format under precision control `fcw` bits 8-9 (01 is reserved and acts
-/// as 64-bit on current processors... treated as single here only if encoded 00).
+/// The register format under precision control (FCW bits 8-9): 00 single, 10 double,
+/// 11 and the reserved 01 extended (as the host CPU treats 01).
 pub fn pc_format(fcw: u16) -> Format {
     match (fcw >> 8) & 3 {
         0 => Format {
@@ -808,4 +814,114 @@ pub fn from_quad(q: Quad, fmt: Format, env: Env) -> OpResult {
         (biased - 16383, frac | (1u128 << 112))
     };
     finish(round(sign, exp + 15, sig, fmt, env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustc_apfloat::{Round, Status};
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// A normal value with an exponent near 1, or (1 in 8) a denormal.
+        fn value(&mut self) -> F80 {
+            let sign = (self.next() & 1) as u16 * 0x8000;
+            if self.next() % 8 == 0 {
+                return F80 {
+                    signif: self.next() >> (self.next() % 64),
+                    sign_exp: sign,
+                };
+            }
+            let exp = (0x3fff + self.next() % 160 - 80) as u16;
+            F80 {
+                signif: INT_BIT | self.next(),
+                sign_exp: sign | exp,
+            }
+        }
+    }
+
+    #[test]
+    fn apfloat_conversion_round_trips() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..10_000 {
+            let v = rng.value();
+            let back = F80::from_apfloat(v.to_apfloat());
+            // A pseudo-denormal comes back with exponent 1, which is the same number.
+            let same = back == v || (v.exp() == 0 && v.signif & INT_BIT != 0 && back.exp() == 1);
+            assert!(same, "{v:?} -> {back:?}");
+        }
+        for special in [F80::INDEFINITE, F80::inf(true), F80::zero(true)] {
+            assert_eq!(F80::from_apfloat(special.to_apfloat()), special);
+        }
+    }
+
+    /// The integer arithmetic agrees with `rustc_apfloat` in 64-bit precision wherever the
+    /// result is a normal number (tininess and denormal rounding are x87-specific).
+    #[test]
+    fn arithmetic_matches_apfloat_in_extended_precision() {
+        let modes = [
+            (Rc::Nearest, Round::NearestTiesToEven),
+            (Rc::Down, Round::TowardNegative),
+            (Rc::Up, Round::TowardPositive),
+            (Rc::Zero, Round::TowardZero),
+        ];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for i in 0..40_000 {
+            let (a, b) = (rng.value(), rng.value());
+            let (rc, round) = modes[i % 4];
+            let env = Env {
+                rc,
+                om: true,
+                um: true,
+            };
+            let (x, y) = (a.to_apfloat(), b.to_apfloat());
+            for op in [Op::Add, Op::Sub, Op::Mul, Op::Div] {
+                let reference = match op {
+                    Op::Add => x.add_r(y, round),
+                    Op::Sub => x.sub_r(y, round),
+                    Op::Mul => x.mul_r(y, round),
+                    Op::Div => x.div_r(y, round),
+                };
+                let expected = F80::from_apfloat(reference.value);
+                if expected.class() != Class::Normal {
+                    continue;
+                }
+                let (got, flags) = arith(op, a, b, EXTENDED, env);
+                assert_eq!(got, expected, "{op:?} {a:?} {b:?} {rc:?}");
+                assert_eq!(
+                    flags & PE != 0,
+                    reference.status.contains(Status::INEXACT),
+                    "{op:?} {a:?} {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sqrt_of_a_square_is_exact() {
+        let mut rng = Rng(42);
+        let env = Env {
+            rc: Rc::Nearest,
+            om: true,
+            um: true,
+        };
+        for _ in 0..10_000 {
+            // A 32-bit significand squares exactly into 64 bits.
+            let v = F80 {
+                signif: (INT_BIT | rng.next()) & !0xffff_ffff,
+                sign_exp: 0x3fff + (rng.next() % 64) as u16,
+            };
+            let (square, flags) = arith(Op::Mul, v, v, EXTENDED, env);
+            assert_eq!(flags & PE, 0);
+            assert_eq!(sqrt(square, EXTENDED, env), (v, 0));
+        }
+    }
 }

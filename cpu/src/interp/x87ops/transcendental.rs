@@ -39,7 +39,7 @@ fn q(v: i128) -> Quad {
 /// π/2 as three quads whose sum carries 336 bits.
 fn pio2_parts() -> [Quad; 3] {
     [
-        Quad::from_u128(0x1921f_b544_42d1_8469_898c_c517_01b8)
+        Quad::from_u128(0x0001_921f_b544_42d1_8469_898c_c517_01b8)
             .value
             .scalbn(-112),
         Quad::from_u128(0x39a2_5204_9c11_14cf_98e8_0417_7d4c)
@@ -89,12 +89,22 @@ fn sin_cos(x: Quad) -> (Quad, Quad) {
         r = (-k).mul_add(p, r).value;
     }
     let r2 = (r * r).value;
-    let s = series(r, |n, t| {
+    let mut s = series(r, |n, t| {
         (-(t * r2).value / q(i128::from((2 * n) * (2 * n + 1)))).value
     });
-    let c = series(q(1), |n, t| {
+    let mut c = series(q(1), |n, t| {
         (-(t * r2).value / q(i128::from((2 * n - 1) * (2 * n)))).value
     });
+    if r.ilogb() < -60 {
+        // The series stopped at its first term; step one quad ulp toward the true value
+        // (|sin r| < |r|, cos r < 1) so directed rounding to 64 bits sees it is inexact.
+        s = if s.is_negative() {
+            s.next_up().value
+        } else {
+            s.next_down().value
+        };
+        c = c.next_down().value;
+    }
     let quadrant = k.to_i128(128).value.rem_euclid(4);
     match quadrant {
         0 => (s, c),
@@ -107,6 +117,7 @@ fn sin_cos(x: Quad) -> (Quad, Quad) {
 /// FSIN, FCOS, FSINCOS, FPTAN. Out-of-range (|x| ≥ 2^63) operands set C2 and are kept.
 fn trig(x: &mut X87State, m: M) {
     let pushes = matches!(m, M::Fsincos | M::Fptan);
+    x.fsw &= !C2;
     let Some(v) = st(x, 0) else {
         if pushes {
             return super::replace_and_push_underflow(x);
@@ -173,6 +184,8 @@ fn f2xm1(v: F80, env: x87::Env) -> OpResult {
         Val::Zero(_) => (v, 0),
         Val::Inf(false) => (v, 0),
         Val::Inf(true) => (x87::from_int(true, 1), 0),
+        // Outside −1..+1 the operand is left as it is, as on hardware.
+        Val::Fin(_, e, m) if e > 0 || (e == 0 && m != 1 << 63) => (v, PE),
         Val::Fin(..) => {
             let t = (to_quad(v) * ln2()).value;
             let r = series(t, |n, term| ((term * t).value / q(i128::from(n) + 1)).value);
@@ -254,7 +267,13 @@ fn atan2(y: F80, xv: F80, env: x87::Env) -> OpResult {
     let a = if xv.sign() { (pi() - a).value } else { a };
     let a = if y.sign() { -a } else { a };
     if a.is_zero() {
-        return (F80::zero(y.sign()), dx | dy);
+        // Zero only by underflow when y is finite and nonzero.
+        let uf = if matches!(vy, Val::Fin(..)) && !matches!(vx, Val::Inf(_)) {
+            x87::UE | PE
+        } else {
+            0
+        };
+        return (F80::zero(y.sign()), dx | dy | uf);
     }
     let (f, flags) = from_quad(a, EXTENDED, env);
     (f, flags | dx | dy | PE)
@@ -272,7 +291,8 @@ fn yl2x(y: F80, xv: F80, plus1: bool, env: x87::Env) -> OpResult {
     if arg.is_negative() && !arg.is_zero() || (plus1 && xv.class() == Class::Inf && xv.sign()) {
         return x87::invalid();
     }
-    let l = if plus1 && !matches!(vx, Val::Inf(_)) {
+    let small = matches!(vx, Val::Fin(_, e, _) if e < -1);
+    let l = if plus1 && small {
         let ln = ln_near_one(qx, (qx + q(2)).value);
         (ln / ln2()).value
     } else if arg.is_zero() {
@@ -283,6 +303,9 @@ fn yl2x(y: F80, xv: F80, plus1: bool, env: x87::Env) -> OpResult {
         log2(arg)
     };
     let qy = to_quad(y);
+    if plus1 && matches!(vx, Val::Zero(_)) && !qy.is_infinite() {
+        return (F80::zero(xv.sign() ^ y.sign()), de);
+    }
     if (l.is_zero() && qy.is_infinite()) || (l.is_infinite() && qy.is_zero()) {
         return x87::invalid();
     }
