@@ -56,10 +56,25 @@ fn assemble(source: &Path) -> Vec<u8> {
     let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
     let object = out_dir.join(format!("{stem}.o"));
     let image = out_dir.join(format!("{stem}.bin"));
-    let status = Command::new("as").arg("--64").arg("-o").arg(&object).arg(source).status().expect("GNU as is installed");
+    let status = Command::new("as")
+        .arg("--64")
+        .arg("-o")
+        .arg(&object)
+        .arg(source)
+        .status()
+        .expect("GNU as is installed");
     assert!(status.success(), "assembling {} failed", source.display());
     let status = Command::new("ld")
-        .args(["-m", "elf_x86_64", "-Ttext=0x7c00", "--oformat", "binary", "-e", "start", "-o"])
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-Ttext=0x7c00",
+            "--oformat",
+            "binary",
+            "-e",
+            "start",
+            "-o",
+        ])
         .arg(&image)
         .arg(&object)
         .status()
@@ -75,7 +90,12 @@ fn boot_cpu() -> CpuState {
     cpu.cr4 = 0;
     cpu.efer = 0;
     for seg in cpu.seg.iter_mut() {
-        *seg = Segment { base: 0, limit: 0xffff, selector: 0, attrs: 0x93 };
+        *seg = Segment {
+            base: 0,
+            limit: 0xffff,
+            selector: 0,
+            attrs: 0x93,
+        };
     }
     cpu.seg[1].attrs = 0x9b;
     cpu.idtr.limit = 0x3ff;
@@ -96,25 +116,45 @@ fn run_program(image: &[u8]) -> (String, Result<(), String>) {
         let until = cpu.icount + 10_000;
         let exit = run(&mut cpu, &mut mem, &mut platform, until);
         if let Some(code) = platform.exit {
-            break if code == 0 { Ok(()) } else { Err(format!("reported failure {code}")) };
+            break if code == 0 {
+                Ok(())
+            } else {
+                Err(format!("reported failure {code}"))
+            };
         }
         match exit {
             RunExit::Shutdown => break Err(format!("triple fault at rip {:#x}", cpu.rip)),
-            RunExit::Halted if platform.pending.is_empty() => break Err(format!("halted for good at rip {:#x}", cpu.rip)),
-            _ if cpu.icount > INSTRUCTION_LIMIT => break Err(format!("did not exit within {INSTRUCTION_LIMIT} instructions")),
+            RunExit::Halted if platform.pending.is_empty() => {
+                break Err(format!("halted for good at rip {:#x}", cpu.rip))
+            }
+            _ if cpu.icount > INSTRUCTION_LIMIT => {
+                break Err(format!(
+                    "did not exit within {INSTRUCTION_LIMIT} instructions"
+                ))
+            }
             _ => {}
         }
     };
-    (String::from_utf8_lossy(&platform.console).into_owned(), verdict)
+    (
+        String::from_utf8_lossy(&platform.console).into_owned(),
+        verdict,
+    )
 }
 
 #[test]
 fn guest_programs_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
-    let mut sources: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "S")).collect();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "S"))
+        .collect();
     sources.sort();
-    assert!(!sources.is_empty(), "no guest programs in {}", dir.display());
+    assert!(
+        !sources.is_empty(),
+        "no guest programs in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for source in &sources {
         let (console, verdict) = run_program(&assemble(source));
@@ -127,6 +167,10 @@ fn guest_programs_pass() {
             }
         }
     }
-    println!("guests: {} passed, {} failed", sources.len() - failures.len(), failures.len());
+    println!(
+        "guests: {} passed, {} failed",
+        sources.len() - failures.len(),
+        failures.len()
+    );
     assert!(failures.is_empty(), "guest programs failed: {failures:?}");
 }
