@@ -78,33 +78,28 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             let of = msb(res) ^ bit(res, bits - 2);
             (res, cf | (of << 11), CF | OF)
         }
-        Mnemonic::Rcl => {
-            let r = n % (bits + 1);
-            let wide = (u128::from(cf_in) << bits) | u128::from(a);
-            let width = bits + 1;
-            let rot = if r == 0 {
-                wide
-            } else {
-                ((wide << r) | (wide >> (width - r))) & ((1u128 << width) - 1)
-            };
-            let res = rot as u64 & mask;
-            let cf = (rot >> bits) as u64 & 1;
-            let of = msb(res) ^ cf;
-            (res, cf | (of << 11), CF | OF)
-        }
         _ => {
-            // RCR
-            let r = n % (bits + 1);
-            let wide = (u128::from(cf_in) << bits) | u128::from(a);
+            // RCL and RCR rotate the (bits + 1)-bit value CF:dst; RCR by r is RCL by width - r.
             let width = bits + 1;
-            let rot = if r == 0 {
+            let r = n % width;
+            let left = if m == Mnemonic::Rcl {
+                r
+            } else {
+                (width - r) % width
+            };
+            let wide = (u128::from(cf_in) << bits) | u128::from(a);
+            let rot = if left == 0 {
                 wide
             } else {
-                ((wide >> r) | (wide << (width - r))) & ((1u128 << width) - 1)
+                ((wide << left) | (wide >> (width - left))) & ((1u128 << width) - 1)
             };
             let res = rot as u64 & mask;
             let cf = (rot >> bits) as u64 & 1;
-            let of = msb(res) ^ bit(res, bits - 2);
+            let of = if m == Mnemonic::Rcl {
+                msb(res) ^ cf
+            } else {
+                msb(res) ^ bit(res, bits - 2)
+            };
             (res, cf | (of << 11), CF | OF)
         }
     };

@@ -5,10 +5,11 @@ use crate::flags::{CF, DF, ZF};
 use crate::{step, CpuState, Exception, SegReg, StepOutcome};
 use softvisor_mmu::{FlatMemory, GuestRam, Memory};
 
-const CODE: u64 = 0x1000;
+pub(crate) const CODE: u64 = 0x1000;
 
-/// A 64-bit CPU at RIP=0x1000 over 64 KiB of flat memory holding `bytes` there.
-fn machine(bytes: &[u8]) -> (CpuState, FlatMemory) {
+/// A 64-bit CPU at RIP=0x1000 over 64 KiB of flat memory holding `bytes` there (shared by
+/// the instruction-group tests).
+pub(crate) fn machine(bytes: &[u8]) -> (CpuState, FlatMemory) {
     let mut mem = FlatMemory::new(GuestRam::new(0x10000).unwrap());
     mem.ram.write_bytes(CODE, bytes).unwrap();
     let mut cpu = CpuState::new_long_mode();

@@ -6,18 +6,10 @@ use crate::state::{CR0_EM, CR0_TS, CR4_OSFXSR};
 use crate::{step, CpuState, Exception};
 use softvisor_mmu::{FlatMemory, GuestRam, Memory};
 
-const CODE: u64 = 0x1000;
+use crate::interp::tests::{machine, CODE};
 const A: u128 = 0x8000_7fff_0102_fffe_80ff_7f01_0010_ff80;
 const B: u128 = 0x8000_0002_7fff_8001_0180_0203_f00f_7f81;
 
-/// A 64-bit CPU at RIP=0x1000 over 64 KiB of flat memory holding `bytes` there.
-fn machine(bytes: &[u8]) -> (CpuState, FlatMemory) {
-    let mut mem = FlatMemory::new(GuestRam::new(0x10000).unwrap());
-    mem.ram.write_bytes(CODE, bytes).unwrap();
-    let mut cpu = CpuState::new_long_mode();
-    cpu.rip = CODE;
-    (cpu, mem)
-}
 
 /// One XMM case: `dst` is XMM2 (starting as A), the source XMM1 (B), XMM0 starts as A.
 struct Case {
