@@ -74,6 +74,7 @@ fn run(mem: &mut FlatMemory) -> CpuState {
         match step(&mut cpu, mem) {
             Ok(StepOutcome::Halt) => return cpu,
             Ok(StepOutcome::Continue) => {}
+            Ok(StepOutcome::Shutdown) => panic!("kernel triple-faulted"),
             Err(e) => panic!("kernel faulted: {e:?} at {:#x}", cpu.rip),
         }
     }

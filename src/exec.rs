@@ -65,6 +65,10 @@ pub fn run(options: &ExecOptions) -> Result<ExitCode, ExecError> {
         }
         match interp::step(&mut cpu, &mut mem) {
             Ok(StepOutcome::Halt) => break ExitCode::SUCCESS,
+            Ok(StepOutcome::Shutdown) => {
+                eprintln!("softvisor: triple fault at rip {:#x}", cpu.rip);
+                break ExitCode::from(1);
+            }
             Ok(StepOutcome::Continue) => {}
             Err(e) => {
                 eprintln!(

@@ -11,11 +11,15 @@ mod exception;
 pub mod flags;
 pub mod interp;
 pub mod offsets;
+pub mod platform;
 pub mod state;
+pub mod system;
+pub mod vcpu;
 pub mod x87;
 
 pub use error::CpuError;
 pub use exception::Exception;
 pub use flags::LazyFlags;
 pub use interp::{step, StepOutcome};
+pub use platform::{NoPlatform, Platform};
 pub use state::{CpuState, SegReg, Segment, TableReg, X87State, F80};

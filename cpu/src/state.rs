@@ -161,6 +161,12 @@ pub struct MsrState {
     pub misc_enable: u64,
     /// IA32_APIC_BASE.
     pub apic_base: u64,
+    /// IA32_MTRR_DEF_TYPE.
+    pub mtrr_def_type: u64,
+    /// The eleven fixed-range MTRRs (0x250, 0x258, 0x259, 0x268..0x26f).
+    pub mtrr_fixed: [u64; 11],
+    /// Variable-range MTRR base/mask pairs (0x200..0x20f).
+    pub mtrr_var: [u64; 16],
 }
 
 /// CR0.PE: protected mode.
@@ -232,6 +238,10 @@ pub struct CpuState {
     pub icount: u64,
     /// Added to `icount` to form the guest TSC (written by WRMSR TSC).
     pub tsc_offset: u64,
+    /// Interrupts are inhibited for one instruction (after STI that set IF, MOV SS, POP SS).
+    pub interrupt_shadow: bool,
+    /// The CPU is in HLT, waiting for an interrupt.
+    pub halted: bool,
 }
 
 impl Default for CpuState {
@@ -272,6 +282,8 @@ impl CpuState {
             x87: X87State::default(),
             icount: 0,
             tsc_offset: 0,
+            interrupt_shadow: false,
+            halted: false,
         }
     }
 
@@ -279,6 +291,12 @@ impl CpuState {
     #[inline]
     pub fn in_64bit_mode(&self) -> bool {
         self.efer & EFER_LMA != 0 && self.seg[SegReg::Cs as usize].attrs & Segment::ATTR_L != 0
+    }
+
+    /// Whether long mode is active (EFER.LMA), in 64-bit or compatibility mode.
+    #[inline]
+    pub fn in_long_mode(&self) -> bool {
+        self.efer & EFER_LMA != 0
     }
 
     /// The code size the decoder must use: 16, 32 or 64.

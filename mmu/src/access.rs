@@ -56,6 +56,25 @@ pub trait Memory {
         Ok(got)
     }
 
+    /// Reads with supervisor privilege whatever the CPL (descriptor tables, the TSS, the
+    /// IDT): these implicit accesses ignore CPL 3 and RFLAGS.AC.
+    fn read_supervisor(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        self.read(addr, buf, AccessKind::Read)
+    }
+
+    /// Writes with supervisor privilege whatever the CPL (accessed bits of descriptors,
+    /// the TSS busy bit, exception frames pushed on a privilege change).
+    fn write_supervisor(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault> {
+        self.write(addr, data)
+    }
+
+    /// Tells the memory system the paging registers or the CPL changed. Memories without
+    /// paging ignore it.
+    fn set_paging(&mut self, _ctx: &crate::paging::PagingContext) {}
+
+    /// INVLPG: forget any cached translation of the page holding `linear`.
+    fn invalidate_page(&mut self, _linear: u64) {}
+
     /// Reads an unsigned little-endian value of `size` bytes (1, 2, 4 or 8).
     fn read_sized(&mut self, addr: u64, size: usize) -> Result<u64, MemFault> {
         let mut bytes = [0u8; 8];

@@ -25,12 +25,12 @@ impl FlatMemory {
         }
     }
 
-    /// The first address in `[addr, addr+len)` that is not RAM, for the fault report.
-    fn first_bad(&self, addr: u64, len: usize) -> u64 {
+    /// The first address at or after `addr` that is not RAM, for the fault report.
+    fn first_bad(&self, addr: u64) -> u64 {
         if addr >= self.ram.size() {
             addr
         } else {
-            self.ram.size().max(addr.wrapping_add(len as u64))
+            self.ram.size()
         }
     }
 }
@@ -42,12 +42,12 @@ impl Memory for FlatMemory {
                 buf.copy_from_slice(src);
                 Ok(())
             }
-            None => Err(Self::fault(self.first_bad(addr, buf.len()), kind)),
+            None => Err(Self::fault(self.first_bad(addr), kind)),
         }
     }
 
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault> {
-        let bad = self.first_bad(addr, data.len());
+        let bad = self.first_bad(addr);
         match self.ram.slice_mut(addr, data.len()) {
             Some(dst) => {
                 dst.copy_from_slice(data);

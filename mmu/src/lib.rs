@@ -6,14 +6,19 @@
 //! software TLB of the system-mode work slot in behind the same trait.
 
 mod access;
+pub mod bus;
 mod error;
 mod flat;
+pub mod paging;
 mod ram;
+mod system;
+pub mod tlb;
 
 pub use access::{AccessKind, MemFault, Memory};
 pub use error::MmuError;
 pub use flat::FlatMemory;
 pub use ram::GuestRam;
+pub use system::SystemMemory;
 
 /// Size of a guest page (4 KiB); the unit of translation and of code-page tracking.
 pub const PAGE_SIZE: u64 = 4096;

@@ -419,6 +419,12 @@ fn fix_implicit(rng: &mut Rng, insn: &Instruction, s: &mut MachineState, target:
             s.gpr[r] = TAKEN_ADDR;
         }
         M::Jmp | M::Call if insn.op0_kind() == OpKind::Memory => poke(s, target, TAKEN_ADDR),
+        // MXCSR bit 17 is AMD's misaligned-SSE mask: the host accepts it, while the virtual
+        // CPU (which does not advertise misaligned SSE) treats it as reserved.
+        M::Ldmxcsr => {
+            let at = (target - SCRATCH_BASE) as usize + 2;
+            s.mem[at] &= !0x02;
+        }
         _ => {}
     }
 }

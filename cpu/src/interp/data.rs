@@ -25,14 +25,14 @@ pub(super) fn mov(ctx: &mut Ctx) -> Exec {
             return ctx.architectural_ud();
         }
         let selector = ctx.read(1)? as u16;
-        return crate::interp::misc::load_segment(ctx, seg, selector);
+        crate::system::segments::load_data_or_stack(ctx.cpu, ctx.mem, seg, selector)?;
+        if seg == SegReg::Ss {
+            ctx.cpu.interrupt_shadow = true;
+        }
+        return Ok(());
     }
-    if insn.op_register(0).is_cr()
-        || insn.op_register(1).is_cr()
-        || insn.op_register(0).is_dr()
-        || insn.op_register(1).is_dr()
-    {
-        return crate::interp::misc::mov_control(ctx);
+    if super::privileged::is_control_move(ctx) {
+        return super::privileged::mov_control(ctx);
     }
     let value = ctx.read(1)?;
     ctx.write(0, value)

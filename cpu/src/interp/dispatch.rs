@@ -2,8 +2,8 @@
 
 use super::operand::{Ctx, Exec};
 use super::{
-    alu, atomic, bits, control, data, flagops, misc, muldiv, shift, simd_fp, simd_int, stack,
-    string, x87ops, StepOutcome,
+    alu, atomic, bits, control, data, flagops, io, misc, muldiv, privileged, shift, simd_fp,
+    simd_int, stack, string, transfer, x87ops, StepOutcome,
 };
 use crate::Exception;
 use iced_x86::{Mnemonic as M, OpKind};
@@ -65,10 +65,10 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         M::Pdep | M::Pext => bits::deposit_extract(ctx, m)?,
         M::Adcx | M::Adox => bits::adcx_adox(ctx, m)?,
         M::Crc32 => bits::crc32(ctx)?,
-        M::Jmp => control::jmp(ctx)?,
+        M::Jmp if !is_far(ctx) => control::jmp(ctx)?,
         M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja => control::jcc(ctx)?,
         M::Js | M::Jns | M::Jp | M::Jnp | M::Jl | M::Jge | M::Jle | M::Jg => control::jcc(ctx)?,
-        M::Call => control::call(ctx)?,
+        M::Call if !is_far(ctx) => control::call(ctx)?,
         M::Ret => control::ret(ctx)?,
         M::Loop | M::Loope | M::Loopne => control::loop_(ctx, m)?,
         M::Jcxz | M::Jecxz | M::Jrcxz => control::jrcxz(ctx)?,
@@ -103,18 +103,37 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         | M::Lfence
         | M::Mfence
         | M::Sfence => {}
-        M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => {}
+        M::Prefetch
+        | M::Prefetchnta
+        | M::Prefetcht0
+        | M::Prefetcht1
+        | M::Prefetcht2
+        | M::Prefetchw => {}
         M::Clflush | M::Clflushopt => {
             // Faults like a byte load would.
             let addr = ctx.mem_addr()?;
             ctx.read_mem(addr, 1)?;
         }
+        M::Lgdt | M::Lidt | M::Sgdt | M::Sidt | M::Lldt | M::Ltr | M::Sldt | M::Str => {
+            privileged::execute(ctx, m)?
+        }
+        M::Lmsw | M::Smsw | M::Clts | M::Invlpg | M::Invd | M::Wbinvd | M::Wbnoinvd => {
+            privileged::execute(ctx, m)?
+        }
+        M::Rdmsr | M::Wrmsr | M::Swapgs => privileged::execute(ctx, m)?,
         M::Cpuid => misc::cpuid(ctx)?,
         M::Rdtsc => misc::rdtsc(ctx, false)?,
         M::Rdtscp => misc::rdtsc(ctx, true)?,
-        M::Int3 => return Err(Exception::Breakpoint),
-        M::Int1 => return Err(Exception::Debug),
-        M::Into => misc::into(ctx)?,
+        M::Int | M::Int3 | M::Int1 | M::Into => return transfer::software_interrupt(ctx, m),
+        M::Iret | M::Iretd | M::Iretq => transfer::iret(ctx)?,
+        M::Retf => transfer::far_return(ctx)?,
+        M::Jmp | M::Call if is_far(ctx) => transfer::far_jump_or_call(ctx, m == M::Call)?,
+        M::Syscall => transfer::syscall(ctx)?,
+        M::Sysret | M::Sysretq => transfer::sysret(ctx)?,
+        M::Sysenter => transfer::sysenter(ctx)?,
+        M::Sysexit | M::Sysexitq => transfer::sysexit(ctx)?,
+        M::In | M::Out => io::in_out(ctx, m)?,
+        M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => io::string_io(ctx, m)?,
         M::Ud0 | M::Ud1 | M::Ud2 => return ctx.architectural_ud(),
         M::Hlt => {
             if ctx.cpu.cpl() != 0 {
@@ -125,6 +144,20 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         _ => return dispatch_extensions(ctx),
     }
     Ok(StepOutcome::Continue)
+}
+
+/// Whether a JMP/CALL is far (an immediate pointer or an m16:16/32/64 operand).
+fn is_far(ctx: &Ctx) -> bool {
+    match ctx.insn.op_kind(0) {
+        OpKind::FarBranch16 | OpKind::FarBranch32 => true,
+        OpKind::Memory => matches!(
+            ctx.insn.memory_size(),
+            iced_x86::MemorySize::SegPtr16
+                | iced_x86::MemorySize::SegPtr32
+                | iced_x86::MemorySize::SegPtr64
+        ),
+        _ => false,
+    }
 }
 
 /// Whether a MOVSD/CMPSD is the SSE2 form (it names an XMM register).

@@ -31,6 +31,10 @@ pub(super) fn flag_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
                 return Err(Exception::GeneralProtection(0));
             }
             let value = if m == Mnemonic::Sti { IF } else { 0 };
+            // STI that sets IF delays interrupts by one instruction.
+            if value != 0 && !ctx.cpu.flags.test(IF) {
+                ctx.cpu.interrupt_shadow = true;
+            }
             ctx.cpu.flags.update(IF, value);
         }
         _ => return Err(Exception::InvalidOpcode),

@@ -12,14 +12,17 @@ mod control;
 mod data;
 mod dispatch;
 mod flagops;
+mod io;
 mod misc;
 mod muldiv;
 mod operand;
+mod privileged;
 mod shift;
 mod simd_fp;
 mod simd_int;
 mod stack;
 mod string;
+mod transfer;
 mod unimplemented;
 mod x87ops;
 
@@ -27,11 +30,12 @@ mod x87ops;
 mod tests;
 
 use crate::flags::LazyFlags;
+use crate::platform::{NoPlatform, Platform};
 use crate::{CpuState, Exception, SegReg};
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 use softvisor_mmu::Memory;
 
-pub(crate) use operand::Ctx;
+pub(crate) use operand::{is_canonical, Ctx};
 
 /// What happened when one instruction ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub enum StepOutcome {
     Continue,
     /// HLT: the CPU waits for an interrupt.
     Halt,
+    /// A triple fault (or a shutdown the guest asked for): the machine must reset.
+    Shutdown,
 }
 
 /// The longest x86 instruction.
@@ -82,14 +88,24 @@ struct Snapshot {
 /// instruction), except for a REP string instruction, which keeps the iterations it
 /// completed, as on hardware.
 pub fn step(cpu: &mut CpuState, mem: &mut dyn Memory) -> Result<StepOutcome, Exception> {
+    step_on(cpu, mem, &mut NoPlatform)
+}
+
+/// [`step`] on a machine: port I/O, platform MSRs and CR8 reach `platform`.
+pub fn step_on(
+    cpu: &mut CpuState,
+    mem: &mut dyn Memory,
+    platform: &mut dyn Platform,
+) -> Result<StepOutcome, Exception> {
     let insn = decode_at(cpu, mem)?;
-    execute(cpu, mem, &insn)
+    execute(cpu, mem, platform, &insn)
 }
 
 /// Executes an already decoded instruction whose IP is `cpu.rip`.
 pub fn execute(
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
+    platform: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<StepOutcome, Exception> {
     let snapshot = Snapshot {
@@ -101,6 +117,7 @@ pub fn execute(
     let mut ctx = Ctx {
         cpu,
         mem,
+        platform,
         insn,
         known_ud: false,
     };

@@ -12,6 +12,8 @@ pub(crate) struct Ctx<'a> {
     pub cpu: &'a mut CpuState,
     /// Guest linear memory.
     pub mem: &'a mut dyn Memory,
+    /// The machine: port I/O, platform MSRs, the task-priority register.
+    pub platform: &'a mut dyn crate::Platform,
     /// The instruction being executed.
     pub insn: &'a Instruction,
     /// Set by handlers whose #UD is architectural (UD2, bad LOCK), so it is not logged as
@@ -220,17 +222,6 @@ impl Ctx<'_> {
         self.insn.stack_pointer_increment().unsigned_abs()
     }
 
-    /// Reads a 128-bit operand: an XMM register or 16 bytes of memory.
-    pub fn read_xmm_or_mem128(&mut self, op: u32) -> Exec<u128> {
-        match self.insn.op_kind(op) {
-            OpKind::Register => Ok(self.cpu.xmm[CpuState::xmm_index(self.insn.op_register(op))]),
-            _ => {
-                let addr = self.mem_addr()?;
-                Ok(self.mem.read_u128(addr)?)
-            }
-        }
-    }
-
     /// Reads a vector source operand zero-extended to 128 bits: an XMM register (all of
     /// it) or a memory operand of the instruction's memory size (4, 8 or 16 bytes).
     pub fn read_vec(&mut self, op: u32) -> Exec<u128> {
@@ -279,6 +270,11 @@ impl Ctx<'_> {
                 let reg = self.insn.op_register(op);
                 if reg.is_xmm() {
                     self.cpu.xmm[CpuState::xmm_index(reg)] = value;
+                } else if reg.is_mm() {
+                    // An MMX write sets the aliased x87 register's exponent to all ones.
+                    let slot = &mut self.cpu.x87.regs[reg as usize - Register::MM0 as usize];
+                    slot.signif = value as u64;
+                    slot.sign_exp = 0xffff;
                 } else {
                     self.cpu.set_reg(reg, value as u64);
                 }

@@ -27,8 +27,11 @@ pub(super) fn pop(ctx: &mut Ctx) -> Exec {
     if ctx.insn.op_kind(0) == OpKind::Register && ctx.insn.op_register(0).is_segment_register() {
         let seg = SegReg::from_register(ctx.insn.op_register(0)).ok_or(Exception::InvalidOpcode)?;
         let selector = ctx.peek(size, 0)? as u16;
-        super::misc::load_segment(ctx, seg, selector)?;
+        crate::system::segments::load_data_or_stack(ctx.cpu, ctx.mem, seg, selector)?;
         ctx.pop(size)?;
+        if seg == SegReg::Ss {
+            ctx.cpu.interrupt_shadow = true;
+        }
         return Ok(());
     }
     let value = ctx.pop(size)?;

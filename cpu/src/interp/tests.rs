@@ -177,8 +177,12 @@ fn call_and_ret_use_the_stack() {
 
 #[test]
 fn undecodable_and_unimplemented_bytes_raise_ud() {
-    // 0F 0B is UD2; 0F 04 does not decode; 0F 30 (WRMSR) is not implemented yet.
-    for bytes in [&[0x0f, 0x0b][..], &[0x0f, 0x04][..], &[0x0f, 0x30][..]] {
+    // 0F 0B is UD2; 0F 04 does not decode; 0F 01 C1 (VMCALL) is not part of the model.
+    for bytes in [
+        &[0x0f, 0x0b][..],
+        &[0x0f, 0x04][..],
+        &[0x0f, 0x01, 0xc1][..],
+    ] {
         let (mut cpu, mut mem) = machine(bytes);
         let before = cpu.clone();
         assert_eq!(

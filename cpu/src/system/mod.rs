@@ -1,0 +1,35 @@
+//! System-level CPU behaviour shared by the interpreter and the run loop: descriptors,
+//! exception and interrupt delivery, and keeping the memory system's view of paging
+//! registers and CPL current.
+
+pub mod control;
+pub mod deliver;
+pub mod descriptor;
+pub mod msr;
+pub mod segments;
+
+use crate::flags::AC;
+use crate::CpuState;
+use softvisor_mmu::paging::PagingContext;
+use softvisor_mmu::Memory;
+
+/// The paging context the memory system needs, taken from the CPU.
+pub fn paging_context(cpu: &CpuState) -> PagingContext {
+    PagingContext {
+        cr0: cpu.cr0,
+        cr3: cpu.cr3,
+        cr4: cpu.cr4,
+        efer: cpu.efer,
+        cpl: cpu.cpl(),
+        ac: cpu.flags.bits & AC != 0 || cpu.rflags() & AC != 0,
+    }
+}
+
+/// Tells the memory system about the current paging registers and CPL. Called after
+/// anything that may change them (control-register writes, CS loads, delivery, IRET).
+pub fn sync_paging(cpu: &CpuState, mem: &mut dyn Memory) {
+    mem.set_paging(&paging_context(cpu));
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! The memory a real machine's CPU sees: RAM and MMIO windows in one physical address space,
+//! reached through the page walker and the software TLB, with code-page tracking for the
+//! JIT's self-modifying-code detection.
+
+use crate::bus::Bus;
+use crate::paging::{self, PagingContext, PagingMode, Privilege, Translation, CR4_PGE, CR4_SMAP};
+use crate::tlb::{tlb_mode, Tlb, TlbFill};
+use crate::{AccessKind, GuestRam, MemFault, Memory, PAGE_SIZE};
+
+/// RAM, MMIO, paging and the TLB of one vCPU.
+pub struct SystemMemory {
+    /// Guest RAM at physical address 0.
+    pub ram: GuestRam,
+    /// MMIO windows (addresses outside RAM).
+    pub mmio: Bus,
+    /// The software TLB (boxed: about 24 KiB).
+    pub tlb: Box<Tlb>,
+    paging: PagingContext,
+    /// One bit per RAM page: the page holds translated code.
+    code_pages: Vec<u64>,
+    /// Physical pages holding code that were written since the last drain.
+    written_code: Vec<u64>,
+}
+
+/// Where a physical page lives.
+enum Target {
+    Ram(u64),
+    Mmio(u64),
+}
+
+impl SystemMemory {
+    /// Memory with paging off.
+    pub fn new(ram: GuestRam, mmio: Bus) -> Self {
+        let pages = ram.size().div_ceil(PAGE_SIZE) as usize;
+        Self {
+            ram,
+            mmio,
+            tlb: Box::new(Tlb::new()),
+            paging: PagingContext::default(),
+            code_pages: vec![0; pages.div_ceil(64)],
+            written_code: Vec::new(),
+        }
+    }
+
+    /// The current paging context.
+    pub fn paging(&self) -> &PagingContext {
+        &self.paging
+    }
+
+    /// Marks the RAM page holding `phys` as holding translated code: writes to it now take
+    /// the slow path and are reported by [`SystemMemory::take_written_code`].
+    pub fn mark_code_page(&mut self, phys: u64) {
+        let page = phys / PAGE_SIZE;
+        if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
+            *word |= 1 << (page % 64);
+            self.tlb.protect_phys_page(page * PAGE_SIZE);
+        }
+    }
+
+    /// Unmarks a code page (its blocks were dropped).
+    pub fn unmark_code_page(&mut self, phys: u64) {
+        let page = phys / PAGE_SIZE;
+        if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
+            *word &= !(1 << (page % 64));
+        }
+    }
+
+    fn is_code_page(&self, phys: u64) -> bool {
+        let page = phys / PAGE_SIZE;
+        self.code_pages
+            .get((page / 64) as usize)
+            .is_some_and(|w| w & (1 << (page % 64)) != 0)
+    }
+
+    /// The code pages written since the last call, each once.
+    pub fn take_written_code(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.written_code)
+    }
+
+    /// Translates `linear` (fast path first) and returns the physical address.
+    fn translate(
+        &mut self,
+        linear: u64,
+        kind: AccessKind,
+        who: Privilege,
+    ) -> Result<u64, MemFault> {
+        let mode = if who == Privilege::Supervisor {
+            0
+        } else {
+            tlb_mode(self.paging.cpl)
+        };
+        if let Some(host) = self.tlb.lookup(mode, linear, kind) {
+            return Ok(host.wrapping_sub(self.ram_base()));
+        }
+        let t = paging::translate(&self.paging, &mut self.ram, linear, kind, who).map_err(|f| {
+            MemFault {
+                addr: f.addr,
+                kind,
+                error_code: f.error_code,
+            }
+        })?;
+        self.fill_tlb(mode, linear, &t, who);
+        Ok(t.phys)
+    }
+
+    fn ram_base(&self) -> u64 {
+        self.ram.slice(0, 0).map_or(0, |s| s.as_ptr() as u64)
+    }
+
+    /// Caches a RAM translation. Pages the fast path must not take (MMIO, SMAP-guarded
+    /// user pages seen from the kernel) are left uncached.
+    fn fill_tlb(&mut self, mode: usize, linear: u64, t: &Translation, who: Privilege) {
+        let phys_page = t.phys & !(PAGE_SIZE - 1);
+        if phys_page >= self.ram.size() || who == Privilege::Supervisor {
+            return;
+        }
+        if self.paging.cr4 & CR4_SMAP != 0
+            && mode == 0
+            && t.user
+            && self.paging.mode() != PagingMode::Off
+        {
+            // Kernel access to a user page under SMAP depends on RFLAGS.AC: slow path.
+            return;
+        }
+        let fill = TlbFill {
+            linear,
+            phys_page,
+            host_page: self.ram_base().wrapping_add(phys_page),
+            read: true,
+            write: t.writable && !self.is_code_page(phys_page),
+            exec: t.executable,
+            page_size: t.page_size,
+            global: t.global,
+        };
+        self.tlb.fill(mode, &fill);
+    }
+
+    fn target(&self, phys: u64) -> Target {
+        if phys < self.ram.size() {
+            Target::Ram(phys)
+        } else {
+            Target::Mmio(phys)
+        }
+    }
+
+    /// Splits `[addr, addr+len)` at page boundaries and translates every piece before any
+    /// is accessed, so a fault on the second page leaves the first untouched.
+    fn translate_range(
+        &mut self,
+        addr: u64,
+        len: usize,
+        kind: AccessKind,
+        who: Privilege,
+    ) -> Result<[(u64, usize); 2], MemFault> {
+        let first_len = ((PAGE_SIZE - (addr & (PAGE_SIZE - 1))) as usize).min(len);
+        let first = self.translate(addr, kind, who)?;
+        let second = if first_len < len {
+            self.translate(addr.wrapping_add(first_len as u64), kind, who)?
+        } else {
+            0
+        };
+        Ok([(first, first_len), (second, len - first_len)])
+    }
+
+    fn read_as(
+        &mut self,
+        addr: u64,
+        buf: &mut [u8],
+        kind: AccessKind,
+        who: Privilege,
+    ) -> Result<(), MemFault> {
+        let pieces = self.translate_range(addr, buf.len(), kind, who)?;
+        let mut at = 0;
+        for (phys, len) in pieces {
+            let part = &mut buf[at..at + len];
+            match self.target(phys) {
+                Target::Ram(p) => {
+                    if self.ram.read_bytes(p, part).is_err() {
+                        part.fill(0xff);
+                    }
+                }
+                Target::Mmio(p) => {
+                    self.mmio.read(p, part);
+                }
+            }
+            at += len;
+        }
+        Ok(())
+    }
+
+    fn write_as(&mut self, addr: u64, data: &[u8], who: Privilege) -> Result<(), MemFault> {
+        let pieces = self.translate_range(addr, data.len(), AccessKind::Write, who)?;
+        let mut at = 0;
+        for (phys, len) in pieces {
+            let part = &data[at..at + len];
+            match self.target(phys) {
+                Target::Ram(p) => {
+                    if self.is_code_page(p) {
+                        let page = p & !(PAGE_SIZE - 1);
+                        if !self.written_code.contains(&page) {
+                            self.written_code.push(page);
+                        }
+                    }
+                    let _ = self.ram.write_bytes(p, part);
+                }
+                Target::Mmio(p) => {
+                    self.mmio.write(p, part);
+                }
+            }
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+impl Memory for SystemMemory {
+    fn read(&mut self, addr: u64, buf: &mut [u8], kind: AccessKind) -> Result<(), MemFault> {
+        self.read_as(addr, buf, kind, Privilege::Current)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault> {
+        self.write_as(addr, data, Privilege::Current)
+    }
+
+    fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MemFault> {
+        // Fetch what the first page holds; continue into the next only if it translates.
+        let first_len = ((PAGE_SIZE - (addr & (PAGE_SIZE - 1))) as usize).min(buf.len());
+        self.read_as(
+            addr,
+            &mut buf[..first_len],
+            AccessKind::Execute,
+            Privilege::Current,
+        )?;
+        if first_len < buf.len() {
+            let next = addr.wrapping_add(first_len as u64);
+            if self
+                .read_as(
+                    next,
+                    &mut buf[first_len..],
+                    AccessKind::Execute,
+                    Privilege::Current,
+                )
+                .is_err()
+            {
+                return Ok(first_len);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn read_supervisor(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        self.read_as(addr, buf, AccessKind::Read, Privilege::Supervisor)
+    }
+
+    fn write_supervisor(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault> {
+        self.write_as(addr, data, Privilege::Supervisor)
+    }
+
+    fn set_paging(&mut self, ctx: &PagingContext) {
+        let old = self.paging;
+        self.paging = *ctx;
+        let structural = old.cr0 != ctx.cr0 || old.cr4 != ctx.cr4 || old.efer != ctx.efer;
+        if structural || (old.cr3 != ctx.cr3 && ctx.cr4 & CR4_PGE == 0) {
+            self.tlb.flush_all();
+        } else if old.cr3 != ctx.cr3 {
+            self.tlb.flush_non_global();
+        }
+    }
+
+    fn invalidate_page(&mut self, linear: u64) {
+        self.tlb.flush_page(linear);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paging::{CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_NXE};
+
+    const PT_FLAGS: u64 = 7;
+
+    /// Long-mode identity map of the first 2 MiB with 4 KiB pages, plus linear 0x40_0000
+    /// -> physical 0x5000 (a second mapping of that page).
+    fn machine() -> SystemMemory {
+        let mut ram = GuestRam::new(0x40_0000).unwrap();
+        let put =
+            |ram: &mut GuestRam, a: u64, v: u64| ram.write_bytes(a, &v.to_le_bytes()).unwrap();
+        put(&mut ram, 0x1000, 0x2000 | PT_FLAGS);
+        put(&mut ram, 0x2000, 0x3000 | PT_FLAGS);
+        put(&mut ram, 0x3000, 0x4000 | PT_FLAGS);
+        put(&mut ram, 0x3000 + 16, 0x8000 | PT_FLAGS);
+        for i in 0..512u64 {
+            put(&mut ram, 0x4000 + 8 * i, (i << 12) | PT_FLAGS | 0x60);
+        }
+        put(&mut ram, 0x8000, 0x5000 | PT_FLAGS | 0x60);
+        let mut mem = SystemMemory::new(ram, Bus::new());
+        let ctx = PagingContext {
+            cr0: CR0_PG | CR0_WP | 1,
+            cr3: 0x1000,
+            cr4: CR4_PAE,
+            efer: EFER_LMA | EFER_NXE,
+            cpl: 0,
+            ac: false,
+        };
+        mem.set_paging(&ctx);
+        mem
+    }
+
+    #[test]
+    fn paged_accesses_and_tlb_fill() {
+        let mut mem = machine();
+        mem.write_u32(0x5010, 0xdead_beef).unwrap();
+        assert_eq!(mem.read_u32(0x40_0010).unwrap(), 0xdead_beef);
+        assert!(mem.tlb.lookup(0, 0x40_0010, AccessKind::Read).is_some());
+        let fault = mem.read_u8(0x60_0000).unwrap_err();
+        assert_eq!((fault.addr, fault.error_code), (0x60_0000, 0));
+    }
+
+    #[test]
+    fn page_crossing_write_is_all_or_nothing() {
+        let mut mem = machine();
+        // 0x1f_fffe is mapped, 0x20_0000 is not.
+        let fault = mem.write_u32(0x1f_fffe, 0x1122_3344).unwrap_err();
+        assert_eq!(fault.addr, 0x20_0000);
+        assert_eq!(mem.read_u16(0x1f_fffe).unwrap(), 0);
+    }
+
+    #[test]
+    fn code_page_writes_are_reported_through_either_alias() {
+        let mut mem = machine();
+        mem.write_u8(0x5000, 1).unwrap();
+        mem.mark_code_page(0x5000);
+        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
+        mem.write_u8(0x40_0001, 2).unwrap();
+        mem.write_u8(0x5002, 3).unwrap();
+        assert_eq!(mem.take_written_code(), vec![0x5000]);
+        assert!(mem.take_written_code().is_empty());
+    }
+
+    #[test]
+    fn cr3_write_flushes_and_invlpg_drops_one_page() {
+        let mut mem = machine();
+        mem.read_u8(0x40_0000).unwrap();
+        mem.read_u8(0x6000).unwrap();
+        mem.invalidate_page(0x40_0000);
+        assert!(mem.tlb.lookup(0, 0x40_0000, AccessKind::Read).is_none());
+        assert!(mem.tlb.lookup(0, 0x6000, AccessKind::Read).is_some());
+        let ctx = PagingContext {
+            cr3: 0x1000 | 0x8,
+            ..*mem.paging()
+        };
+        mem.set_paging(&ctx);
+        assert!(mem.tlb.lookup(0, 0x6000, AccessKind::Read).is_none());
+    }
+
+    #[test]
+    fn mmio_outside_ram_reaches_the_bus() {
+        use crate::bus::BusDevice;
+        use std::sync::{Arc, Mutex};
+        struct Reg(u32);
+        impl BusDevice for Reg {
+            fn read(&mut self, _offset: u64, data: &mut [u8]) {
+                data.copy_from_slice(&self.0.to_le_bytes()[..data.len()]);
+            }
+            fn write(&mut self, _offset: u64, data: &[u8]) {
+                let mut b = [0u8; 4];
+                b[..data.len()].copy_from_slice(data);
+                self.0 = u32::from_le_bytes(b);
+            }
+        }
+        let mut bus = Bus::new();
+        let reg = Arc::new(Mutex::new(Reg(0)));
+        bus.insert(0xfee0_0000, 0x1000, reg.clone()).unwrap();
+        let mut mem = SystemMemory::new(GuestRam::new(0x10000).unwrap(), bus);
+        mem.write_u32(0xfee0_00b0, 7).unwrap();
+        assert_eq!(reg.lock().unwrap().0, 7);
+        assert_eq!(mem.read_u32(0xfee0_0000).unwrap(), 7);
+        assert_eq!(
+            mem.read_u32(0xd000_0000).unwrap(),
+            0xffff_ffff,
+            "nothing there reads as ones"
+        );
+    }
+}

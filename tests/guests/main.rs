@@ -1,0 +1,132 @@
+//! Self-checking guest programs: every `*.S` file here is assembled with GNU binutils into a
+//! flat image, loaded at 0x7c00 and started in real mode like a boot sector. A program
+//! reports through port 0xf4 (0 = pass, anything else is its failure code, in the spirit of
+//! QEMU's isa-debug-exit) and may print to the debug console at port 0xe9. Writing a
+//! vector to port 0x510 makes it a pending external interrupt, so programs can test
+//! interrupt delivery. A program that faults its way to a triple fault, halts for good or
+//! runs past the instruction limit fails.
+
+use softvisor_cpu::vcpu::{run, RunExit};
+use softvisor_cpu::{CpuState, Platform, Segment};
+use softvisor_mmu::bus::Bus;
+use softvisor_mmu::{GuestRam, SystemMemory};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LOAD_ADDR: u64 = 0x7c00;
+const RAM_SIZE: u64 = 32 << 20;
+const INSTRUCTION_LIMIT: u64 = 50_000_000;
+
+/// The test machine's ports.
+#[derive(Default)]
+struct TestPlatform {
+    console: Vec<u8>,
+    exit: Option<u8>,
+    pending: VecDeque<u8>,
+}
+
+impl Platform for TestPlatform {
+    fn io_read(&mut self, _port: u16, _size: u8) -> u32 {
+        0xffff_ffff
+    }
+
+    fn io_write(&mut self, port: u16, _size: u8, value: u32) {
+        match port {
+            0xe9 => self.console.push(value as u8),
+            0xf4 => self.exit = Some(value as u8),
+            0x510 => self.pending.push_back(value as u8),
+            _ => {}
+        }
+    }
+
+    fn interrupt_pending(&mut self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        self.pending.pop_front()
+    }
+}
+
+/// Assembles `source` into a flat binary linked at 0x7c00.
+fn assemble(source: &Path) -> Vec<u8> {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+    let object = out_dir.join(format!("{stem}.o"));
+    let image = out_dir.join(format!("{stem}.bin"));
+    let status = Command::new("as").arg("--64").arg("-o").arg(&object).arg(source).status().expect("GNU as is installed");
+    assert!(status.success(), "assembling {} failed", source.display());
+    let status = Command::new("ld")
+        .args(["-m", "elf_x86_64", "-Ttext=0x7c00", "--oformat", "binary", "-e", "start", "-o"])
+        .arg(&image)
+        .arg(&object)
+        .status()
+        .expect("GNU ld is installed");
+    assert!(status.success(), "linking {} failed", source.display());
+    std::fs::read(image).unwrap()
+}
+
+/// A CPU as after reset but at 0000:7C00, like a BIOS handing over to a boot sector.
+fn boot_cpu() -> CpuState {
+    let mut cpu = CpuState::new_long_mode();
+    cpu.cr0 = 0x10;
+    cpu.cr4 = 0;
+    cpu.efer = 0;
+    for seg in cpu.seg.iter_mut() {
+        *seg = Segment { base: 0, limit: 0xffff, selector: 0, attrs: 0x93 };
+    }
+    cpu.seg[1].attrs = 0x9b;
+    cpu.idtr.limit = 0x3ff;
+    cpu.gdtr.limit = 0xffff;
+    cpu.rip = LOAD_ADDR;
+    cpu.gpr[4] = LOAD_ADDR;
+    cpu
+}
+
+/// Runs one program; returns the console text and the verdict.
+fn run_program(image: &[u8]) -> (String, Result<(), String>) {
+    let mut ram = GuestRam::new(RAM_SIZE).unwrap();
+    ram.write_bytes(LOAD_ADDR, image).unwrap();
+    let mut mem = SystemMemory::new(ram, Bus::new());
+    let mut cpu = boot_cpu();
+    let mut platform = TestPlatform::default();
+    let verdict = loop {
+        let until = cpu.icount + 10_000;
+        let exit = run(&mut cpu, &mut mem, &mut platform, until);
+        if let Some(code) = platform.exit {
+            break if code == 0 { Ok(()) } else { Err(format!("reported failure {code}")) };
+        }
+        match exit {
+            RunExit::Shutdown => break Err(format!("triple fault at rip {:#x}", cpu.rip)),
+            RunExit::Halted if platform.pending.is_empty() => break Err(format!("halted for good at rip {:#x}", cpu.rip)),
+            _ if cpu.icount > INSTRUCTION_LIMIT => break Err(format!("did not exit within {INSTRUCTION_LIMIT} instructions")),
+            _ => {}
+        }
+    };
+    (String::from_utf8_lossy(&platform.console).into_owned(), verdict)
+}
+
+#[test]
+fn guest_programs_pass() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
+    let mut sources: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "S")).collect();
+    sources.sort();
+    assert!(!sources.is_empty(), "no guest programs in {}", dir.display());
+    let mut failures = Vec::new();
+    for source in &sources {
+        let (console, verdict) = run_program(&assemble(source));
+        let name = source.file_name().unwrap().to_string_lossy();
+        match verdict {
+            Ok(()) => println!("guest {name}: PASS"),
+            Err(why) => {
+                println!("guest {name}: FAIL ({why})\n{console}");
+                failures.push(name.into_owned());
+            }
+        }
+    }
+    println!("guests: {} passed, {} failed", sources.len() - failures.len(), failures.len());
+    assert!(failures.is_empty(), "guest programs failed: {failures:?}");
+}
