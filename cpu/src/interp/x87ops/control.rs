@@ -1,11 +1,14 @@
 //! Control instructions: FLDCW, FSTCW, FSTSW, FCLEX, FINIT, FLDENV, FSTENV, FSAVE, FRSTOR,
 //! FFREE/FFREEP, FINCSTP, FDECSTP, FNOP and the 8087/287 no-ops (FENI, FDISI, FSETPM).
 //!
-//! Environment images use the protected-mode layouts: 28 bytes (108 with registers) for a
-//! 32-bit operand size, 14 (94) for a 16-bit one. The FPU does not track the FCS/FDS
-//! selectors (as on processors that deprecate them); they are stored as 0.
+//! Environment images are 28 bytes (108 with registers) for a 32-bit operand size (also in
+//! 64-bit mode, with or without REX.W) and 14 (94) for a 16-bit one, in the protected-mode
+//! or, in real and virtual-8086 mode, the real-address-mode layout. The FPU does not track
+//! the FCS/FDS selectors (as on processors that deprecate them); they are stored as 0.
 
 use super::{phys, set_tag, status, tag, update_es, Ctx, Exec};
+use crate::flags::VM;
+use crate::state::CR0_PE;
 use crate::x87::TAG_EMPTY;
 use crate::{X87State, F80};
 use iced_x86::{MemorySize, Mnemonic as M};
@@ -124,16 +127,56 @@ fn is_16bit(ctx: &Ctx) -> bool {
     )
 }
 
-fn env_image(x: &X87State, small: bool) -> Vec<u8> {
+/// Whether the environment uses the real-address-mode layout (real and virtual-8086 mode).
+fn real_layout(ctx: &Ctx) -> bool {
+    ctx.cpu.cr0 & CR0_PE == 0 || ctx.cpu.rflags() & VM != 0
+}
+
+/// Words 3-6 of the environment (the 16-bit layouts keep their low halves): in protected
+/// mode FIP, FCS with FOP above it, FDP, FDS; in real mode the 20/32-bit linear pointers
+/// split into a low 16 bits and the rest at bit 12 beside FOP.
+fn pointer_fields(x: &X87State, real: bool) -> [u32; 4] {
+    let (fip, fdp, fop) = (x.fip as u32, x.fdp as u32, u32::from(x.fop & 0x7ff));
+    if real {
+        [
+            fip & 0xffff | 0xffff_0000,
+            (fip >> 16) << 12 | fop,
+            fdp & 0xffff | 0xffff_0000,
+            (fdp >> 16) << 12,
+        ]
+    } else {
+        [fip, fop << 16, fdp, 0xffff_0000]
+    }
+}
+
+/// Loads FIP, FOP and FDP from words 3-6 of an environment image.
+fn load_pointers(x: &mut X87State, w: [u32; 4], real: bool, small: bool) {
+    if real {
+        x.fip = u64::from(w[0] & 0xffff | (w[1] >> 12) << 16);
+        x.fop = (w[1] & 0x7ff) as u16;
+        x.fdp = u64::from(w[2] & 0xffff | (w[3] >> 12) << 16);
+    } else {
+        x.fip = u64::from(w[0]);
+        x.fop = if small {
+            0
+        } else {
+            ((w[1] >> 16) & 0x7ff) as u16
+        };
+        x.fdp = u64::from(w[2]);
+    }
+}
+
+fn env_image(x: &X87State, small: bool, real: bool) -> Vec<u8> {
     let tw = tag_word(x);
+    let [w3, w4, w5, w6] = pointer_fields(x, real);
     let fields: [u32; 7] = [
         u32::from(x.fcw) | 0xffff_0000,
         u32::from(full_fsw(x)) | 0xffff_0000,
         u32::from(tw) | 0xffff_0000,
-        x.fip as u32,
-        u32::from(x.fop & 0x7ff) << 16,
-        x.fdp as u32,
-        0xffff_0000,
+        w3,
+        w4,
+        w5,
+        w6,
     ];
     if small {
         fields
@@ -150,7 +193,7 @@ fn env_image(x: &X87State, small: bool) -> Vec<u8> {
 fn save(ctx: &mut Ctx, with_regs: bool) -> Exec {
     let addr = ctx.mem_addr()?;
     let x = ctx.cpu.x87;
-    let mut image = env_image(&x, is_16bit(ctx));
+    let mut image = env_image(&x, is_16bit(ctx), real_layout(ctx));
     if with_regs {
         for i in 0..8 {
             let r = x.regs[phys(&x, i)];
@@ -173,6 +216,7 @@ fn save(ctx: &mut Ctx, with_regs: bool) -> Exec {
 fn restore(ctx: &mut Ctx, with_regs: bool) -> Exec {
     let addr = ctx.mem_addr()?;
     let small = is_16bit(ctx);
+    let real = real_layout(ctx);
     let env_len = if small { 14 } else { 28 };
     let mut image = vec![0u8; env_len + if with_regs { 80 } else { 0 }];
     ctx.mem.read(addr, &mut image, AccessKind::Read)?;
@@ -194,13 +238,7 @@ fn restore(ctx: &mut Ctx, with_regs: bool) -> Exec {
     x.top = ((fsw >> 11) & 7) as u8;
     x.fsw = fsw & !0x3800;
     x.ftw = field(2) as u16;
-    x.fip = u64::from(field(3));
-    x.fop = if small {
-        0
-    } else {
-        ((field(4) >> 16) & 0x7ff) as u16
-    };
-    x.fdp = u64::from(field(5));
+    load_pointers(x, [field(3), field(4), field(5), field(6)], real, small);
     if with_regs {
         for i in 0..8 {
             let b = &image[env_len + 10 * i..env_len + 10 * i + 10];

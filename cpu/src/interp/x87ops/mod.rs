@@ -12,7 +12,7 @@ mod transcendental;
 mod tests;
 
 use super::operand::{Ctx, Exec};
-use crate::state::{CR0_EM, CR0_MP, CR0_NE, CR0_TS};
+use crate::state::{CR0_EM, CR0_MP, CR0_NE, CR0_PE, CR0_TS};
 use crate::x87::{self, Env, Format, OpResult, C1, DE, ES, EXC_MASK, IE, SF, TAG_EMPTY, ZE};
 use crate::{Exception, SegReg, X87State, F80};
 use iced_x86::{Mnemonic as M, OpKind, Register};
@@ -132,8 +132,16 @@ fn last_pointers(ctx: &mut Ctx) -> Exec<(u16, u64, Option<u64>)> {
         .position(|b| (0xd8..=0xdf).contains(b))
         .and_then(|i| Some((u16::from(bytes[i] & 7) << 8) | u16::from(*bytes.get(i + 1)?)))
         .unwrap_or(0);
-    let fdp = has_mem(ctx).then(|| ctx.mem_offset());
-    Ok((fop, ip, fdp))
+    // Real and virtual-8086 mode record linear pointers, protected mode offsets.
+    let real = ctx.cpu.cr0 & CR0_PE == 0 || ctx.cpu.rflags() & crate::flags::VM != 0;
+    let fdp = if !has_mem(ctx) {
+        None
+    } else if real {
+        Some(ctx.mem_addr()?)
+    } else {
+        Some(ctx.mem_offset())
+    };
+    Ok((fop, if real { linear } else { ip }, fdp))
 }
 
 /// Whether the instruction has an explicit memory operand.

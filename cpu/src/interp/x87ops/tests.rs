@@ -332,3 +332,38 @@ fn last_instruction_pointers() {
     assert_eq!((cpu.x87.fop, cpu.x87.fip, cpu.x87.fdp), (0x006, 2, DATA));
     assert_eq!(st(&cpu.x87, 0), (0x4000, 0x8000_0000_0000_0000));
 }
+
+#[test]
+fn real_mode_environment_layout() {
+    use crate::state::{Segment, CR0_PE, EFER_LMA};
+    use crate::SegReg;
+    // At CS base 0x200: FLD1; FNSTENV [si] (16-bit operand size: 14-byte image).
+    let mut mem = FlatMemory::new(GuestRam::new(0x10000).unwrap());
+    mem.write(0x200, &[0xd9, 0xe8, 0xd9, 0x34]).unwrap();
+    let mut cpu = CpuState::new_long_mode();
+    cpu.cr0 &= !CR0_PE;
+    cpu.efer &= !EFER_LMA;
+    cpu.seg[SegReg::Cs as usize] = Segment {
+        base: 0x200,
+        limit: 0xffff,
+        selector: 0x20,
+        attrs: 0x9b,
+    };
+    cpu.seg[SegReg::Ds as usize] = Segment {
+        base: 0,
+        limit: 0xffff,
+        selector: 0,
+        attrs: 0x93,
+    };
+    cpu.gpr[6] = DATA;
+    cpu.rip = 0;
+    crate::interp::step(&mut cpu, &mut mem).unwrap();
+    crate::interp::step(&mut cpu, &mut mem).unwrap();
+    let words: Vec<u16> = read(&mut mem, DATA, 14)
+        .chunks(2)
+        .map(|w| u16::from_le_bytes([w[0], w[1]]))
+        .collect();
+    // FIP is the linear address 0x200, stored as its low 16 bits and bits 16-19 above FOP.
+    assert_eq!(words, [0x037f, 0x3800, 0x3fff, 0x0200, 0x01e8, 0, 0]);
+    assert_eq!(cpu.x87.fcw, 0x037f);
+}

@@ -6,7 +6,7 @@
 //! these mnemonics. Arguments of FSIN/FCOS/FSINCOS/FPTAN are reduced with a 336-bit π/2.
 
 use super::{commit, masked, pop, push, set_st, st, status, underflow, Ctx, Exec};
-use crate::x87::{self, from_quad, to_quad, Class, OpResult, Val, C2, EXTENDED, IE, PE, ZE};
+use crate::x87::{self, from_quad, to_quad, Class, OpResult, Val, C1, C2, EXTENDED, IE, PE, ZE};
 use crate::{X87State, F80};
 use iced_x86::Mnemonic as M;
 use rustc_apfloat::ieee::Quad;
@@ -79,15 +79,15 @@ fn series(first: Quad, mut next: impl FnMut(u32, Quad) -> Quad) -> Quad {
 
 /// sin and cos of `x`, |x| < 2^63, after reduction by π/2.
 fn sin_cos(x: Quad) -> (Quad, Quad) {
-    let parts = pio2_parts();
-    let k = (x / parts[0])
+    // π/2 to 66 bits, the approximation the x87 reduces with: x − k·π/2 is exact in quad.
+    let pio2 = Quad::from_u128((0xc90f_daa2_2168_c234 << 2) | 3)
+        .value
+        .scalbn(-65);
+    let k = (x / pio2)
         .value
         .round_to_integral(Round::NearestTiesToEven)
         .value;
-    let mut r = x;
-    for p in parts {
-        r = (-k).mul_add(p, r).value;
-    }
+    let r = (-k).mul_add(pio2, x).value;
     let r2 = (r * r).value;
     let mut s = series(r, |n, t| {
         (-(t * r2).value / q(i128::from((2 * n) * (2 * n + 1)))).value
@@ -95,14 +95,16 @@ fn sin_cos(x: Quad) -> (Quad, Quad) {
     let mut c = series(q(1), |n, t| {
         (-(t * r2).value / q(i128::from((2 * n - 1) * (2 * n)))).value
     });
-    if r.ilogb() < -60 {
-        // The series stopped at its first term; step one quad ulp toward the true value
-        // (|sin r| < |r|, cos r < 1) so directed rounding to 64 bits sees it is inexact.
+    // Where a series added nothing at quad precision, step one quad ulp toward the true
+    // value (|sin r| < |r|, cos r < 1) so that directed rounding sees it is inexact.
+    if !r.is_zero() && s.bitwise_eq(r) {
         s = if s.is_negative() {
             s.next_up().value
         } else {
             s.next_down().value
         };
+    }
+    if !r.is_zero() && c.bitwise_eq(q(1)) {
         c = c.next_down().value;
     }
     let quadrant = k.to_i128(128).value.rem_euclid(4);
@@ -129,7 +131,6 @@ fn trig(x: &mut X87State, m: M) {
         return;
     }
     let (va, de) = x87::unpack(v);
-    let env = x87::Env::from_fcw(x.fcw);
     let (first, second) = match va {
         Val::NaN(_) => {
             let r = x87::propagate_nan(va, Val::Zero(false));
@@ -141,29 +142,12 @@ fn trig(x: &mut X87State, m: M) {
             x.fsw |= C2;
             return;
         }
-        _ => {
-            let (s, c) = sin_cos(to_quad(v));
-            let sn = if matches!(va, Val::Zero(_)) {
-                (v, 0)
-            } else {
-                from_quad(s, EXTENDED, env)
-            };
-            match m {
-                M::Fsin => (sn, None),
-                M::Fcos => (from_quad(c, EXTENDED, env), None),
-                M::Fsincos => (sn, Some(from_quad(c, EXTENDED, env))),
-                _ => {
-                    let t = if matches!(va, Val::Zero(_)) {
-                        (v, 0)
-                    } else {
-                        from_quad((s / c).value, EXTENDED, env)
-                    };
-                    (t, Some((x87::from_int(false, 1), 0)))
-                }
-            }
-        }
+        Val::Zero(_) if m == M::Fcos => ((x87::from_int(false, 1), 0), None),
+        Val::Zero(_) => ((v, 0), Some((x87::from_int(false, 1), 0))),
+        Val::Fin(..) => trig_values(m, v, x87::Env::from_fcw(x.fcw)),
     };
-    let flags = first.1 | second.map_or(0, |s| s.1) | de;
+    // C1 reports the rounding of the first result (the sine for FSINCOS).
+    let flags = first.1 | (second.map_or(0, |s| s.1) & !C1) | de;
     if !masked(x, flags & (IE | x87::DE)) {
         status(x, flags);
         return;
@@ -173,7 +157,33 @@ fn trig(x: &mut X87State, m: M) {
         push(x, second.0);
     }
     status(x, flags);
-    x.fsw &= !C2;
+}
+
+/// The results of FSIN/FCOS/FSINCOS/FPTAN for a finite nonzero |x| < 2^63 (always
+/// inexact): the value replacing ST(0), and the value pushed (cosine, or 1.0 for FPTAN).
+fn trig_values(m: M, v: F80, env: x87::Env) -> (OpResult, Option<OpResult>) {
+    let round = |q: Quad| {
+        let (f, flags) = from_quad(q, EXTENDED, env);
+        (f, flags | PE)
+    };
+    let (s, c) = sin_cos(to_quad(v));
+    match m {
+        M::Fsin => (round(s), None),
+        M::Fcos => (round(c), None),
+        M::Fsincos => (round(s), Some(round(c))),
+        _ => {
+            let mut t = (s / c).value;
+            if t.bitwise_eq(to_quad(v)) {
+                // tan x is a little larger than a tiny x.
+                t = if t.is_negative() {
+                    t.next_down().value
+                } else {
+                    t.next_up().value
+                };
+            }
+            (round(t), Some((x87::from_int(false, 1), 0)))
+        }
+    }
 }
 
 /// 2^x − 1.
