@@ -10,7 +10,6 @@ use crate::interp::tests::{machine, CODE};
 const A: u128 = 0x8000_7fff_0102_fffe_80ff_7f01_0010_ff80;
 const B: u128 = 0x8000_0002_7fff_8001_0180_0203_f00f_7f81;
 
-
 /// One XMM case: `dst` is XMM2 (starting as A), the source XMM1 (B), XMM0 starts as A.
 struct Case {
     bytes: &'static [u8],
