@@ -189,6 +189,12 @@ fn golden_mismatches(
     )
 }
 
+/// Prints a summary line on the real stdout, past libtest's capture, so `cargo test` shows it.
+fn summary(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 #[test]
 fn host_differential() {
     let seed = env_u64("DIFF_SEED", DEFAULT_SEED);
@@ -225,10 +231,10 @@ fn host_differential() {
     } else if !cfg!(target_arch = "x86_64") {
         panic!("no golden digests for seed {seed:#x} with {cases} cases in {GOLDEN_PATH}");
     }
-    println!(
+    summary(&format!(
         "diff-host: {} forms, {} cases, {} mismatches",
         s.forms, s.cases, mismatches
-    );
+    ));
     assert_eq!(
         mismatches, 0,
         "the interpreter disagrees with the reference"
@@ -255,10 +261,10 @@ fn soak() {
     let per_form = total.div_ceil(forms.len().max(1) as u64);
     let s = run_suite(&forms, seed, per_form);
     print!("{}", s.report);
-    println!(
+    summary(&format!(
         "diff-host soak: {} forms, {} cases, {} mismatches",
         s.forms, s.cases, s.mismatches
-    );
+    ));
     assert_eq!(s.mismatches, 0);
 }
 

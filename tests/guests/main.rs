@@ -167,9 +167,12 @@ fn guest_programs_pass() {
             }
         }
     }
-    println!(
-        "guests: {} passed, {} failed",
-        sources.len() - failures.len(),
+    // Written past libtest's capture so `cargo test` shows it.
+    use std::io::Write;
+    let passed = sources.len() - failures.len();
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "guests: {passed} passed, {} failed",
         failures.len()
     );
     assert!(failures.is_empty(), "guest programs failed: {failures:?}");
