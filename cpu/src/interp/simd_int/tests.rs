@@ -3,8 +3,8 @@
 
 use crate::flags::{ARITH, CF, OF, SF, ZF};
 use crate::state::{CR0_EM, CR0_TS, CR4_OSFXSR};
-use crate::{step, CpuState, Exception};
-use softvisor_mmu::{FlatMemory, GuestRam, Memory};
+use crate::{step, Exception};
+use softvisor_mmu::Memory;
 
 use crate::interp::tests::{machine, CODE};
 const A: u128 = 0x8000_7fff_0102_fffe_80ff_7f01_0010_ff80;
