@@ -38,6 +38,7 @@ const FEATURES: &[CpuidFeature] = &[
     CpuidFeature::CLFSH,
     CpuidFeature::CLFLUSHOPT,
     CpuidFeature::PREFETCHW,
+    CpuidFeature::FXSR,
 ];
 
 /// Why a form is not compared against the host, or `None` if it is.
@@ -119,8 +120,8 @@ pub fn exclusion(code: Code) -> Option<&'static str> {
         M::Fnstenv | M::Fstenv | M::Fnsave | M::Fsave => {
             Some("stores FIP/FDP/FOP, which AMD only records after an x87 error")
         }
-        M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => {
-            Some("state save (system-mode work)")
+        M::Fxsave | M::Fxsave64 => {
+            Some("stores FIP/FDP/FOP, which AMD only records after an x87 error")
         }
         M::Lar | M::Lsl | M::Verr | M::Verw | M::Sgdt | M::Sidt | M::Sldt | M::Str | M::Smsw => {
             Some("descriptor-table instruction (system-mode work; UMIP on the host)")

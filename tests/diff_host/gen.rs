@@ -425,6 +425,10 @@ fn fix_implicit(rng: &mut Rng, insn: &Instruction, s: &mut MachineState, target:
             let at = (target - SCRATCH_BASE) as usize + 2;
             s.mem[at] &= !0x02;
         }
+        M::Fxrstor | M::Fxrstor64 => {
+            let at = (target - SCRATCH_BASE) as usize + 24 + 2;
+            s.mem[at] &= !0x02;
+        }
         _ => {}
     }
 }

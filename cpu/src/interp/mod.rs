@@ -21,6 +21,7 @@ mod shift;
 mod simd_fp;
 mod simd_int;
 mod stack;
+mod state_save;
 mod string;
 mod transfer;
 mod unimplemented;

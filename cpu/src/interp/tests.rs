@@ -218,3 +218,47 @@ fn fetch_across_the_end_of_memory_faults_at_the_missing_byte() {
         Err(Exception::PageFault { addr: 0x1000, .. })
     ));
 }
+
+#[test]
+fn fxsave_and_fxrstor_round_trip() {
+    // fxsave64 [rax] ; fxrstor64 [rax] ; fxsave [rbx] (misaligned)
+    let (mut cpu, mut mem) = machine(&[
+        0x48, 0x0f, 0xae, 0x00, 0x48, 0x0f, 0xae, 0x08, 0x0f, 0xae, 0x03,
+    ]);
+    cpu.gpr[0] = 0x2000;
+    cpu.gpr[3] = 0x3008;
+    cpu.xmm[15] = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+    cpu.mxcsr = 0x1f80 | (1 << 13);
+    cpu.x87.top = 6;
+    cpu.x87.regs[6] = crate::F80 {
+        signif: 0x8000_0000_0000_0000,
+        sign_exp: 0x3fff,
+    };
+    cpu.x87.ftw = 0xffff & !(3 << 12);
+    let saved = (cpu.xmm, cpu.mxcsr, cpu.x87);
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u16(0x2002).unwrap() >> 11 & 7, 6, "TOP in FSW");
+    assert_eq!(
+        mem.read_u8(0x2004).unwrap(),
+        1 << 6,
+        "abridged tag: only R6 in use"
+    );
+    assert_eq!(mem.read_u32(0x2018).unwrap(), 0x3f80);
+    assert_eq!(mem.read_u128(0x2000 + 160 + 15 * 16).unwrap(), saved.0[15]);
+    cpu.xmm = [0; 16];
+    cpu.mxcsr = 0x1f80;
+    cpu.x87 = crate::X87State::default();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(
+        (cpu.xmm, cpu.mxcsr, cpu.x87.top, cpu.x87.regs[6]),
+        (saved.0, saved.1, 6, saved.2.regs[6])
+    );
+    assert_eq!(
+        cpu.x87.ftw, saved.2.ftw,
+        "full tag rebuilt: R6 valid, others empty"
+    );
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+}

@@ -90,7 +90,7 @@ pub(super) fn execute(ctx: &mut Ctx, m: M) -> Exec {
 }
 
 /// Reserved control-word bits read back as hardware keeps them: 6 set, 7 and 13-15 clear.
-fn sanitize_fcw(fcw: u16) -> u16 {
+pub(crate) fn sanitize_fcw(fcw: u16) -> u16 {
     (fcw & 0x1f3f) | 0x40
 }
 

@@ -4,7 +4,7 @@
 mod arith;
 mod compare;
 mod consts;
-mod control;
+pub(crate) mod control;
 mod load_store;
 mod transcendental;
 
@@ -248,7 +248,7 @@ fn status(x: &mut X87State, flags: u16) {
 }
 
 /// Sets or clears ES and B from the pending unmasked exceptions.
-fn update_es(x: &mut X87State) {
+pub(crate) fn update_es(x: &mut X87State) {
     if x.fsw & EXC_MASK & !x.fcw != 0 {
         x.fsw |= ES | x87::BUSY;
     } else {
