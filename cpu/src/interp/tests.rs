@@ -234,7 +234,7 @@ fn fxsave_and_fxrstor_round_trip() {
         signif: 0x8000_0000_0000_0000,
         sign_exp: 0x3fff,
     };
-    cpu.x87.ftw = 0xffff & !(3 << 12);
+    cpu.x87.ftw = !(3u16 << 12);
     let saved = (cpu.xmm, cpu.mxcsr, cpu.x87);
     run(&mut cpu, &mut mem).unwrap();
     assert_eq!(mem.read_u16(0x2002).unwrap() >> 11 & 7, 6, "TOP in FSW");
