@@ -81,7 +81,7 @@ impl Ctx<'_> {
                 Ok(())
             }
             OpKind::Memory => {
-                let addr = self.mem_addr()?;
+                let addr = self.mem_addr_for_write()?;
                 let size = self.insn.memory_size().size();
                 self.write_mem(addr, size, value)
             }
@@ -126,32 +126,64 @@ impl Ctx<'_> {
         offset & size_mask(self.address_size())
     }
 
-    /// The linear address of the explicit memory operand.
+    /// The linear address of the explicit memory operand, checked for its whole size.
     #[inline]
     pub fn mem_addr(&self) -> Exec<u64> {
-        self.linear(self.insn.memory_segment(), self.mem_offset())
+        let size = self.insn.memory_size().size().max(1) as u64;
+        self.linear_sized(self.insn.memory_segment(), self.mem_offset(), size)
     }
 
-    /// Applies segment `seg` to `offset`. In 64-bit mode only FS and GS have a base and the
-    /// result must be canonical (#GP(0), or #SS(0) for the stack segment).
+    /// [`Ctx::mem_addr`] for a store: outside 64-bit mode the segment must also be a
+    /// writable data segment (#GP(0), or #SS(0) for SS).
+    pub fn mem_addr_for_write(&self) -> Exec<u64> {
+        let addr = self.mem_addr()?;
+        let seg = SegReg::from_register(self.insn.memory_segment()).unwrap_or(SegReg::Ds);
+        let attrs = self.cpu.segment(seg).attrs;
+        let protected =
+            self.cpu.cr0 & crate::state::CR0_PE != 0 && self.cpu.flags.bits & crate::flags::VM == 0;
+        let writable_data = attrs & 0x1a == 0x12;
+        if protected && !self.cpu.in_64bit_mode() && !writable_data {
+            return Err(if seg == SegReg::Ss {
+                Exception::StackFault(0)
+            } else {
+                Exception::GeneralProtection(0)
+            });
+        }
+        Ok(addr)
+    }
+
+    /// Applies segment `seg` to a one-byte access at `offset`.
     pub fn linear(&self, seg: Register, offset: u64) -> Exec<u64> {
+        self.linear_sized(seg, offset, 1)
+    }
+
+    /// Applies segment `seg` to an access of `size` bytes at `offset`. In 64-bit mode only FS
+    /// and GS have a base and the address must be canonical; elsewhere the segment must be
+    /// usable and the access must lie within its limit (above it, for expand-down data).
+    /// Violations raise #GP(0), or #SS(0) for the stack segment.
+    pub fn linear_sized(&self, seg: Register, offset: u64, size: u64) -> Exec<u64> {
         let seg = SegReg::from_register(seg).unwrap_or(SegReg::Ds);
+        let fault = if seg == SegReg::Ss {
+            Exception::StackFault(0)
+        } else {
+            Exception::GeneralProtection(0)
+        };
         if self.cpu.in_64bit_mode() {
             let addr = match seg {
                 SegReg::Fs | SegReg::Gs => self.cpu.segment(seg).base.wrapping_add(offset),
                 _ => offset,
             };
-            if !is_canonical(addr) {
-                return Err(if seg == SegReg::Ss {
-                    Exception::StackFault(0)
-                } else {
-                    Exception::GeneralProtection(0)
-                });
-            }
-            Ok(addr)
-        } else {
-            Ok(self.cpu.segment(seg).base.wrapping_add(offset) & 0xffff_ffff)
+            return if is_canonical(addr) {
+                Ok(addr)
+            } else {
+                Err(fault)
+            };
         }
+        let segment = self.cpu.segment(seg);
+        if !within_limit(self.cpu, segment, offset, size) {
+            return Err(fault);
+        }
+        Ok(segment.base.wrapping_add(offset) & 0xffff_ffff)
     }
 
     /// Reads `size` (1, 2, 4, 8) bytes at linear `addr`; any other size is an interpreter
@@ -196,7 +228,7 @@ impl Ctx<'_> {
     /// Pushes the low `size` bytes of `value`. RSP changes only if the write succeeds.
     pub fn push(&mut self, value: u64, size: u32) -> Exec {
         let new_sp = self.rsp().wrapping_sub(u64::from(size)) & size_mask(self.stack_width());
-        let addr = self.linear(Register::SS, new_sp)?;
+        let addr = self.linear_sized(Register::SS, new_sp, u64::from(size))?;
         self.write_mem(addr, size as usize, value)?;
         self.set_rsp(new_sp);
         Ok(())
@@ -205,7 +237,7 @@ impl Ctx<'_> {
     /// Reads the value `size` bytes wide at the top of the stack without popping it.
     pub fn peek(&mut self, size: u32, offset: u64) -> Exec<u64> {
         let sp = self.rsp().wrapping_add(offset) & size_mask(self.stack_width());
-        let addr = self.linear(Register::SS, sp)?;
+        let addr = self.linear_sized(Register::SS, sp, u64::from(size))?;
         self.read_mem(addr, size as usize)
     }
 
@@ -281,7 +313,7 @@ impl Ctx<'_> {
                 Ok(())
             }
             _ => {
-                let addr = self.mem_addr()?;
+                let addr = self.mem_addr_for_write()?;
                 match self.insn.memory_size().size() {
                     16 => Ok(self.mem.write_u128(addr, value)?),
                     size => self.write_mem(addr, size, value as u64),
@@ -306,6 +338,30 @@ impl Ctx<'_> {
     /// Whether the memory operand is a packed 128-bit one (for alignment rules).
     pub fn is_mem128(&self) -> bool {
         self.insn.memory_size().size() == 16 && self.insn.memory_size() != MemorySize::Unknown
+    }
+}
+
+/// Whether `size` bytes at `offset` are inside `segment` (outside 64-bit mode). Real mode
+/// and virtual-8086 mode check the cached limit too; an unusable (null) segment only exists
+/// in protected mode.
+fn within_limit(cpu: &CpuState, segment: &crate::Segment, offset: u64, size: u64) -> bool {
+    let protected = cpu.cr0 & crate::state::CR0_PE != 0 && cpu.flags.bits & crate::flags::VM == 0;
+    if protected && segment.attrs & crate::Segment::ATTR_P == 0 {
+        return false;
+    }
+    let last = offset.wrapping_add(size - 1);
+    let limit = u64::from(segment.limit);
+    let data = segment.attrs & 0x18 == 0x10;
+    if data && segment.attrs & 0x4 != 0 {
+        // Expand-down: valid offsets lie above the limit, up to 64 KiB or 4 GiB by the B bit.
+        let top = if segment.attrs & crate::Segment::ATTR_DB != 0 {
+            0xffff_ffff
+        } else {
+            0xffff
+        };
+        offset > limit && last <= top && last >= offset
+    } else {
+        last <= limit && last >= offset
     }
 }
 

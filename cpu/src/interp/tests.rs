@@ -262,3 +262,104 @@ fn fxsave_and_fxrstor_round_trip() {
         Err(Exception::GeneralProtection(0))
     );
 }
+
+/// A 32-bit protected-mode CPU running `bytes` at 0x1000 with flat CS/SS and DS as given.
+fn protected_machine(bytes: &[u8], ds: crate::Segment) -> (CpuState, FlatMemory) {
+    let (mut cpu, mem) = machine(bytes);
+    cpu.efer = 0;
+    cpu.cr0 = crate::state::CR0_PE;
+    cpu.seg[SegReg::Cs as usize] = crate::Segment::flat(0x08, 0x9b | crate::Segment::ATTR_DB);
+    cpu.seg[SegReg::Ss as usize] = crate::Segment::flat(0x10, 0x93 | crate::Segment::ATTR_DB);
+    cpu.seg[SegReg::Ds as usize] = ds;
+    (cpu, mem)
+}
+
+#[test]
+fn segment_limits_are_checked_outside_64bit_mode() {
+    // mov eax, [ebx]
+    let small = crate::Segment {
+        base: 0x2000,
+        limit: 0xfff,
+        selector: 0x18,
+        attrs: 0x93 | crate::Segment::ATTR_DB,
+    };
+    let (mut cpu, mut mem) = protected_machine(&[0x8b, 0x03], small);
+    cpu.gpr[3] = 0xffc;
+    mem.write_u32(0x2ffc, 7).unwrap();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.gpr[0], 7, "the last dword inside the limit");
+    cpu.rip = CODE;
+    cpu.gpr[3] = 0xffd;
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0)),
+        "crosses the limit"
+    );
+    // Expand-down: offsets at or below the limit are invalid.
+    let down = crate::Segment {
+        attrs: 0x97 | crate::Segment::ATTR_DB,
+        ..small
+    };
+    let (mut cpu, mut mem) = protected_machine(&[0x8b, 0x03], down);
+    cpu.gpr[3] = 0x800;
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+    cpu.gpr[3] = 0x1000;
+    assert!(run(&mut cpu, &mut mem).is_ok());
+    // A null DS: #GP(0) on use.
+    let (mut cpu, mut mem) = protected_machine(&[0x8b, 0x03], crate::Segment::default());
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+}
+
+#[test]
+fn stack_limit_faults_are_stack_faults() {
+    // push eax with SS limited to 0x7fff and ESP at 0x2: the 4-byte push wraps below 0.
+    let flat = crate::Segment::flat(0x10, 0x93 | crate::Segment::ATTR_DB);
+    let (mut cpu, mut mem) = protected_machine(&[0x50], flat);
+    cpu.seg[SegReg::Ss as usize].limit = 0x7fff;
+    cpu.gpr[4] = 0x2;
+    assert_eq!(run(&mut cpu, &mut mem), Err(Exception::StackFault(0)));
+    assert_eq!(cpu.gpr[4], 0x2);
+    // Real mode: a word access at offset 0xffff crosses the 64 KiB limit.
+    let (mut cpu, mut mem) = machine(&[0x8b, 0x07]);
+    cpu.efer = 0;
+    cpu.cr0 = 0x10;
+    for seg in cpu.seg.iter_mut() {
+        *seg = crate::Segment {
+            base: 0,
+            limit: 0xffff,
+            selector: 0,
+            attrs: 0x93,
+        };
+    }
+    cpu.seg[SegReg::Cs as usize].attrs = 0x9b;
+    cpu.gpr[3] = 0xffff;
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+}
+
+#[test]
+fn stores_need_a_writable_data_segment() {
+    // mov [ebx], eax through a read-only data segment, then through a writable one.
+    let read_only = crate::Segment {
+        base: 0,
+        limit: u32::MAX,
+        selector: 0x18,
+        attrs: 0x91 | crate::Segment::ATTR_DB,
+    };
+    let (mut cpu, mut mem) = protected_machine(&[0x89, 0x03], read_only);
+    cpu.gpr[3] = 0x3000;
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+    cpu.seg[SegReg::Ds as usize].attrs = 0x93 | crate::Segment::ATTR_DB;
+    assert!(run(&mut cpu, &mut mem).is_ok());
+}
