@@ -122,6 +122,14 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         }
         M::Rdmsr | M::Wrmsr | M::Swapgs => privileged::execute(ctx, m)?,
         M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => state_save::execute(ctx, m)?,
+        M::Xsave
+        | M::Xsave64
+        | M::Xsaveopt
+        | M::Xsaveopt64
+        | M::Xrstor
+        | M::Xrstor64
+        | M::Xgetbv
+        | M::Xsetbv => state_save::execute(ctx, m)?,
         M::Cpuid => misc::cpuid(ctx)?,
         M::Rdtsc => misc::rdtsc(ctx, false)?,
         M::Rdtscp => misc::rdtsc(ctx, true)?,

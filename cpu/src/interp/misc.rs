@@ -8,7 +8,11 @@ use crate::Exception;
 pub(super) fn cpuid(ctx: &mut Ctx) -> Exec {
     let leaf = ctx.cpu.gpr[0] as u32;
     let subleaf = ctx.cpu.gpr[1] as u32;
-    let regs = crate::cpuid::cpuid(leaf, subleaf, 0);
+    let state = crate::cpuid::CpuidState {
+        apic_id: 0,
+        osxsave: ctx.cpu.cr4 & (1 << 18) != 0,
+    };
+    let regs = crate::cpuid::cpuid(leaf, subleaf, state);
     for (index, value) in [0usize, 3, 1, 2].into_iter().zip(regs) {
         ctx.cpu.gpr[index] = u64::from(value);
     }

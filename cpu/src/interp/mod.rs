@@ -37,6 +37,7 @@ use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 use softvisor_mmu::Memory;
 
 pub(crate) use operand::{is_canonical, Ctx};
+pub use state_save::{XCR0_SUPPORTED, XSAVE_AREA_SIZE};
 
 /// What happened when one instruction ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

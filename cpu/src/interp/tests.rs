@@ -363,3 +363,60 @@ fn stores_need_a_writable_data_segment() {
     cpu.seg[SegReg::Ds as usize].attrs = 0x93 | crate::Segment::ATTR_DB;
     assert!(run(&mut cpu, &mut mem).is_ok());
 }
+
+#[test]
+fn xsave_family_round_trip_and_checks() {
+    // xsetbv ; xgetbv ; xsave64 [rsi] ; xrstor64 [rsi] ; xrstor64 [rdi]
+    let code = [
+        0x0f, 0x01, 0xd1, 0x0f, 0x01, 0xd0, 0x48, 0x0f, 0xae, 0x26, 0x48, 0x0f, 0xae, 0x2e, 0x48,
+        0x0f, 0xae, 0x2f,
+    ];
+    let (mut cpu, mut mem) = machine(&code);
+    // Without CR4.OSXSAVE every one of them is #UD.
+    assert_eq!(run(&mut cpu, &mut mem), Err(Exception::InvalidOpcode));
+    cpu.cr4 |= 1 << 18;
+    cpu.gpr[1] = 0;
+    cpu.gpr[2] = 0;
+    cpu.gpr[0] = 0b111; // AVX is not in the model
+    assert_eq!(
+        run(&mut cpu, &mut mem),
+        Err(Exception::GeneralProtection(0))
+    );
+    cpu.gpr[0] = 0b11;
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(cpu.xcr0, 0b11);
+    cpu.gpr[0] = 0;
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!((cpu.gpr[0], cpu.gpr[2]), (0b11, 0));
+    // Save x87+SSE, scramble, restore.
+    cpu.gpr[0] = u64::MAX;
+    cpu.gpr[2] = u64::MAX;
+    cpu.gpr[6] = 0x4000;
+    cpu.gpr[7] = 0x5000;
+    cpu.xmm[3] = 0x1234;
+    cpu.mxcsr = 0x1f80 | (3 << 13);
+    cpu.x87.fcw = 0x027f;
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(mem.read_u64(0x4000 + 512).unwrap(), 0b11, "XSTATE_BV");
+    cpu.xmm[3] = 0;
+    cpu.mxcsr = 0x1f80;
+    cpu.x87.fcw = 0x037f;
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!(
+        (cpu.xmm[3], cpu.mxcsr, cpu.x87.fcw),
+        (0x1234, 0x1f80 | (3 << 13), 0x027f)
+    );
+    // An area whose XSTATE_BV is 0 puts both components in their initial state.
+    mem.write_u32(0x5000 + 24, 0x1f80).unwrap();
+    run(&mut cpu, &mut mem).unwrap();
+    assert_eq!((cpu.xmm[3], cpu.x87.fcw), (0, 0x037f));
+    let [_, _, ecx, _] = crate::cpuid::cpuid(
+        1,
+        0,
+        crate::cpuid::CpuidState {
+            apic_id: 0,
+            osxsave: true,
+        },
+    );
+    assert_ne!(ecx & (1 << 27), 0, "OSXSAVE follows CR4");
+}
