@@ -1,7 +1,8 @@
 # 32-bit protected mode: descriptor-load faults (#GP past the GDT limit, #NP on a
 # not-present segment, #GP on an SS of the wrong privilege), 32-bit paging with 4 MiB pages
-# and a #PF with CR2, IRET to ring 3, #GP through a DPL-0 gate from ring 3, and INT n
-# through a DPL-3 gate with the stack switched to the TSS's SS0:ESP0.
+# and a #PF with CR2, IRET to ring 3, a far CALL from ring 3 through a call gate with
+# parameters and RETF back, #GP through a DPL-0 gate from ring 3, and INT n through a DPL-3
+# gate with the stack switched to the TSS's SS0:ESP0.
 .intel_syntax noprefix
 
 .set TSS, 0x20000
@@ -147,6 +148,19 @@ user_code:
     jne user_fail
     mov ax, 0x23
     mov ds, ax
+    # A far call through a DPL-3 call gate into ring 0, with two dword parameters.
+    push 0x1111
+    push 0x2222
+    .byte 0x9a                       # call far 0x3b:0 (the offset comes from the gate)
+    .long 0
+    .word 0x3b
+    cmp eax, 0x600d
+    jne user_fail
+    cmp esp, 0x70000
+    jne user_fail
+    mov ax, cs
+    cmp ax, 0x1b
+    jne user_fail
     int 0x41
     jmp user_fail
 user_after_gp:
@@ -159,6 +173,26 @@ user_after_gp:
     int 0x40
 user_fail:
     int 0x42
+
+# Reached through the call gate: CPL 0 on the TSS stack, parameters copied in order.
+gate_handler:
+    mov ax, cs
+    cmp ax, 0x08
+    jne fail
+    cmp esp, 0x90000 - 24
+    jne fail
+    cmp dword ptr [esp + 4], 0x1b
+    jne fail
+    cmp dword ptr [esp + 8], 0x2222
+    jne fail
+    cmp dword ptr [esp + 12], 0x1111
+    jne fail
+    cmp dword ptr [esp + 16], 0x70000 - 8
+    jne fail
+    cmp dword ptr [esp + 20], 0x23
+    jne fail
+    mov eax, 0x600d
+    retf 8
 
 int40_handler:
     mov dword ptr [SCRATCH], esp
@@ -222,6 +256,9 @@ gdt:
     .word 0x67, 0x0000              # 0x28 32-bit TSS at 0x20000
     .byte 0x02, 0x89, 0x00, 0x00
     .quad 0x00cf12000000ffff        # 0x30 data, not present
+    .word gate_handler, 0x08        # 0x38 32-bit call gate, DPL 3, 2 parameters
+    .byte 2, 0xec
+    .word 0
 gdt_end:
 gdt_desc:
     .word gdt_end - gdt - 1

@@ -8,6 +8,7 @@
 mod alu;
 mod atomic;
 mod bits;
+mod call_gate;
 mod control;
 mod data;
 mod dispatch;

@@ -261,6 +261,12 @@ pub(super) fn far_jump_or_call(ctx: &mut Ctx, call: bool) -> Exec {
         ctx.cpu.rip = offset;
         return Ok(());
     }
+    if !is_null(selector) {
+        let (desc, addr) = read_descriptor(ctx.cpu, ctx.mem, selector)?;
+        if super::call_gate::is_call_gate(ctx, desc) {
+            return super::call_gate::transfer(ctx, selector, desc, addr, call);
+        }
+    }
     let (desc, addr) = check_far_code(ctx.cpu, ctx.mem, selector)?;
     if !(ctx.cpu.in_long_mode() && desc.long()) && offset > u64::from(desc.limit()) {
         return Err(Exception::GeneralProtection(0));

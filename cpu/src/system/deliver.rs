@@ -189,21 +189,6 @@ fn gate_code_segment(
     Ok(desc)
 }
 
-/// Reads a u64 from the TSS at `offset`, or #TS if the TSS is too short.
-fn tss_read(
-    cpu: &CpuState,
-    mem: &mut dyn Memory,
-    offset: u64,
-    size: usize,
-) -> Result<u64, Exception> {
-    if offset + size as u64 - 1 > u64::from(cpu.tr.limit) {
-        return Err(Exception::InvalidTss(cpu.tr.selector & !3));
-    }
-    let mut bytes = [0u8; 8];
-    mem.read_supervisor(cpu.tr.base.wrapping_add(offset), &mut bytes[..size])?;
-    Ok(u64::from_le_bytes(bytes))
-}
-
 /// Long mode: 64-bit gates, RSP from the TSS on a privilege change or from an IST slot,
 /// 16-byte alignment, and a 5-slot frame (plus the error code).
 fn long_mode(cpu: &mut CpuState, mem: &mut dyn Memory, event: Event) -> Result<(), Exception> {
@@ -223,9 +208,9 @@ fn long_mode(cpu: &mut CpuState, mem: &mut dyn Memory, event: Event) -> Result<(
     let ist = (gate.0 >> 32) & 7;
     let mut rsp = cpu.gpr[4];
     if ist != 0 {
-        rsp = tss_read(cpu, mem, 36 + 8 * (ist - 1), 8)?;
+        rsp = super::tss::read(cpu, mem, 36 + 8 * (ist - 1), 8)?;
     } else if new_cpl < old_cpl {
-        rsp = tss_read(cpu, mem, 4 + 8 * u64::from(new_cpl), 8)?;
+        rsp = super::tss::long_inner_stack(cpu, mem, new_cpl)?;
     }
     rsp &= !0xf;
     let old_ss = cpu.seg[SegReg::Ss as usize].selector;
@@ -288,26 +273,10 @@ fn protected_mode(cpu: &mut CpuState, mem: &mut dyn Memory, event: Event) -> Res
     let mut frame = Vec::with_capacity(6);
     let (mut ss, mut sp) = (cpu.seg[SegReg::Ss as usize], cpu.gpr[4]);
     if new_cpl < old_cpl {
-        let (esp_off, ss_off) = if cpu.tr.attrs & 0xf == 0xb || cpu.tr.attrs & 0xf == 0x9 {
-            (4 + 8 * u64::from(new_cpl), 8 + 8 * u64::from(new_cpl))
-        } else {
-            (2 + 4 * u64::from(new_cpl), 4 + 4 * u64::from(new_cpl))
-        };
-        let esp_size = if cpu.tr.attrs & 8 != 0 { 4 } else { 2 };
-        let new_sp = tss_read(cpu, mem, esp_off, esp_size)?;
-        let new_ss_sel = tss_read(cpu, mem, ss_off, 2)? as u16;
-        let (desc, _) = read_descriptor(cpu, mem, new_ss_sel)
-            .map_err(|_| Exception::InvalidTss(new_ss_sel & !3))?;
-        if !desc.is_writable_data() || desc.dpl() != new_cpl || new_ss_sel & 3 != u16::from(new_cpl)
-        {
-            return Err(Exception::InvalidTss(new_ss_sel & !3));
-        }
-        if !desc.present() {
-            return Err(Exception::StackFault(new_ss_sel & !3));
-        }
+        let (new_ss, new_sp) = super::tss::legacy_inner_stack(cpu, mem, new_cpl)?;
         frame.push(u64::from(ss.selector));
         frame.push(cpu.gpr[4]);
-        ss = desc.to_segment(new_ss_sel);
+        ss = new_ss;
         sp = new_sp;
     }
     frame.extend([

@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod descriptor;
 pub mod msr;
 pub mod segments;
+pub mod tss;
 
 use crate::flags::AC;
 use crate::CpuState;
