@@ -38,8 +38,18 @@ pub(super) fn pop(ctx: &mut Ctx) -> Exec {
     ctx.write(0, value)
 }
 
+/// In virtual-8086 mode below IOPL 3, PUSHF and POPF raise #GP(0) (no VME).
+fn v86_sensitive(ctx: &Ctx) -> Exec {
+    let flags = ctx.cpu.rflags();
+    if flags & flags::VM != 0 && (flags & flags::IOPL) >> 12 < 3 {
+        return Err(Exception::GeneralProtection(0));
+    }
+    Ok(())
+}
+
 /// PUSHF/PUSHFD/PUSHFQ: RF and VM read as zero.
 pub(super) fn pushf(ctx: &mut Ctx) -> Exec {
+    v86_sensitive(ctx)?;
     let size = ctx.stack_op_size();
     let value = ctx.cpu.rflags() & !(flags::RF | flags::VM);
     ctx.push(value, size)
@@ -61,6 +71,7 @@ pub(crate) fn writable_flags(ctx: &Ctx, size: u32) -> u64 {
 
 /// POPF/POPFD/POPFQ.
 pub(super) fn popf(ctx: &mut Ctx) -> Exec {
+    v86_sensitive(ctx)?;
     let size = ctx.stack_op_size();
     let value = ctx.pop(size)?;
     let mask = writable_flags(ctx, size);

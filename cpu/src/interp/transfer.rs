@@ -84,9 +84,8 @@ fn protected_iret(ctx: &mut Ctx, size: u32) -> Exec {
     let new_flags = ctx.peek(size, 2 * slot)?;
     let cpl = ctx.cpu.cpl();
     let rpl = (cs & 3) as u8;
-    if new_flags & VM != 0 && cpl == 0 && !ctx.cpu.in_long_mode() {
-        // Returning to virtual-8086 mode is not supported.
-        return ctx.architectural_ud();
+    if new_flags & VM != 0 && cpl == 0 && !ctx.cpu.in_long_mode() && size == 4 {
+        return iret_to_v86(ctx, rip, cs, new_flags);
     }
     let (desc, addr) = return_code_segment(ctx, cs)?;
     let to_64bit = ctx.cpu.in_long_mode() && desc.long();
@@ -125,6 +124,33 @@ fn protected_iret(ctx: &mut Ctx, size: u32) -> Exec {
     if outer {
         null_inaccessible_segments(ctx.cpu);
     }
+    crate::system::sync_paging(ctx.cpu, ctx.mem);
+    Ok(())
+}
+
+/// IRETD from ring 0 into virtual-8086 mode: EIP, CS, EFLAGS, ESP, SS, ES, DS, FS, GS are
+/// popped and every segment becomes a real-mode style segment at CPL 3.
+fn iret_to_v86(ctx: &mut Ctx, rip: u64, cs: u16, new_flags: u64) -> Exec {
+    let mut selectors = [0u16; 6];
+    for (i, seg) in [SegReg::Ss, SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs]
+        .into_iter()
+        .enumerate()
+    {
+        selectors[seg as usize] = ctx.peek(4, 16 + 4 * i as u64)? as u16;
+    }
+    let esp = ctx.peek(4, 12)?;
+    selectors[SegReg::Cs as usize] = cs;
+    ctx.cpu.set_rflags(new_flags & 0x3f_7fd5 | flags::FIXED1);
+    for (seg, selector) in ctx.cpu.seg.iter_mut().zip(selectors) {
+        *seg = Segment {
+            base: u64::from(selector) << 4,
+            limit: 0xffff,
+            selector,
+            attrs: 0xf3,
+        };
+    }
+    ctx.cpu.gpr[4] = esp & 0xffff_ffff;
+    ctx.cpu.rip = rip & 0xffff;
     crate::system::sync_paging(ctx.cpu, ctx.mem);
     Ok(())
 }

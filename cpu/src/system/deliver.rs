@@ -1,5 +1,6 @@
-//! Delivery of exceptions and interrupts: through the IVT in real mode, through 32-bit
-//! interrupt and trap gates (with a stack switch from the TSS) in protected mode, and
+//! Delivery of exceptions and interrupts: through the IVT in real mode, through 16/32-bit
+//! interrupt and trap gates (with a stack switch from the TSS; out of virtual-8086 mode the
+//! data segments are saved and nulled) in protected mode, and
 //! through the 64-bit IDT (with IST stacks and 16-byte stack alignment) in long mode.
 //! Faults during delivery escalate to #DF, and a fault while delivering #DF is a triple
 //! fault, which the caller sees as a reset.
@@ -270,8 +271,19 @@ fn protected_mode(cpu: &mut CpuState, mem: &mut dyn Memory, event: Event) -> Res
         code.dpl()
     };
     let slot: u64 = if wide { 4 } else { 2 };
-    let mut frame = Vec::with_capacity(6);
+    let mut frame = Vec::with_capacity(10);
     let (mut ss, mut sp) = (cpu.seg[SegReg::Ss as usize], cpu.gpr[4]);
+    let from_v86 = cpu.flags.bits & VM != 0;
+    if from_v86 {
+        // Out of virtual-8086 mode only to a 32-bit gate and ring-0 code; the data segment
+        // selectors go on the new stack first.
+        if new_cpl != 0 || !wide {
+            return Err(Exception::GeneralProtection((selector & !3) | event.ext()));
+        }
+        for seg in [SegReg::Gs, SegReg::Fs, SegReg::Ds, SegReg::Es] {
+            frame.push(u64::from(cpu.seg[seg as usize].selector));
+        }
+    }
     if new_cpl < old_cpl {
         let (new_ss, new_sp) = super::tss::legacy_inner_stack(cpu, mem, new_cpl)?;
         frame.push(u64::from(ss.selector));
@@ -301,6 +313,11 @@ fn protected_mode(cpu: &mut CpuState, mem: &mut dyn Memory, event: Event) -> Res
     }
     cpu.seg[SegReg::Ss as usize] = ss;
     cpu.gpr[4] = (cpu.gpr[4] & !sp_mask) | sp;
+    if from_v86 {
+        for seg in [SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
+            cpu.seg[seg as usize] = Segment::default();
+        }
+    }
     enter_handler(
         cpu,
         mem,
