@@ -39,8 +39,8 @@ const LEAF1_EDX: u32 = 1
     | (1 << 24)
     | (1 << 25)
     | (1 << 26);
-/// Leaf 7 EBX: BMI1, BMI2, ERMS, ADX.
-const LEAF7_EBX: u32 = (1 << 3) | (1 << 8) | (1 << 9) | (1 << 19);
+/// Leaf 7 EBX: BMI1, SMEP, BMI2, ERMS, ADX, SMAP.
+const LEAF7_EBX: u32 = (1 << 3) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 19) | (1 << 20);
 /// Leaf 0x80000001 ECX: LAHF/SAHF in 64-bit mode, LZCNT, PREFETCHW.
 const EXT1_ECX: u32 = 1 | (1 << 5) | (1 << 8);
 /// Leaf 0x80000001 EDX: SYSCALL, NX, 1 GiB pages, RDTSCP, long mode.

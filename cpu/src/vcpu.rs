@@ -1,10 +1,10 @@
 //! The run loop of one vCPU in the interpreter: execute instructions, deliver the
-//! exceptions they raise, take NMIs and external interrupts at instruction boundaries
+//! exceptions they raise (and the single-step trap after an instruction that began with TF), take NMIs and external interrupts at instruction boundaries
 //! (respecting IF and the one-instruction STI/MOV SS shadows), wait in HLT, and turn a
 //! triple fault into a reset request. It stops at an instruction count, so the machine can
 //! run the virtual clock's timers at exact instruction counts.
 
-use crate::flags::IF;
+use crate::flags::{IF, TF};
 use crate::interp::{step_on, StepOutcome};
 use crate::system::deliver::{deliver, Event};
 use crate::{CpuState, Platform};
@@ -36,7 +36,15 @@ pub fn run(
         if cpu.halted {
             return RunExit::Halted;
         }
+        let single_step = cpu.flags.bits & TF != 0;
         match step_on(cpu, mem, platform) {
+            Ok(StepOutcome::Continue) if single_step => {
+                // TF set before the instruction: a single-step trap after it (DR6.BS).
+                cpu.dr[6] |= 1 << 14;
+                if deliver(cpu, mem, Event::Exception(crate::Exception::Debug)).is_err() {
+                    return RunExit::Shutdown;
+                }
+            }
             Ok(StepOutcome::Continue) => {}
             Ok(StepOutcome::Halt) => cpu.halted = true,
             Ok(StepOutcome::Shutdown) => return RunExit::Shutdown,

@@ -2,8 +2,8 @@
 //! flat image, loaded at 0x7c00 and started in real mode like a boot sector. A program
 //! reports through port 0xf4 (0 = pass, anything else is its failure code, in the spirit of
 //! QEMU's isa-debug-exit) and may print to the debug console at port 0xe9. Writing a
-//! vector to port 0x510 makes it a pending external interrupt, so programs can test
-//! interrupt delivery. A program that faults its way to a triple fault, halts for good or
+//! vector to port 0x510 makes it a pending external interrupt, and any write to port 0x511
+//! raises an NMI, so programs can test interrupt delivery. A program that faults its way to a triple fault, halts for good or
 //! runs past the instruction limit fails.
 
 use softvisor_cpu::vcpu::{run, RunExit};
@@ -24,6 +24,7 @@ struct TestPlatform {
     console: Vec<u8>,
     exit: Option<u8>,
     pending: VecDeque<u8>,
+    nmi: bool,
 }
 
 impl Platform for TestPlatform {
@@ -36,8 +37,17 @@ impl Platform for TestPlatform {
             0xe9 => self.console.push(value as u8),
             0xf4 => self.exit = Some(value as u8),
             0x510 => self.pending.push_back(value as u8),
+            0x511 => self.nmi = true,
             _ => {}
         }
+    }
+
+    fn nmi_pending(&mut self) -> bool {
+        self.nmi
+    }
+
+    fn acknowledge_nmi(&mut self) {
+        self.nmi = false;
     }
 
     fn interrupt_pending(&mut self) -> bool {
@@ -58,6 +68,8 @@ fn assemble(source: &Path) -> Vec<u8> {
     let image = out_dir.join(format!("{stem}.bin"));
     let status = Command::new("as")
         .arg("--64")
+        .arg("-I")
+        .arg(source.parent().unwrap())
         .arg("-o")
         .arg(&object)
         .arg(source)

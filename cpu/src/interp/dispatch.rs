@@ -130,6 +130,8 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         | M::Xrstor64
         | M::Xgetbv
         | M::Xsetbv => state_save::execute(ctx, m)?,
+        M::Stac | M::Clac => misc::stac_clac(ctx, m == M::Stac)?,
+        M::Bound => misc::bound(ctx)?,
         M::Cpuid => misc::cpuid(ctx)?,
         M::Rdtsc => misc::rdtsc(ctx, false)?,
         M::Rdtscp => misc::rdtsc(ctx, true)?,

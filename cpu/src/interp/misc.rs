@@ -1,5 +1,5 @@
-//! Miscellaneous instructions: CPUID and RDTSC/RDTSCP (NOPs, fences and UD0/1/2 are
-//! handled inline by the dispatcher).
+//! Miscellaneous instructions: CPUID, RDTSC/RDTSCP, STAC/CLAC and BOUND (NOPs, fences and
+//! UD0/1/2 are handled inline by the dispatcher).
 
 use super::operand::{Ctx, Exec};
 use crate::Exception;
@@ -34,6 +34,32 @@ pub(super) fn rdtsc(ctx: &mut Ctx, with_aux: bool) -> Exec {
     ctx.cpu.gpr[2] = value >> 32;
     if with_aux {
         ctx.cpu.gpr[1] = ctx.cpu.msr.tsc_aux & 0xffff_ffff;
+    }
+    Ok(())
+}
+
+/// STAC/CLAC: set or clear RFLAGS.AC (CPL 0 only; SMAP is advertised).
+pub(super) fn stac_clac(ctx: &mut Ctx, set: bool) -> Exec {
+    if ctx.cpu.cpl() != 0 {
+        return ctx.architectural_ud();
+    }
+    ctx.cpu
+        .flags
+        .update(crate::flags::AC, if set { crate::flags::AC } else { 0 });
+    crate::system::sync_paging(ctx.cpu, ctx.mem);
+    Ok(())
+}
+
+/// BOUND (16/32-bit modes): #BR unless lower <= index <= upper, all signed.
+pub(super) fn bound(ctx: &mut Ctx) -> Exec {
+    let size = ctx.op_size(0);
+    let index = super::data::sign_extend(ctx.read(0)?, size) as i64;
+    let addr = ctx.mem_addr()?;
+    let lower = super::data::sign_extend(ctx.read_mem(addr, size as usize)?, size) as i64;
+    let upper_addr = addr.wrapping_add(u64::from(size));
+    let upper = super::data::sign_extend(ctx.read_mem(upper_addr, size as usize)?, size) as i64;
+    if index < lower || index > upper {
+        return Err(Exception::BoundRange);
     }
     Ok(())
 }

@@ -173,17 +173,30 @@ impl Ctx<'_> {
                 SegReg::Fs | SegReg::Gs => self.cpu.segment(seg).base.wrapping_add(offset),
                 _ => offset,
             };
-            return if is_canonical(addr) {
-                Ok(addr)
-            } else {
-                Err(fault)
-            };
+            if !is_canonical(addr) {
+                return Err(fault);
+            }
+            return self.check_alignment(addr, size);
         }
         let segment = self.cpu.segment(seg);
         if !within_limit(self.cpu, segment, offset, size) {
             return Err(fault);
         }
-        Ok(segment.base.wrapping_add(offset) & 0xffff_ffff)
+        self.check_alignment(segment.base.wrapping_add(offset) & 0xffff_ffff, size)
+    }
+
+    /// #AC(0) for a misaligned access at CPL 3 with CR0.AM and RFLAGS.AC both set.
+    fn check_alignment(&self, addr: u64, size: u64) -> Exec<u64> {
+        let align = match size {
+            2 | 4 | 8 | 16 => size,
+            10 => 8,
+            _ => 1,
+        };
+        let enabled = self.cpu.cr0 & (1 << 18) != 0 && self.cpu.flags.bits & crate::flags::AC != 0;
+        if enabled && addr % align != 0 && self.cpu.cpl() == 3 {
+            return Err(Exception::AlignmentCheck);
+        }
+        Ok(addr)
     }
 
     /// Reads `size` (1, 2, 4, 8) bytes at linear `addr`; any other size is an interpreter

@@ -76,6 +76,8 @@ pub(super) fn popf(ctx: &mut Ctx) -> Exec {
     let value = ctx.pop(size)?;
     let mask = writable_flags(ctx, size);
     ctx.cpu.flags.update(mask, value);
+    // AC decides SMAP for kernel accesses.
+    crate::system::sync_paging(ctx.cpu, ctx.mem);
     Ok(())
 }
 

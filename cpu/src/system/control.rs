@@ -11,9 +11,9 @@ const CR0_NW: u64 = 1 << 29;
 const CR0_CD: u64 = 1 << 30;
 /// CR4.PAE.
 const CR4_PAE: u64 = 1 << 5;
-/// CR4 bits the virtual CPU supports: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT
-/// and OSXSAVE.
-pub const CR4_SUPPORTED: u64 = 0x7ff | (1 << 18);
+/// CR4 bits the virtual CPU supports: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT,
+/// OSXSAVE, SMEP and SMAP.
+pub const CR4_SUPPORTED: u64 = 0x7ff | (1 << 18) | (1 << 20) | (1 << 21);
 /// EFER bits that can be written: SCE, LME, NXE (LMA is set by the CPU).
 const EFER_WRITABLE: u64 = 1 | EFER_LME | (1 << 11);
 
