@@ -1,0 +1,67 @@
+# #PF (vector 14) error codes and CR2: not present (0), supervisor page read from ring 3
+# (U|P = 5), read-only write from ring 3 (U|W|P = 7), a reserved bit (RSVD|P = 9), and an
+# instruction fetch from an NX page (I/D|P = 0x11).
+.include "lib/long.inc"
+.set PT, 0x13000
+test_main:
+    # 2 MiB at 0x600000 becomes a page table: page 0 supervisor-only, page 1 read-only,
+    # page 2 reserved bit 51, page 3 NX, page 4 absent.
+    mov qword ptr [PT + 0], 0x600000 + 3
+    mov qword ptr [PT + 8], 0x601000 + 5
+    mov rax, (1 << 51) + 0x602000 + 7
+    mov qword ptr [PT + 16], rax
+    mov rax, (1 << 63) + 0x603000 + 7
+    mov qword ptr [PT + 24], rax
+    mov qword ptr [PT + 32], 0
+    mov qword ptr [PD + 3 * 8], PT + 7
+    mov rax, cr3
+    mov cr3, rax
+    mov byte ptr [0x603000], 0xc3    # RET, in the NX page
+    lea r15, [rip + 1f]
+    mov al, byte ptr [0x604000]
+    jmp bad
+1:  cmp qword ptr [LAST_ERROR], 0
+    jne bad
+    cmp qword ptr [LAST_CR2], 0x604000
+    jne bad
+    lea r15, [rip + 2f]
+    mov al, byte ptr [0x602010]
+    jmp bad
+2:  cmp qword ptr [LAST_ERROR], 9
+    jne bad
+    lea r15, [rip + 3f]
+    mov eax, 0x603000
+    call rax
+    jmp bad
+3:  cmp qword ptr [LAST_ERROR], 0x11
+    jne bad
+    cmp qword ptr [LAST_CR2], 0x603000
+    jne bad
+    lea rax, [rip + kernel_again]
+    mov qword ptr [SYSCALL_TARGET], rax
+    lea rcx, [rip + user]
+    jmp to_user
+user:
+    lea r15, [rip + 1f]
+    mov al, byte ptr [0x600008]
+    jmp user_bad
+1:  cmp qword ptr [LAST_ERROR], 5
+    jne user_bad
+    lea r15, [rip + 2f]
+    mov byte ptr [0x601000], 1
+    jmp user_bad
+2:  cmp qword ptr [LAST_ERROR], 7
+    jne user_bad
+    cmp qword ptr [LAST_CR2], 0x601000
+    jne user_bad
+    mov al, byte ptr [0x601000]      # reading the read-only page is fine
+    syscall
+user_bad:
+    ud2
+kernel_again:
+    cmp qword ptr [FAULTS], 5
+    jne bad
+    jmp pass
+bad:
+    mov al, 2
+    jmp fail
