@@ -231,6 +231,10 @@ int40_handler:
     cmp qword ptr [0xa0000 - 32], 0x2b       # saved CS
     jne fail
 
+    mov al, 'P'
+    out 0xe9, al
+    mov al, '\n'
+    out 0xe9, al
     mov al, 0
     out 0xf4, al
     hlt

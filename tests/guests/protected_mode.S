@@ -207,6 +207,10 @@ int40_handler:
     jne fail
     cmp dword ptr [0x90000 - 4], 0x23    # saved SS
     jne fail
+    mov al, 'P'
+    out 0xe9, al
+    mov al, '\n'
+    out 0xe9, al
     mov al, 0
     out 0xf4, al
     hlt

@@ -56,6 +56,10 @@ start:
     cmp si, 1
     jne fail
 
+    mov al, 'P'
+    out 0xe9, al
+    mov al, '\n'
+    out 0xe9, al
     mov al, 0
     out 0xf4, al
     hlt

@@ -92,6 +92,10 @@ gp_handler:
     jne fail
     cmp byte ptr [0x10000], 0x77
     jne fail
+    mov al, 'P'
+    out 0xe9, al
+    mov al, '\n'
+    out 0xe9, al
     mov al, 0
     out 0xf4, al
     hlt
