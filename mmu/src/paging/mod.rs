@@ -199,25 +199,84 @@ pub fn translate(
             global: true,
             user: true,
         }),
-        PagingMode::Legacy => walk_legacy(ctx, ram, linear, kind, who),
-        PagingMode::Pae => walk_wide(
-            ctx,
-            ram,
-            linear & 0xffff_ffff,
-            ctx.cr3 & 0xffff_ffe0,
-            &PAE_LEVELS,
-            kind,
-            who,
-        ),
+        PagingMode::Legacy => walk_legacy(&Request::new(ctx, linear & 0xffff_ffff, kind, who), ram),
+        PagingMode::Pae => {
+            let request = Request::new(ctx, linear & 0xffff_ffff, kind, who);
+            walk_wide(&request, ram, ctx.cr3 & 0xffff_ffe0, &PAE_LEVELS)
+        }
         PagingMode::Long => walk_wide(
-            ctx,
+            &Request::new(ctx, linear, kind, who),
             ram,
-            linear,
             ctx.cr3 & PHYS_MASK,
             &LONG_LEVELS,
+        ),
+    }
+}
+
+/// One translation request: what is accessed, how, and by whom.
+struct Request<'a> {
+    ctx: &'a PagingContext,
+    linear: u64,
+    kind: AccessKind,
+    who: Privilege,
+    /// The error-code bits describing the access itself.
+    bits: u32,
+}
+
+impl<'a> Request<'a> {
+    fn new(ctx: &'a PagingContext, linear: u64, kind: AccessKind, who: Privilege) -> Self {
+        let user = who == Privilege::Current && ctx.cpl == 3;
+        Request {
+            ctx,
+            linear,
             kind,
             who,
-        ),
+            bits: access_bits(ctx, kind, user),
+        }
+    }
+
+    /// A #PF for this access with `extra` error-code bits (P, RSVD).
+    fn fault(&self, extra: u32) -> PageFault {
+        PageFault {
+            addr: self.linear,
+            error_code: self.bits | extra,
+        }
+    }
+
+    /// Completes the walk at a leaf `entry` mapping a `page_size` page at `frame`: checks
+    /// the rights gathered on the way, then sets the accessed/dirty bits of the `used`
+    /// entries (8 bytes wide or 4) and builds the translation.
+    fn map(
+        &self,
+        ram: &mut GuestRam,
+        rights: &Rights,
+        (entry, page_size, frame): (u64, u64, u64),
+        used: &[(u64, u64)],
+        wide: bool,
+    ) -> Result<Translation, PageFault> {
+        check_rights(self.ctx, rights, self.kind, self.who)
+            .map_err(|_| self.fault(error_code::PRESENT))?;
+        let last = used.len() - 1;
+        for (i, &(addr, value)) in used.iter().enumerate() {
+            let mut updated = value | ACCESSED;
+            if i == last && self.kind == AccessKind::Write {
+                updated |= DIRTY;
+            }
+            if updated != value {
+                write_entry(ram, addr, updated, wide);
+            }
+        }
+        let dirty = entry & DIRTY != 0 || self.kind == AccessKind::Write;
+        let writable = check_rights(self.ctx, rights, AccessKind::Write, self.who).is_ok() && dirty;
+        let executable = check_rights(self.ctx, rights, AccessKind::Execute, self.who).is_ok();
+        Ok(Translation {
+            phys: frame | (self.linear & (page_size - 1)),
+            page_size,
+            writable,
+            executable,
+            global: entry & GLOBAL != 0 && self.ctx.cr4 & CR4_PGE != 0,
+            user: rights.user,
+        })
     }
 }
 
@@ -281,22 +340,15 @@ fn reserved_bits(
     entry & reserved
 }
 
-#[allow(clippy::too_many_arguments)]
+/// PAE and 4-level walks: 8-byte entries, `levels` from the root table at `root`.
 fn walk_wide(
-    ctx: &PagingContext,
+    request: &Request,
     ram: &mut GuestRam,
-    linear: u64,
     root: u64,
     levels: &[Level],
-    kind: AccessKind,
-    who: Privilege,
 ) -> Result<Translation, PageFault> {
-    let user = who == Privilege::Current && ctx.cpl == 3;
-    let bits = access_bits(ctx, kind, user);
-    let fault = |extra: u32| PageFault {
-        addr: linear,
-        error_code: bits | extra,
-    };
+    let ctx = request.ctx;
+    let linear = request.linear;
     let mut table = root;
     let mut rights = Rights {
         writable: true,
@@ -306,21 +358,16 @@ fn walk_wide(
     let mut used: [(u64, u64); 4] = [(0, 0); 4];
     let mut count = 0;
     for (depth, level) in levels.iter().enumerate() {
-        let index = (linear >> level.shift)
-            & if ctx.mode() == PagingMode::Pae && depth == 0 {
-                3
-            } else {
-                511
-            };
+        let is_pdpte_pae = ctx.mode() == PagingMode::Pae && depth == 0;
+        let index = (linear >> level.shift) & if is_pdpte_pae { 3 } else { 511 };
         let entry_addr = table + index * 8;
         let entry = read_entry(ram, entry_addr, true);
         if entry & P == 0 {
-            return Err(fault(0));
+            return Err(request.fault(0));
         }
-        let is_pdpte_pae = ctx.mode() == PagingMode::Pae && depth == 0;
         let large = level.large_ok && entry & PS != 0;
         if reserved_bits(ctx, entry, level, large, is_pdpte_pae) != 0 {
-            return Err(fault(error_code::PRESENT | error_code::RESERVED));
+            return Err(request.fault(error_code::PRESENT | error_code::RESERVED));
         }
         // PAE PDPTEs are loaded into registers on hardware and get no accessed bit.
         if !is_pdpte_pae {
@@ -333,48 +380,26 @@ fn walk_wide(
         if large || depth == levels.len() - 1 {
             let page_size = 1u64 << level.shift;
             let frame = entry & PHYS_MASK & !(page_size - 1);
-            let leaf = Leaf {
-                entry,
-                global: entry & GLOBAL != 0,
-                page_size,
-                frame,
-            };
-            check_rights(ctx, &rights, kind, who).map_err(|_| fault(error_code::PRESENT))?;
-            return Ok(finish(
-                ctx,
+            return request.map(
                 ram,
-                linear,
-                kind,
-                who,
                 &rights,
-                leaf,
+                (entry, page_size, frame),
                 &used[..count],
                 true,
-            ));
+            );
         }
         table = entry & PHYS_MASK;
     }
     unreachable!("the last level always maps a page")
 }
 
-fn walk_legacy(
-    ctx: &PagingContext,
-    ram: &mut GuestRam,
-    linear: u64,
-    kind: AccessKind,
-    who: Privilege,
-) -> Result<Translation, PageFault> {
-    let linear = linear & 0xffff_ffff;
-    let user = who == Privilege::Current && ctx.cpl == 3;
-    let bits = access_bits(ctx, kind, user);
-    let fault = |extra: u32| PageFault {
-        addr: linear,
-        error_code: bits | extra,
-    };
+/// 32-bit paging: 4-byte entries, 4 KiB pages or (with CR4.PSE) 4 MiB pages.
+fn walk_legacy(request: &Request, ram: &mut GuestRam) -> Result<Translation, PageFault> {
+    let (ctx, linear) = (request.ctx, request.linear);
     let pde_addr = (ctx.cr3 & 0xffff_f000) + ((linear >> 22) << 2);
     let pde = read_entry(ram, pde_addr, false);
     if pde & P == 0 {
-        return Err(fault(0));
+        return Err(request.fault(0));
     }
     let mut rights = Rights {
         writable: pde & RW != 0,
@@ -384,61 +409,31 @@ fn walk_legacy(
     if pde & PS != 0 && ctx.cr4 & CR4_PSE != 0 {
         // PSE-36: bits 20:13 of the PDE are physical-address bits 39:32.
         if pde & (1 << 21) != 0 {
-            return Err(fault(error_code::PRESENT | error_code::RESERVED));
+            return Err(request.fault(error_code::PRESENT | error_code::RESERVED));
         }
         let frame = (pde & 0xffc0_0000) | ((pde >> 13) & 0xff) << 32;
-        check_rights(ctx, &rights, kind, who).map_err(|_| fault(error_code::PRESENT))?;
-        let leaf = Leaf {
-            entry: pde,
-            global: pde & GLOBAL != 0,
-            page_size: 1 << 22,
-            frame,
-        };
-        return Ok(finish(
-            ctx,
+        return request.map(
             ram,
-            linear,
-            kind,
-            who,
             &rights,
-            leaf,
+            (pde, 1 << 22, frame),
             &[(pde_addr, pde)],
             false,
-        ));
+        );
     }
     let pte_addr = (pde & 0xffff_f000) + (((linear >> 12) & 0x3ff) << 2);
     let pte = read_entry(ram, pte_addr, false);
     if pte & P == 0 {
-        return Err(fault(0));
+        return Err(request.fault(0));
     }
     rights.writable &= pte & RW != 0;
     rights.user &= pte & US != 0;
-    check_rights(ctx, &rights, kind, who).map_err(|_| fault(error_code::PRESENT))?;
-    let leaf = Leaf {
-        entry: pte,
-        global: pte & GLOBAL != 0,
-        page_size: 1 << 12,
-        frame: pte & 0xffff_f000,
-    };
-    Ok(finish(
-        ctx,
+    request.map(
         ram,
-        linear,
-        kind,
-        who,
         &rights,
-        leaf,
+        (pte, 1 << 12, pte & 0xffff_f000),
         &[(pde_addr, pde), (pte_addr, pte)],
         false,
-    ))
-}
-
-/// The entry that maps the page.
-struct Leaf {
-    entry: u64,
-    global: bool,
-    page_size: u64,
-    frame: u64,
+    )
 }
 
 /// Whether `rights` allow the access (U/S, R/W with CR0.WP, NX, SMEP, SMAP).
@@ -471,43 +466,6 @@ fn check_rights(
         _ => {}
     }
     Ok(())
-}
-
-/// Sets accessed bits on every entry used (and dirty on the leaf for a write), and builds
-/// the translation.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    ctx: &PagingContext,
-    ram: &mut GuestRam,
-    linear: u64,
-    kind: AccessKind,
-    who: Privilege,
-    rights: &Rights,
-    leaf: Leaf,
-    used: &[(u64, u64)],
-    wide: bool,
-) -> Translation {
-    let last = used.len() - 1;
-    for (i, &(addr, entry)) in used.iter().enumerate() {
-        let mut updated = entry | ACCESSED;
-        if i == last && kind == AccessKind::Write {
-            updated |= DIRTY;
-        }
-        if updated != entry {
-            write_entry(ram, addr, updated, wide);
-        }
-    }
-    let dirty = leaf.entry & DIRTY != 0 || kind == AccessKind::Write;
-    let writable = check_rights(ctx, rights, AccessKind::Write, who).is_ok() && dirty;
-    let executable = check_rights(ctx, rights, AccessKind::Execute, who).is_ok();
-    Translation {
-        phys: leaf.frame | (linear & (leaf.page_size - 1)),
-        page_size: leaf.page_size,
-        writable,
-        executable,
-        global: leaf.global && ctx.cr4 & CR4_PGE != 0,
-        user: rights.user,
-    }
 }
 
 #[cfg(test)]
