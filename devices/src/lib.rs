@@ -1,7 +1,15 @@
-//! Emulated platform devices (serial, PIC, PIT, RTC, LAPIC, IOAPIC, i8042).
+//! Emulated platform devices: interrupt controllers, timers and legacy I/O.
 //!
-//! Not built yet: they arrive with the machine issue. The crate exists so the workspace has
-//! its final shape and the dependency direction (src -> devices -> mmu) is fixed from day one.
+//! A device sees only offsets inside its own window (it implements
+//! [`softvisor_mmu::bus::BusDevice`] where it sits on a bus) and raises interrupts only
+//! through an [`IrqLine`]. Guest-visible time comes from the virtual clock (nanoseconds
+//! derived from retired instructions), never from the host clock.
+
+pub mod irq;
+pub mod pic;
+
+pub use irq::IrqLine;
+pub use pic::Pic;
 
 /// The devices this build provides.
-pub const PROVIDED: &[&str] = &[];
+pub const PROVIDED: &[&str] = &["i8259 PIC pair"];
