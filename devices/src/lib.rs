@@ -7,9 +7,11 @@
 
 pub mod irq;
 pub mod pic;
+pub mod pit;
 
 pub use irq::IrqLine;
 pub use pic::Pic;
+pub use pit::Pit;
 
 /// The devices this build provides.
-pub const PROVIDED: &[&str] = &["i8259 PIC pair"];
+pub const PROVIDED: &[&str] = &["i8259 PIC pair", "i8254 PIT"];
