@@ -8,10 +8,12 @@
 pub mod irq;
 pub mod pic;
 pub mod pit;
+pub mod rtc;
 
 pub use irq::IrqLine;
 pub use pic::Pic;
 pub use pit::Pit;
+pub use rtc::Rtc;
 
 /// The devices this build provides.
-pub const PROVIDED: &[&str] = &["i8259 PIC pair", "i8254 PIT"];
+pub const PROVIDED: &[&str] = &["i8259 PIC pair", "i8254 PIT", "MC146818 RTC/CMOS"];
