@@ -5,15 +5,25 @@
 //! through an [`IrqLine`]. Guest-visible time comes from the virtual clock (nanoseconds
 //! derived from retired instructions), never from the host clock.
 
+pub mod i8042;
 pub mod irq;
 pub mod pic;
 pub mod pit;
 pub mod rtc;
+pub mod serial;
 
+pub use i8042::I8042;
 pub use irq::IrqLine;
 pub use pic::Pic;
 pub use pit::Pit;
 pub use rtc::Rtc;
+pub use serial::Uart;
 
 /// The devices this build provides.
-pub const PROVIDED: &[&str] = &["i8259 PIC pair", "i8254 PIT", "MC146818 RTC/CMOS"];
+pub const PROVIDED: &[&str] = &[
+    "i8259 PIC pair",
+    "i8254 PIT",
+    "MC146818 RTC/CMOS",
+    "16550A UART",
+    "i8042",
+];
