@@ -7,6 +7,7 @@
 
 pub mod i8042;
 pub mod irq;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod rtc;
@@ -14,6 +15,7 @@ pub mod serial;
 
 pub use i8042::I8042;
 pub use irq::IrqLine;
+pub use lapic::LocalApic;
 pub use pic::Pic;
 pub use pit::Pit;
 pub use rtc::Rtc;
