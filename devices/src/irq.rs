@@ -2,8 +2,9 @@
 
 /// An interrupt request line into an interrupt controller.
 pub trait IrqLine {
-    /// Drives the line high (`true`) or low. Edge-triggered inputs latch a rising edge;
-    /// level-triggered inputs stay asserted while the line is high.
+    /// Asserts (`true`) or deasserts the line: a logical level, whatever the electrical
+    /// polarity the guest programs. Edge-triggered inputs latch an assertion; level-triggered
+    /// inputs stay asserted while it lasts.
     fn set_level(&self, high: bool);
 
     /// A rising edge followed by a fall, for devices that signal with a pulse.

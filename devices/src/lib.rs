@@ -6,6 +6,7 @@
 //! derived from retired instructions), never from the host clock.
 
 pub mod i8042;
+pub mod ioapic;
 pub mod irq;
 pub mod lapic;
 pub mod pic;
@@ -14,6 +15,7 @@ pub mod rtc;
 pub mod serial;
 
 pub use i8042::I8042;
+pub use ioapic::IoApic;
 pub use irq::IrqLine;
 pub use lapic::LocalApic;
 pub use pic::Pic;
