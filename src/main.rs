@@ -5,6 +5,8 @@
 //! the machine work. Every bad input ends in a one-line error and a non-zero exit.
 
 mod exec;
+mod machine;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +26,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Boot a Linux kernel with COM1 on the terminal.
+    Run {
+        /// The kernel (bzImage).
+        #[arg(long)]
+        kernel: PathBuf,
+        /// The initial ramdisk.
+        #[arg(long)]
+        initrd: Option<PathBuf>,
+        /// Kernel command-line text (console=ttyS0 is added when no console is named).
+        #[arg(long)]
+        append: Option<String>,
+        /// Guest RAM, e.g. 256M or 1G.
+        #[arg(long, default_value = "512M", value_parser = parse_size)]
+        memory: u64,
+        /// Execution engine.
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit"])]
+        engine: String,
+        /// Stop after this many instructions.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_insns: u64,
+        /// RTC time at boot, in Unix seconds (fixed, so runs repeat exactly).
+        #[arg(long, default_value_t = 1_767_225_600)]
+        epoch: u64,
+    },
     /// Run a flat 64-bit binary in the interpreter until HLT, then print the registers.
     Exec {
         /// The raw code image.
@@ -72,6 +98,27 @@ fn parse_size(text: &str) -> Result<u64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run { engine, .. } if engine == "jit" => {
+            eprintln!("softvisor: --engine jit is not built yet; use --engine interp");
+            return ExitCode::from(2);
+        }
+        Command::Run {
+            kernel,
+            initrd,
+            append,
+            memory,
+            max_insns,
+            epoch,
+            ..
+        } => run::run(&run::RunOptions {
+            kernel,
+            initrd,
+            append,
+            memory,
+            max_insns,
+            epoch,
+        })
+        .map_err(|e| e.to_string()),
         Command::Exec {
             image,
             load,
@@ -84,7 +131,8 @@ fn main() -> ExitCode {
             memory,
             max_insns,
             trace,
-        }),
+        })
+        .map_err(|e| e.to_string()),
     };
     match result {
         Ok(code) => code,

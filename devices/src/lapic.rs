@@ -133,6 +133,11 @@ impl LocalApic {
         self.base_msr & (1 << 10) != 0
     }
 
+    /// Sets the task priority (MOV to CR8 writes TPR[7:4]).
+    pub fn set_tpr(&mut self, tpr: u8) {
+        self.tpr = u32::from(tpr);
+    }
+
     /// The physical address of the xAPIC window.
     pub fn base_address(&self) -> u64 {
         self.base_msr & 0xf_ffff_f000

@@ -1,0 +1,200 @@
+//! `softvisor run`: boot a Linux kernel on the machine, with COM1 on the terminal.
+//!
+//! Console input from a pipe or file is read whole before the guest starts and fed at fixed
+//! virtual times, so a scripted session is deterministic. From a terminal, input is live
+//! (raw mode) and Ctrl-A x quits, as in QEMU.
+
+use crate::machine::board::Board;
+use crate::machine::{Exit, Machine};
+use softvisor_firmware::FirmwareError;
+use softvisor_mmu::{GuestRam, MmuError};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use thiserror::Error;
+
+/// What `run` was asked to do.
+pub struct RunOptions {
+    /// The kernel (bzImage).
+    pub kernel: PathBuf,
+    /// The initial ramdisk.
+    pub initrd: Option<PathBuf>,
+    /// Extra kernel command-line text.
+    pub append: Option<String>,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    /// Stop after this many instructions.
+    pub max_insns: u64,
+    /// RTC time at boot (Unix seconds).
+    pub epoch: u64,
+}
+
+/// Errors of `softvisor run`, each a one-line message.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// A file cannot be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        /// "kernel" or "initrd".
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The kernel or initrd is unusable.
+    #[error("{0}")]
+    Firmware(#[from] FirmwareError),
+    /// Guest RAM could not be created.
+    #[error("{0}")]
+    Memory(#[from] MmuError),
+    /// The memory size is outside what the machine supports.
+    #[error("--memory {0} MiB is not supported (use 16 MiB to 3072 MiB)")]
+    MemorySize(u64),
+}
+
+const MIB: u64 = 1 << 20;
+
+fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, RunError> {
+    std::fs::read(path).map_err(|source| RunError::Read {
+        what,
+        path: path.clone(),
+        source,
+    })
+}
+
+/// The command line: the user's text, with `console=ttyS0` when it names no console.
+pub fn command_line(append: Option<&str>) -> String {
+    let user = append.unwrap_or("").trim();
+    if user
+        .split_whitespace()
+        .any(|word| word.starts_with("console="))
+    {
+        user.to_string()
+    } else if user.is_empty() {
+        "console=ttyS0".to_string()
+    } else {
+        format!("console=ttyS0 {user}")
+    }
+}
+
+/// Boots and runs the guest; the exit code says how it ended.
+pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
+    if !(16 * MIB..=3072 * MIB).contains(&options.memory) {
+        return Err(RunError::MemorySize(options.memory / MIB));
+    }
+    let kernel = read("kernel", &options.kernel)?;
+    let initrd = options
+        .initrd
+        .as_ref()
+        .map(|p| read("initrd", p))
+        .transpose()?;
+    let mut ram = GuestRam::new(options.memory)?;
+    let cmdline = command_line(options.append.as_deref());
+    let boot =
+        softvisor_firmware::linux::load(&mut ram, &kernel, initrd.as_deref(), &cmdline, None)?;
+    let board = Board::new(
+        Box::new(std::io::stdout()),
+        Box::new(std::io::stdout()),
+        options.epoch,
+    );
+    let mut machine = Machine::new(ram, board);
+    machine.apply_boot(&boot);
+
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let (live, quit) = if interactive {
+        let (tx, rx) = mpsc::channel();
+        spawn_terminal_reader(tx);
+        (Some(rx), true)
+    } else {
+        let mut script = Vec::new();
+        let _ = stdin.lock().read_to_end(&mut script);
+        machine.queue_input(&script);
+        (None, false)
+    };
+    let _raw = interactive.then(RawTerminal::enter);
+    let exit = machine.run(options.max_insns, |m| poll_terminal(m, live.as_ref(), quit));
+    let _ = std::io::stdout().flush();
+    drop(_raw);
+    Ok(report(exit))
+}
+
+/// Moves typed bytes into the machine; false when the user quit (Ctrl-A x).
+fn poll_terminal(machine: &mut Machine, live: Option<&mpsc::Receiver<u8>>, _quit: bool) -> bool {
+    let Some(rx) = live else { return true };
+    let mut escape = false;
+    while let Ok(byte) = rx.try_recv() {
+        if escape && byte == b'x' {
+            return false;
+        }
+        escape = byte == 0x01;
+        if !escape {
+            machine.queue_input(&[byte]);
+        }
+    }
+    true
+}
+
+fn spawn_terminal_reader(tx: mpsc::Sender<u8>) {
+    std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        let mut stdin = std::io::stdin();
+        while let Ok(1) = stdin.read(&mut byte) {
+            if tx.send(byte[0]).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The terminal in raw mode for the life of the value.
+struct RawTerminal(Option<libc::termios>);
+
+impl RawTerminal {
+    fn enter() -> Self {
+        // SAFETY: termios is plain data; tcgetattr fills it for fd 0 or fails.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd 0 is stdin and `saved` is a valid termios to write into.
+        if unsafe { libc::tcgetattr(0, &mut saved) } != 0 {
+            return RawTerminal(None);
+        }
+        let mut raw = saved;
+        // SAFETY: cfmakeraw only edits the struct it is given.
+        unsafe { libc::cfmakeraw(&mut raw) };
+        // SAFETY: applying a termios derived from the terminal's own settings.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw) };
+        RawTerminal(Some(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0 {
+            // SAFETY: restoring the settings read in `enter`.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+        }
+    }
+}
+
+/// Prints how the machine ended and picks the exit code: the test-exit port gives
+/// (v << 1) | 1 as QEMU's isa-debug-exit does; a reset is 3, a dead halt 4, the
+/// instruction limit or Ctrl-A x 5.
+fn report(exit: Exit) -> ExitCode {
+    match exit {
+        Exit::TestExit(v) => ExitCode::from(((u16::from(v) << 1) | 1) as u8),
+        Exit::Reset => {
+            eprintln!("softvisor: the guest reset the machine");
+            ExitCode::from(3)
+        }
+        Exit::Halted => {
+            eprintln!("softvisor: the guest halted with interrupts disabled");
+            ExitCode::from(4)
+        }
+        Exit::Limit => {
+            eprintln!("softvisor: stopped (instruction limit or Ctrl-A x)");
+            ExitCode::from(5)
+        }
+    }
+}
