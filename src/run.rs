@@ -118,7 +118,11 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
     let exit = machine.run(options.max_insns, |m| poll_terminal(m, live.as_ref(), quit));
     let _ = std::io::stdout().flush();
     drop(_raw);
-    Ok(report(exit))
+    let where_ = format!(
+        "rip {:#x} after {} instructions",
+        machine.cpu.rip, machine.cpu.icount
+    );
+    Ok(report(exit, &where_))
 }
 
 /// Moves typed bytes into the machine; false when the user quit (Ctrl-A x).
@@ -181,19 +185,19 @@ impl Drop for RawTerminal {
 /// Prints how the machine ended and picks the exit code: the test-exit port gives
 /// (v << 1) | 1 as QEMU's isa-debug-exit does; a reset is 3, a dead halt 4, the
 /// instruction limit or Ctrl-A x 5.
-fn report(exit: Exit) -> ExitCode {
+fn report(exit: Exit, where_: &str) -> ExitCode {
     match exit {
-        Exit::TestExit(v) => ExitCode::from(((u16::from(v) << 1) | 1) as u8),
+        Exit::TestDevice(v) => ExitCode::from(((u16::from(v) << 1) | 1) as u8),
         Exit::Reset => {
-            eprintln!("softvisor: the guest reset the machine");
+            eprintln!("softvisor: the guest reset the machine ({where_})");
             ExitCode::from(3)
         }
         Exit::Halted => {
-            eprintln!("softvisor: the guest halted with interrupts disabled");
+            eprintln!("softvisor: the guest halted with interrupts disabled ({where_})");
             ExitCode::from(4)
         }
         Exit::Limit => {
-            eprintln!("softvisor: stopped (instruction limit or Ctrl-A x)");
+            eprintln!("softvisor: stopped by the instruction limit or Ctrl-A x ({where_})");
             ExitCode::from(5)
         }
     }

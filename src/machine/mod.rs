@@ -31,7 +31,7 @@ pub const SLICE_NS: u64 = 100_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// The guest wrote `code` to the test-exit port (0xf4).
-    TestExit(u8),
+    TestDevice(u8),
     /// The guest asked for a reset (i8042) or triple-faulted.
     Reset,
     /// The CPU halted with interrupts disabled: nothing can ever wake it.
@@ -179,7 +179,7 @@ impl Machine {
                 self.board.uart.enqueue_input(&[byte]);
             }
             if let Some(code) = self.board.exit_code {
-                return Exit::TestExit(code);
+                return Exit::TestDevice(code);
             }
             if self.board.i8042.take_reset_request() {
                 return Exit::Reset;
