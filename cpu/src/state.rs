@@ -287,6 +287,33 @@ impl CpuState {
         }
     }
 
+    /// A CPU in real mode as a BIOS leaves it: paging and protection off, every segment at
+    /// base 0 with a 64 KiB limit, the IVT at 0 and RIP 0. Boot sectors and the real-mode
+    /// tests start from here.
+    pub fn new_real_mode() -> Self {
+        let data = Segment {
+            base: 0,
+            limit: 0xffff,
+            selector: 0,
+            attrs: 0x93,
+        };
+        let mut cpu = Self::new_long_mode();
+        cpu.cr0 = CR0_ET;
+        cpu.cr4 = 0;
+        cpu.efer = 0;
+        cpu.seg = [data; 6];
+        cpu.seg[SegReg::Cs as usize].attrs = 0x9b;
+        cpu.idtr = TableReg {
+            base: 0,
+            limit: 0x3ff,
+        };
+        cpu.gdtr = TableReg {
+            base: 0,
+            limit: 0xffff,
+        };
+        cpu
+    }
+
     /// Whether the CPU is in 64-bit mode (long mode with a 64-bit code segment).
     #[inline]
     pub fn in_64bit_mode(&self) -> bool {

@@ -88,7 +88,6 @@ fn take_interrupt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::TableReg;
     use softvisor_mmu::{FlatMemory, GuestRam};
 
     /// A platform with one pending interrupt vector.
@@ -115,21 +114,7 @@ mod tests {
             .unwrap();
         mem.ram.write_bytes(0x600, &[0x43, 0xcf]).unwrap();
         mem.ram.write_bytes(0x500, main).unwrap();
-        let mut cpu = CpuState::new_long_mode();
-        cpu.cr0 = 0x10;
-        cpu.efer = 0;
-        for seg in cpu.seg.iter_mut() {
-            *seg = crate::Segment {
-                base: 0,
-                limit: 0xffff,
-                selector: 0,
-                attrs: 0x93,
-            };
-        }
-        cpu.idtr = TableReg {
-            base: 0,
-            limit: 0x3ff,
-        };
+        let mut cpu = CpuState::new_real_mode();
         cpu.rip = 0x500;
         cpu.gpr[4] = 0x8000;
         (cpu, mem)

@@ -7,7 +7,7 @@
 //! runs past the instruction limit fails.
 
 use softvisor_cpu::vcpu::{run, RunExit};
-use softvisor_cpu::{CpuState, Platform, Segment};
+use softvisor_cpu::{CpuState, Platform};
 use softvisor_mmu::bus::Bus;
 use softvisor_mmu::{GuestRam, SystemMemory};
 use std::collections::VecDeque;
@@ -97,21 +97,7 @@ fn assemble(source: &Path) -> Vec<u8> {
 
 /// A CPU as after reset but at 0000:7C00, like a BIOS handing over to a boot sector.
 fn boot_cpu() -> CpuState {
-    let mut cpu = CpuState::new_long_mode();
-    cpu.cr0 = 0x10;
-    cpu.cr4 = 0;
-    cpu.efer = 0;
-    for seg in cpu.seg.iter_mut() {
-        *seg = Segment {
-            base: 0,
-            limit: 0xffff,
-            selector: 0,
-            attrs: 0x93,
-        };
-    }
-    cpu.seg[1].attrs = 0x9b;
-    cpu.idtr.limit = 0x3ff;
-    cpu.gdtr.limit = 0xffff;
+    let mut cpu = CpuState::new_real_mode();
     cpu.rip = LOAD_ADDR;
     cpu.gpr[4] = LOAD_ADDR;
     cpu

@@ -326,18 +326,9 @@ fn stack_limit_faults_are_stack_faults() {
     assert_eq!(run(&mut cpu, &mut mem), Err(Exception::StackFault(0)));
     assert_eq!(cpu.gpr[4], 0x2);
     // Real mode: a word access at offset 0xffff crosses the 64 KiB limit.
-    let (mut cpu, mut mem) = machine(&[0x8b, 0x07]);
-    cpu.efer = 0;
-    cpu.cr0 = 0x10;
-    for seg in cpu.seg.iter_mut() {
-        *seg = crate::Segment {
-            base: 0,
-            limit: 0xffff,
-            selector: 0,
-            attrs: 0x93,
-        };
-    }
-    cpu.seg[SegReg::Cs as usize].attrs = 0x9b;
+    let (_, mut mem) = machine(&[0x8b, 0x07]);
+    let mut cpu = CpuState::new_real_mode();
+    cpu.rip = CODE;
     cpu.gpr[3] = 0xffff;
     assert_eq!(
         run(&mut cpu, &mut mem),
