@@ -115,7 +115,21 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         (None, false)
     };
     let _raw = interactive.then(RawTerminal::enter);
-    let exit = machine.run(options.max_insns, |m| poll_terminal(m, live.as_ref(), quit));
+    let mut samples: std::collections::HashMap<u64, u64> = Default::default();
+    let sample = std::env::var_os("SV_SAMPLE").is_some();
+    let exit = machine.run(options.max_insns, |m| {
+        if sample {
+            *samples.entry(m.cpu.rip >> 8).or_default() += 1;
+        }
+        poll_terminal(m, live.as_ref(), quit)
+    });
+    if sample {
+        let mut v: Vec<_> = samples.into_iter().collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
+        for (k, n) in v.iter().take(30) {
+            eprintln!("{:#x} {}", k << 8, n);
+        }
+    }
     let _ = std::io::stdout().flush();
     drop(_raw);
     let where_ = format!(

@@ -6,6 +6,7 @@
 //! instructions it does not translate itself.
 
 pub mod cpuid;
+pub mod decode_cache;
 mod error;
 mod exception;
 pub mod flags;

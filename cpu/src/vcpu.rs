@@ -4,8 +4,9 @@
 //! triple fault into a reset request. It stops at an instruction count, so the machine can
 //! run the virtual clock's timers at exact instruction counts.
 
+use crate::decode_cache::DecodeCache;
 use crate::flags::{IF, TF};
-use crate::interp::{step_on, StepOutcome};
+use crate::interp::StepOutcome;
 use crate::system::deliver::{deliver, Event};
 use crate::{CpuState, Platform};
 use softvisor_mmu::Memory;
@@ -22,11 +23,12 @@ pub enum RunExit {
 }
 
 /// Runs until `icount` reaches `until`, the CPU halts with nothing to wake it, or a
-/// triple fault.
+/// triple fault. Decoded instructions are kept in `cache` between calls.
 pub fn run(
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
+    cache: &mut DecodeCache,
     until: u64,
 ) -> RunExit {
     while cpu.icount < until {
@@ -37,7 +39,7 @@ pub fn run(
             return RunExit::Halted;
         }
         let single_step = cpu.flags.bits & TF != 0;
-        match step_on(cpu, mem, platform) {
+        match cache.step(cpu, mem, platform) {
             Ok(StepOutcome::Continue) if single_step => {
                 // TF set before the instruction: a single-step trap after it (DR6.BS).
                 cpu.dr[6] |= 1 << 14;
@@ -125,10 +127,10 @@ mod tests {
         // sti ; inc ax ; hlt
         let (mut cpu, mut mem) = machine(&[0xfb, 0x40, 0xf4]);
         let mut platform = OneInterrupt(Some(0x20));
-        assert_eq!(run(&mut cpu, &mut mem, &mut platform, 2), RunExit::Budget);
+        assert_eq!(run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 2), RunExit::Budget);
         assert_eq!(cpu.gpr[0] & 0xffff, 1, "INC AX ran before the interrupt");
         assert_eq!(cpu.gpr[3], 0, "interrupt not yet taken");
-        run(&mut cpu, &mut mem, &mut platform, 3);
+        run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 3);
         assert_eq!(cpu.gpr[3], 1, "handler ran after the shadow");
     }
 
@@ -137,9 +139,9 @@ mod tests {
         // sti ; nop ; hlt ; inc cx ; hlt
         let (mut cpu, mut mem) = machine(&[0xfb, 0x90, 0xf4, 0x41, 0xf4]);
         let mut platform = OneInterrupt(None);
-        assert_eq!(run(&mut cpu, &mut mem, &mut platform, 100), RunExit::Halted);
+        assert_eq!(run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 100), RunExit::Halted);
         platform.0 = Some(0x20);
-        assert_eq!(run(&mut cpu, &mut mem, &mut platform, 100), RunExit::Halted);
+        assert_eq!(run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 100), RunExit::Halted);
         assert_eq!(
             (cpu.gpr[3], cpu.gpr[1]),
             (1, 1),
@@ -155,7 +157,7 @@ mod tests {
             .write_bytes(3 * 4, &[0x00, 0x06, 0x00, 0x00])
             .unwrap();
         let mut platform = OneInterrupt(Some(0x20));
-        run(&mut cpu, &mut mem, &mut platform, 2);
+        run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 2);
         assert_eq!(
             cpu.gpr[3], 1,
             "INT3 handler ran; the external interrupt stayed masked"

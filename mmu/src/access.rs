@@ -75,6 +75,20 @@ pub trait Memory {
     /// INVLPG: forget any cached translation of the page holding `linear`.
     fn invalidate_page(&mut self, _linear: u64) {}
 
+    /// The physical address an instruction fetch at `linear` reaches, when it is in RAM
+    /// whose writes this memory reports: the page is then tracked as code, and a later
+    /// write to it shows up in [`Memory::take_written_code`]. `None` (a fault, MMIO, or a
+    /// memory that does not track code) means decoded instructions must not be reused.
+    fn code_address(&mut self, _linear: u64) -> Option<u64> {
+        None
+    }
+
+    /// The tracked code pages (physical, page-aligned) written since the last call. They
+    /// stop being tracked until [`Memory::code_address`] reaches them again.
+    fn take_written_code(&mut self) -> Vec<u64> {
+        Vec::new()
+    }
+
     /// Reads an unsigned little-endian value of `size` bytes (1, 2, 4 or 8).
     fn read_sized(&mut self, addr: u64, size: usize) -> Result<u64, MemFault> {
         let mut bytes = [0u8; 8];

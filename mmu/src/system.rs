@@ -48,7 +48,7 @@ impl SystemMemory {
     }
 
     /// Marks the RAM page holding `phys` as holding translated code: writes to it now take
-    /// the slow path and are reported by [`SystemMemory::take_written_code`].
+    /// the slow path and are reported by [`Memory::take_written_code`].
     pub fn mark_code_page(&mut self, phys: u64) {
         let page = phys / PAGE_SIZE;
         if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
@@ -72,10 +72,6 @@ impl SystemMemory {
             .is_some_and(|w| w & (1 << (page % 64)) != 0)
     }
 
-    /// The code pages written since the last call, each once.
-    pub fn take_written_code(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.written_code)
-    }
 
     /// Translates `linear` (fast path first) and returns the physical address.
     fn translate(
@@ -265,6 +261,27 @@ impl Memory for SystemMemory {
         } else if old.cr3 != ctx.cr3 {
             self.tlb.flush_non_global();
         }
+    }
+
+    fn code_address(&mut self, linear: u64) -> Option<u64> {
+        let phys = self
+            .translate(linear, AccessKind::Execute, Privilege::Current)
+            .ok()?;
+        if phys >= self.ram.size() {
+            return None;
+        }
+        if !self.is_code_page(phys) {
+            self.mark_code_page(phys);
+        }
+        Some(phys)
+    }
+
+    fn take_written_code(&mut self) -> Vec<u64> {
+        let written = std::mem::take(&mut self.written_code);
+        for &page in &written {
+            self.unmark_code_page(page);
+        }
+        written
     }
 
     fn invalidate_page(&mut self, linear: u64) {

@@ -12,6 +12,7 @@ pub mod board;
 pub mod interrupts;
 
 use board::{Board, IoApicWindow, LapicWindow};
+use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::IF;
 use softvisor_cpu::vcpu::{self, RunExit};
 use softvisor_cpu::{CpuState, SegReg, Segment, TableReg};
@@ -54,6 +55,7 @@ pub struct Machine {
     input: VecDeque<u8>,
     pit_seen_until: u64,
     rtc_seen_until: u64,
+    decode_cache: DecodeCache,
 }
 
 impl Machine {
@@ -79,6 +81,7 @@ impl Machine {
             input: VecDeque::new(),
             pit_seen_until: 0,
             rtc_seen_until: 0,
+            decode_cache: DecodeCache::new(),
         }
     }
 
@@ -192,7 +195,13 @@ impl Machine {
             }
             let deadline = self.next_deadline(now);
             let until = (deadline - self.idle_ns).min(max_instructions);
-            match vcpu::run(&mut self.cpu, &mut self.mem, &mut self.board, until) {
+            match vcpu::run(
+                &mut self.cpu,
+                &mut self.mem,
+                &mut self.board,
+                &mut self.decode_cache,
+                until,
+            ) {
                 RunExit::Budget => {}
                 RunExit::Shutdown => return Exit::Reset,
                 RunExit::Halted => {

@@ -6,6 +6,7 @@
 //! raises an NMI, so programs can test interrupt delivery. A program that faults its way to a triple fault, halts for good or
 //! runs past the instruction limit fails.
 
+use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::vcpu::{run, RunExit};
 use softvisor_cpu::{CpuState, Platform};
 use softvisor_mmu::bus::Bus;
@@ -110,9 +111,10 @@ fn run_program(image: &[u8]) -> (String, Result<(), String>) {
     let mut mem = SystemMemory::new(ram, Bus::new());
     let mut cpu = boot_cpu();
     let mut platform = TestPlatform::default();
+    let mut cache = DecodeCache::new();
     let verdict = loop {
         let until = cpu.icount + 10_000;
-        let exit = run(&mut cpu, &mut mem, &mut platform, until);
+        let exit = run(&mut cpu, &mut mem, &mut platform, &mut cache, until);
         if let Some(code) = platform.exit {
             break if code == 0 {
                 Ok(())
