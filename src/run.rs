@@ -6,6 +6,9 @@
 
 use crate::machine::board::Board;
 use crate::machine::{Exit, Machine};
+use softvisor_devices::ioapic::IOAPIC_DEFAULT_BASE;
+use softvisor_devices::lapic::APIC_DEFAULT_BASE;
+use softvisor_firmware::acpi::InterruptControllers;
 use softvisor_firmware::FirmwareError;
 use softvisor_mmu::{GuestRam, MmuError};
 use std::io::{IsTerminal, Read, Write};
@@ -92,8 +95,21 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         .transpose()?;
     let mut ram = GuestRam::new(options.memory)?;
     let cmdline = command_line(options.append.as_deref());
-    let boot =
-        softvisor_firmware::linux::load(&mut ram, &kernel, initrd.as_deref(), &cmdline, None)?;
+    let rsdp = softvisor_firmware::acpi::install(
+        &mut ram,
+        &InterruptControllers {
+            lapic_base: APIC_DEFAULT_BASE as u32,
+            ioapic_base: IOAPIC_DEFAULT_BASE as u32,
+            ioapic_id: 0,
+        },
+    )?;
+    let boot = softvisor_firmware::linux::load(
+        &mut ram,
+        &kernel,
+        initrd.as_deref(),
+        &cmdline,
+        Some(rsdp),
+    )?;
     let board = Board::new(
         Box::new(std::io::stdout()),
         Box::new(std::io::stdout()),
@@ -196,11 +212,12 @@ impl Drop for RawTerminal {
     }
 }
 
-/// Prints how the machine ended and picks the exit code: the test-exit port gives
+/// Prints how the machine ended and picks the exit code: power-off is 0, the test-exit port gives
 /// (v << 1) | 1 as QEMU's isa-debug-exit does; a reset is 3, a dead halt 4, the
 /// instruction limit or Ctrl-A x 5.
 fn report(exit: Exit, where_: &str) -> ExitCode {
     match exit {
+        Exit::PowerOff => ExitCode::SUCCESS,
         Exit::TestDevice(v) => ExitCode::from(((u16::from(v) << 1) | 1) as u8),
         Exit::Reset => {
             eprintln!("softvisor: the guest reset the machine ({where_})");

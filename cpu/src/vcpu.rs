@@ -127,10 +127,25 @@ mod tests {
         // sti ; inc ax ; hlt
         let (mut cpu, mut mem) = machine(&[0xfb, 0x40, 0xf4]);
         let mut platform = OneInterrupt(Some(0x20));
-        assert_eq!(run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 2), RunExit::Budget);
+        assert_eq!(
+            run(
+                &mut cpu,
+                &mut mem,
+                &mut platform,
+                &mut DecodeCache::new(),
+                2
+            ),
+            RunExit::Budget
+        );
         assert_eq!(cpu.gpr[0] & 0xffff, 1, "INC AX ran before the interrupt");
         assert_eq!(cpu.gpr[3], 0, "interrupt not yet taken");
-        run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 3);
+        run(
+            &mut cpu,
+            &mut mem,
+            &mut platform,
+            &mut DecodeCache::new(),
+            3,
+        );
         assert_eq!(cpu.gpr[3], 1, "handler ran after the shadow");
     }
 
@@ -139,9 +154,27 @@ mod tests {
         // sti ; nop ; hlt ; inc cx ; hlt
         let (mut cpu, mut mem) = machine(&[0xfb, 0x90, 0xf4, 0x41, 0xf4]);
         let mut platform = OneInterrupt(None);
-        assert_eq!(run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 100), RunExit::Halted);
+        assert_eq!(
+            run(
+                &mut cpu,
+                &mut mem,
+                &mut platform,
+                &mut DecodeCache::new(),
+                100
+            ),
+            RunExit::Halted
+        );
         platform.0 = Some(0x20);
-        assert_eq!(run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 100), RunExit::Halted);
+        assert_eq!(
+            run(
+                &mut cpu,
+                &mut mem,
+                &mut platform,
+                &mut DecodeCache::new(),
+                100
+            ),
+            RunExit::Halted
+        );
         assert_eq!(
             (cpu.gpr[3], cpu.gpr[1]),
             (1, 1),
@@ -157,7 +190,13 @@ mod tests {
             .write_bytes(3 * 4, &[0x00, 0x06, 0x00, 0x00])
             .unwrap();
         let mut platform = OneInterrupt(Some(0x20));
-        run(&mut cpu, &mut mem, &mut platform, &mut DecodeCache::new(), 2);
+        run(
+            &mut cpu,
+            &mut mem,
+            &mut platform,
+            &mut DecodeCache::new(),
+            2,
+        );
         assert_eq!(
             cpu.gpr[3], 1,
             "INT3 handler ran; the external interrupt stayed masked"

@@ -13,3 +13,26 @@ pub trait IrqLine {
         self.set_level(false);
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::IrqLine;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A line that remembers its level, for device tests.
+    #[derive(Clone, Default)]
+    pub(crate) struct Recorder(Arc<AtomicBool>);
+
+    impl Recorder {
+        pub(crate) fn level(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    impl IrqLine for Recorder {
+        fn set_level(&self, high: bool) {
+            self.0.store(high, Ordering::Relaxed);
+        }
+    }
+}

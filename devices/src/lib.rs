@@ -5,6 +5,7 @@
 //! through an [`IrqLine`]. Guest-visible time comes from the virtual clock (nanoseconds
 //! derived from retired instructions), never from the host clock.
 
+pub mod acpi_pm;
 pub mod i8042;
 pub mod ioapic;
 pub mod irq;
@@ -14,6 +15,7 @@ pub mod pit;
 pub mod rtc;
 pub mod serial;
 
+pub use acpi_pm::AcpiPm;
 pub use i8042::I8042;
 pub use ioapic::IoApic;
 pub use irq::IrqLine;
@@ -30,4 +32,5 @@ pub const PROVIDED: &[&str] = &[
     "MC146818 RTC/CMOS",
     "16550A UART",
     "i8042",
+    "ACPI PM1a registers and PM timer",
 ];

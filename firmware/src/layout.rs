@@ -15,6 +15,9 @@ pub const CMDLINE: u64 = 0x20000;
 pub const CMDLINE_MAX: u64 = 0x10000;
 /// Start of the EBDA-style reserved area below 1 MiB.
 pub const LOW_RESERVED: u64 = 0x9fc00;
+/// The ACPI tables, RSDP first (inside the reserved BIOS area, where a kernel that scans for
+/// the RSDP would also look).
+pub const ACPI_TABLES: u64 = 0xe_0000;
 /// Where the protected-mode kernel is loaded (1 MiB), as bootloaders do.
 pub const KERNEL_LOAD: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole (LAPIC, IOAPIC, ...): RAM stops below it.

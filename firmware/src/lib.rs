@@ -5,6 +5,7 @@
 //! a plain [`BootDescription`]; applying it to a CPU is the caller's job, so `firmware` does
 //! not depend on `cpu`.
 
+pub mod acpi;
 mod error;
 pub mod layout;
 pub mod linux;

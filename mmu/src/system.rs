@@ -72,7 +72,6 @@ impl SystemMemory {
             .is_some_and(|w| w & (1 << (page % 64)) != 0)
     }
 
-
     /// Translates `linear` (fast path first) and returns the physical address.
     fn translate(
         &mut self,

@@ -4,7 +4,9 @@
 
 use super::interrupts::Interrupts;
 use softvisor_cpu::Platform;
-use softvisor_devices::{IrqLine, Pit, Rtc, Uart, I8042};
+use softvisor_devices::acpi_pm::PM_WINDOW_LEN;
+use softvisor_devices::{AcpiPm, IrqLine, Pit, Rtc, Uart, I8042};
+use softvisor_firmware::acpi::{PM_BASE, S5_SLEEP_TYPE, SCI_IRQ};
 use softvisor_mmu::bus::BusDevice;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +103,8 @@ pub struct Board {
     pub rtc: Rtc,
     /// The keyboard controller.
     pub i8042: I8042,
+    /// The ACPI PM registers (power-off, PM timer).
+    pub pm: AcpiPm,
     /// COM1.
     pub uart: Uart<Box<dyn Write + Send>>,
     /// Port 0xe9 output.
@@ -124,7 +128,12 @@ impl Board {
             irqs: irqs.clone(),
             irq: 4,
         });
+        let sci = Box::new(IsaIrq {
+            irqs: irqs.clone(),
+            irq: SCI_IRQ,
+        });
         Board {
+            pm: AcpiPm::new(sci, S5_SLEEP_TYPE),
             irqs,
             clock: Arc::new(AtomicU64::new(0)),
             pit: Pit::new(),
@@ -148,6 +157,12 @@ impl Board {
     }
 }
 
+/// The offset of `port` in the ACPI PM window.
+fn pm_offset(port: u16) -> Option<u64> {
+    let offset = u64::from(port.wrapping_sub(PM_BASE));
+    (offset < PM_WINDOW_LEN).then_some(offset)
+}
+
 /// All ones in the low `size` bytes.
 fn ones(size: u8) -> u32 {
     if size >= 4 {
@@ -160,6 +175,9 @@ fn ones(size: u8) -> u32 {
 impl Platform for Board {
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         let now = self.now();
+        if let Some(offset) = pm_offset(port) {
+            return self.pm.read(offset, size, now);
+        }
         let byte = match port {
             0x20 | 0x21 | 0xa0 | 0xa1 | 0x4d0 | 0x4d1 => self.interrupts().pic.read(port),
             0x40..=0x43 => self.pit.read(port, now),
@@ -180,8 +198,11 @@ impl Platform for Board {
         u32::from(byte) | (ones(size) & !0xff)
     }
 
-    fn io_write(&mut self, port: u16, _size: u8, value: u32) {
+    fn io_write(&mut self, port: u16, size: u8, value: u32) {
         let now = self.now();
+        if let Some(offset) = pm_offset(port) {
+            return self.pm.write(offset, size, value, now);
+        }
         let byte = value as u8;
         match port {
             0x20 | 0x21 | 0xa0 | 0xa1 | 0x4d0 | 0x4d1 => self.interrupts().pic.write(port, byte),

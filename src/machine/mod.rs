@@ -31,6 +31,8 @@ pub const SLICE_NS: u64 = 100_000;
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
+    /// The guest powered the machine off (ACPI S5).
+    PowerOff,
     /// The guest wrote `code` to the test-exit port (0xf4).
     TestDevice(u8),
     /// The guest asked for a reset (i8042) or triple-faulted.
@@ -183,6 +185,9 @@ impl Machine {
             }
             if let Some(code) = self.board.exit_code {
                 return Exit::TestDevice(code);
+            }
+            if self.board.pm.poweroff_requested() {
+                return Exit::PowerOff;
             }
             if self.board.i8042.take_reset_request() {
                 return Exit::Reset;
