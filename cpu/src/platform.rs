@@ -4,6 +4,9 @@
 
 /// The machine as the CPU sees it.
 pub trait Platform {
+    /// Tells the platform how many instructions have retired, just before a port or
+    /// platform-MSR access, so devices read the exact virtual time of the access.
+    fn sync_clock(&mut self, _icount: u64) {}
     /// IN: reads `size` bytes (1, 2 or 4) from `port`.
     fn io_read(&mut self, port: u16, size: u8) -> u32;
     /// OUT: writes the low `size` bytes of `value` to `port`.

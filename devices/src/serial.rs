@@ -36,6 +36,16 @@ impl<W: Write + Send> Uart<W> {
         self.inner.enqueue_raw_bytes(bytes).unwrap_or(0)
     }
 
+    /// Whether the guest's driver is listening: the received-data interrupt is enabled and
+    /// the UART is not in loopback. Input that arrives earlier would be lost to the
+    /// driver's probe and FIFO resets, so scripted input waits for this.
+    pub fn receiver_ready(&self) -> bool {
+        const IER_RECEIVED_DATA: u8 = 0x01;
+        const MCR_LOOPBACK: u8 = 0x10;
+        let state = self.inner.state();
+        state.interrupt_enable & IER_RECEIVED_DATA != 0 && state.modem_control & MCR_LOOPBACK == 0
+    }
+
     /// Free space in the receive FIFO.
     pub fn input_capacity(&self) -> usize {
         self.inner.fifo_capacity()

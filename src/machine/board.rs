@@ -111,6 +111,8 @@ pub struct Board {
     pub debugcon: Box<dyn Write + Send>,
     /// The value written to port 0xf4, if any.
     pub exit_code: Option<u8>,
+    /// Virtual time spent halted: the clock is the instruction count plus this.
+    pub idle_ns: u64,
     /// Port 0x61 bit 4, which toggles on every read (DRAM refresh).
     refresh: bool,
 }
@@ -124,24 +126,23 @@ impl Board {
         epoch: u64,
     ) -> Self {
         let irqs: SharedInterrupts = Arc::new(Mutex::new(Interrupts::new()));
-        let uart_irq = Box::new(IsaIrq {
-            irqs: irqs.clone(),
-            irq: 4,
-        });
-        let sci = Box::new(IsaIrq {
-            irqs: irqs.clone(),
-            irq: SCI_IRQ,
-        });
+        let isa_irq = |irq: u8| {
+            Box::new(IsaIrq {
+                irqs: irqs.clone(),
+                irq,
+            })
+        };
         Board {
-            pm: AcpiPm::new(sci, S5_SLEEP_TYPE),
-            irqs,
+            pm: AcpiPm::new(isa_irq(SCI_IRQ), S5_SLEEP_TYPE),
+            i8042: I8042::new(isa_irq(1), isa_irq(12)),
+            uart: Uart::new(isa_irq(4), console),
             clock: Arc::new(AtomicU64::new(0)),
             pit: Pit::new(),
             rtc: Rtc::new(epoch),
-            i8042: I8042::new(),
-            uart: Uart::new(uart_irq, console),
+            irqs,
             debugcon,
             exit_code: None,
+            idle_ns: 0,
             refresh: false,
         }
     }
@@ -173,6 +174,10 @@ fn ones(size: u8) -> u32 {
 }
 
 impl Platform for Board {
+    fn sync_clock(&mut self, icount: u64) {
+        self.clock.store(icount + self.idle_ns, Ordering::Relaxed);
+    }
+
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         let now = self.now();
         if let Some(offset) = pm_offset(port) {

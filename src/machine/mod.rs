@@ -51,8 +51,6 @@ pub struct Machine {
     pub mem: SystemMemory,
     /// The devices.
     pub board: Board,
-    /// Virtual time spent halted (added to the instruction count).
-    idle_ns: u64,
     /// Console bytes waiting to enter the UART.
     input: VecDeque<u8>,
     pit_seen_until: u64,
@@ -79,7 +77,6 @@ impl Machine {
             cpu: CpuState::new_long_mode(),
             mem: SystemMemory::new(ram, mmio),
             board,
-            idle_ns: 0,
             input: VecDeque::new(),
             pit_seen_until: 0,
             rtc_seen_until: 0,
@@ -127,7 +124,7 @@ impl Machine {
 
     /// Virtual time now.
     pub fn now(&self) -> u64 {
-        self.cpu.icount + self.idle_ns
+        self.cpu.icount + self.board.idle_ns
     }
 
     /// Raises the timer interrupts whose time has come.
@@ -177,7 +174,7 @@ impl Machine {
             let now = self.now();
             self.board.clock.store(now, Ordering::Relaxed);
             self.fire_timers(now);
-            while self.board.uart.input_capacity() > 0 {
+            while self.board.uart.receiver_ready() && self.board.uart.input_capacity() > 0 {
                 let Some(byte) = self.input.pop_front() else {
                     break;
                 };
@@ -199,7 +196,7 @@ impl Machine {
                 return Exit::Limit;
             }
             let deadline = self.next_deadline(now);
-            let until = (deadline - self.idle_ns).min(max_instructions);
+            let until = (deadline - self.board.idle_ns).min(max_instructions);
             match vcpu::run(
                 &mut self.cpu,
                 &mut self.mem,
@@ -215,7 +212,7 @@ impl Machine {
                     }
                     // Nothing to do until the next deadline: skip to it.
                     let skip = deadline.saturating_sub(self.now());
-                    self.idle_ns += skip;
+                    self.board.idle_ns += skip;
                     self.cpu.tsc_offset = self.cpu.tsc_offset.wrapping_add(skip);
                 }
             }

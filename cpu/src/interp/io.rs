@@ -51,6 +51,7 @@ pub(super) fn in_out(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         let size = ctx.op_size(0) as u8;
         let port = port_operand(ctx, 1);
         check_permission(ctx, port, size)?;
+        ctx.platform.sync_clock(ctx.cpu.icount);
         let value = ctx.platform.io_read(port, size);
         ctx.write(0, u64::from(value))
     } else {
@@ -58,6 +59,7 @@ pub(super) fn in_out(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         let port = port_operand(ctx, 0);
         check_permission(ctx, port, size)?;
         let value = ctx.read(1)? as u32;
+        ctx.platform.sync_clock(ctx.cpu.icount);
         ctx.platform.io_write(port, size, value);
         Ok(())
     }
@@ -83,6 +85,7 @@ pub(super) fn string_io(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let port = ctx.cpu.reg(Register::DX) as u16;
     let rep = ctx.insn.has_rep_prefix();
     check_permission(ctx, port, size)?;
+    ctx.platform.sync_clock(ctx.cpu.icount);
     let inbound = matches!(m, Mnemonic::Insb | Mnemonic::Insw | Mnemonic::Insd);
     let index = if inbound { 7 } else { 6 };
     let mut done = 0u64;

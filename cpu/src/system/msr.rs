@@ -71,6 +71,7 @@ fn storage(cpu: &mut CpuState, msr: u32) -> Option<&mut u64> {
 
 /// RDMSR.
 pub fn read(cpu: &mut CpuState, platform: &mut dyn Platform, msr: u32) -> Result<u64, Exception> {
+    platform.sync_clock(cpu.icount);
     if let Some(value) = platform.read_msr(msr) {
         return Ok(value);
     }
@@ -96,6 +97,7 @@ pub fn write(
 ) -> Result<(), Exception> {
     let gp = Exception::GeneralProtection(0);
     let canonical = crate::interp::is_canonical(value);
+    platform.sync_clock(cpu.icount);
     match msr {
         _ if platform.write_msr(msr, value) => {}
         TSC => cpu.tsc_offset = value.wrapping_sub(cpu.icount),
