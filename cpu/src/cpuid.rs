@@ -41,6 +41,10 @@ const LEAF1_EDX: u32 = 1
     | (1 << 26);
 /// Leaf 7 EBX: BMI1, SMEP, BMI2, ERMS, ADX, SMAP.
 const LEAF7_EBX: u32 = (1 << 3) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 19) | (1 << 20);
+/// Leaf 7 EDX: the IA32_ARCH_CAPABILITIES MSR exists (it reports the CPU immune to the
+/// speculative-execution attacks, which an emulator without speculation is, so guests skip
+/// page-table isolation and buffer clearing).
+const LEAF7_EDX: u32 = 1 << 29;
 /// Leaf 0x80000001 ECX: LAHF/SAHF in 64-bit mode, LZCNT, PREFETCHW.
 const EXT1_ECX: u32 = 1 | (1 << 5) | (1 << 8);
 /// Leaf 0x80000001 EDX: SYSCALL, NX, 1 GiB pages, RDTSCP, long mode.
@@ -84,7 +88,7 @@ pub fn cpuid(leaf: u32, subleaf: u32, state: CpuidState) -> [u32; 4] {
             [crate::interp::XCR0_SUPPORTED as u32, size, size, 0]
         }
         0xd if subleaf == 1 => [1, 0, 0, 0],
-        7 if subleaf == 0 => [0, LEAF7_EBX, 0, 0],
+        7 if subleaf == 0 => [0, LEAF7_EBX, 0, LEAF7_EDX],
         0x8000_0000 => [0x8000_0008, 0, 0, 0],
         0x8000_0001 => [0, 0, EXT1_ECX, EXT1_EDX],
         0x8000_0002..=0x8000_0004 => {

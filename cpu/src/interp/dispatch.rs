@@ -2,8 +2,8 @@
 
 use super::operand::{Ctx, Exec};
 use super::{
-    alu, atomic, bits, control, data, flagops, io, misc, muldiv, privileged, shift, simd_fp,
-    simd_int, stack, state_save, string, transfer, x87ops, StepOutcome,
+    alu, atomic, bits, control, data, flagops, io, misc, muldiv, privileged, segment_check, shift,
+    simd_fp, simd_int, stack, state_save, string, transfer, x87ops, StepOutcome,
 };
 use crate::Exception;
 use iced_x86::{Mnemonic as M, OpKind};
@@ -121,6 +121,7 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
             privileged::execute(ctx, m)?
         }
         M::Rdmsr | M::Wrmsr | M::Swapgs => privileged::execute(ctx, m)?,
+        M::Lar | M::Lsl | M::Verr | M::Verw => segment_check::execute(ctx, m)?,
         M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => state_save::execute(ctx, m)?,
         M::Xsave
         | M::Xsave64

@@ -18,6 +18,7 @@ mod misc;
 mod muldiv;
 mod operand;
 mod privileged;
+mod segment_check;
 mod shift;
 mod simd_fp;
 mod simd_int;

@@ -10,6 +10,23 @@ pub const TSC: u32 = 0x10;
 pub const APIC_BASE: u32 = 0x1b;
 /// IA32_MTRRCAP.
 pub const MTRR_CAP: u32 = 0xfe;
+/// IA32_ARCH_CAPABILITIES (read-only).
+pub const ARCH_CAPABILITIES: u32 = 0x10a;
+/// What ARCH_CAPABILITIES reports: not affected by Meltdown (RDCL_NO), L1TF flushes not
+/// needed, SSB, MDS, page-size-change MCE, TAA, MMIO stale data (SBDR/FBSDP/PSDP), PBRSB,
+/// GDS and RFDS. True of an emulator, which does not speculate.
+const ARCH_CAPABILITIES_VALUE: u64 = (1 << 0)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 8)
+    | (1 << 13)
+    | (1 << 14)
+    | (1 << 15)
+    | (1 << 24)
+    | (1 << 26)
+    | (1 << 27);
 /// IA32_SYSENTER_CS/ESP/EIP.
 pub const SYSENTER_CS: u32 = 0x174;
 /// IA32_MISC_ENABLE.
@@ -80,6 +97,7 @@ pub fn read(cpu: &mut CpuState, platform: &mut dyn Platform, msr: u32) -> Result
         APIC_BASE => cpu.msr.apic_base,
         // 8 variable ranges, fixed ranges, write-combining.
         MTRR_CAP => 0x508,
+        ARCH_CAPABILITIES => ARCH_CAPABILITIES_VALUE,
         EFER => cpu.efer,
         FS_BASE => cpu.seg[SegReg::Fs as usize].base,
         GS_BASE => cpu.seg[SegReg::Gs as usize].base,
@@ -109,7 +127,7 @@ pub fn write(
         PAT if (0..8).any(|i| matches!((value >> (8 * i)) & 0xff, 2 | 3 | 8..=255)) => {
             return Err(gp)
         }
-        MTRR_CAP => return Err(gp),
+        MTRR_CAP | ARCH_CAPABILITIES => return Err(gp),
         _ => *storage(cpu, msr).ok_or(gp)? = value,
     }
     Ok(())
