@@ -75,6 +75,10 @@ pub trait Memory {
     /// INVLPG: forget any cached translation of the page holding `linear`.
     fn invalidate_page(&mut self, _linear: u64) {}
 
+    /// MOV to CR3 (even of the value it already holds): forget the non-global
+    /// translations, or all of them when CR4.PGE is clear. Call after [`Memory::set_paging`].
+    fn flush_tlb(&mut self) {}
+
     /// The physical address an instruction fetch at `linear` reaches, when it is in RAM
     /// whose writes this memory reports: the page is then tracked as code, and a later
     /// write to it shows up in [`Memory::take_written_code`]. `None` (a fault, MMIO, or a

@@ -286,6 +286,14 @@ impl Memory for SystemMemory {
     fn invalidate_page(&mut self, linear: u64) {
         self.tlb.flush_page(linear);
     }
+
+    fn flush_tlb(&mut self) {
+        if self.paging.cr4 & CR4_PGE == 0 {
+            self.tlb.flush_all();
+        } else {
+            self.tlb.flush_non_global();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +375,21 @@ mod tests {
         };
         mem.set_paging(&ctx);
         assert!(mem.tlb.lookup(0, 0x6000, AccessKind::Read).is_none());
+    }
+
+    #[test]
+    fn reloading_the_same_cr3_drops_stale_translations() {
+        // Fork write-protects PTEs, then reloads CR3 with the value it holds.
+        let mut mem = machine();
+        mem.write_u8(0x6000, 1).unwrap();
+        mem.ram
+            .write_bytes(0x4000 + 8 * 6, &(0x6000u64 | 5 | 0x60).to_le_bytes())
+            .unwrap();
+        let same = *mem.paging();
+        mem.set_paging(&same);
+        mem.flush_tlb();
+        let fault = mem.write_u8(0x6000, 2).unwrap_err();
+        assert_eq!(fault.error_code, 3, "present, write, supervisor");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn write_cr3(cpu: &mut CpuState, mem: &mut dyn Memory, value: u64) -> Result
     }
     cpu.cr3 = value;
     super::sync_paging(cpu, mem);
+    mem.flush_tlb();
     Ok(())
 }
 
