@@ -49,6 +49,9 @@ enum Command {
         /// RTC time at boot, in Unix seconds (fixed, so runs repeat exactly).
         #[arg(long, default_value_t = 1_767_225_600)]
         epoch: u64,
+        /// Sample RIP every 100 us of virtual time; print the hottest code at exit.
+        #[arg(long)]
+        profile: bool,
     },
     /// Run a flat 64-bit binary in the interpreter until HLT, then print the registers.
     Exec {
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
             memory,
             max_insns,
             epoch,
+            profile,
             ..
         } => run::run(&run::RunOptions {
             kernel,
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
             memory,
             max_insns,
             epoch,
+            profile,
         })
         .map_err(|e| e.to_string()),
         Command::Exec {

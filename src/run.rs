@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub max_insns: u64,
     /// RTC time at boot (Unix seconds).
     pub epoch: u64,
+    /// Sample RIP at every slice and print the hottest regions at exit.
+    pub profile: bool,
 }
 
 /// Errors of `softvisor run`, each a one-line message.
@@ -131,28 +133,54 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         (None, false)
     };
     let _raw = interactive.then(RawTerminal::enter);
-    let mut samples: std::collections::HashMap<u64, u64> = Default::default();
-    let sample = std::env::var_os("SV_SAMPLE").is_some();
+    let mut profile = options.profile.then(Profile::default);
     let exit = machine.run(options.max_insns, |m| {
-        if sample {
-            *samples.entry(m.cpu.rip >> 8).or_default() += 1;
+        if let Some(profile) = profile.as_mut() {
+            profile.sample(m.cpu.rip);
         }
         poll_terminal(m, live.as_ref(), quit)
     });
-    if sample {
-        let mut v: Vec<_> = samples.into_iter().collect();
-        v.sort_by_key(|e| std::cmp::Reverse(e.1));
-        for (k, n) in v.iter().take(30) {
-            eprintln!("{:#x} {}", k << 8, n);
-        }
-    }
     let _ = std::io::stdout().flush();
     drop(_raw);
+    if let Some(profile) = profile {
+        profile.print();
+    }
     let where_ = format!(
         "rip {:#x} after {} instructions",
         machine.cpu.rip, machine.cpu.icount
     );
     Ok(report(exit, &where_))
+}
+
+/// RIP samples taken at slice boundaries (every 100 us of virtual time at most), by
+/// 256-byte region: deterministic, and enough to see where a guest spends its time.
+#[derive(Default)]
+struct Profile {
+    regions: std::collections::HashMap<u64, u64>,
+    total: u64,
+}
+
+impl Profile {
+    const REGION_BITS: u32 = 8;
+    const SHOWN: usize = 20;
+
+    fn sample(&mut self, rip: u64) {
+        *self.regions.entry(rip >> Self::REGION_BITS).or_default() += 1;
+        self.total += 1;
+    }
+
+    fn print(self) {
+        let mut hottest: Vec<(u64, u64)> = self.regions.into_iter().collect();
+        hottest.sort_by_key(|&(region, count)| (std::cmp::Reverse(count), region));
+        eprintln!(
+            "softvisor: profile of {} samples (RIP region, share)",
+            self.total
+        );
+        for (region, count) in hottest.into_iter().take(Self::SHOWN) {
+            let share = 100.0 * count as f64 / self.total.max(1) as f64;
+            eprintln!("  {:#018x} {share:5.1}%", region << Self::REGION_BITS);
+        }
+    }
 }
 
 /// Moves typed bytes into the machine; false when the user quit (Ctrl-A x).

@@ -39,7 +39,9 @@ fn guest() -> (PathBuf, PathBuf) {
 /// Boots the guest with the console script on stdin; returns exit code and serial output.
 fn boot(kernel: &Path, initrd: &Path, engine: &str) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_softvisor"))
-        .args(["run", "--engine", engine, "--append", "panic=-1", "--kernel"])
+        .args([
+            "run", "--engine", engine, "--append", "panic=-1", "--kernel",
+        ])
         .arg(kernel)
         .arg("--initrd")
         .arg(initrd)
@@ -62,7 +64,8 @@ fn boot(kernel: &Path, initrd: &Path, engine: &str) -> (i32, String) {
 }
 
 fn has_line(log: &str, wanted: &str) -> bool {
-    log.lines().any(|line| line.trim_end_matches('\r') == wanted)
+    log.lines()
+        .any(|line| line.trim_end_matches('\r') == wanted)
 }
 
 fn check_session(code: i32, log: &str) {
@@ -70,8 +73,14 @@ fn check_session(code: i32, log: &str) {
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     };
-    assert_eq!(code, 0, "poweroff must end softvisor with 0; log tail:\n{tail}");
-    assert!(log.contains("Command line: console=ttyS0 panic=-1"), "{tail}");
+    assert_eq!(
+        code, 0,
+        "poweroff must end softvisor with 0; log tail:\n{tail}"
+    );
+    assert!(
+        log.contains("Command line: console=ttyS0 panic=-1"),
+        "{tail}"
+    );
     assert!(
         has_line(log, "softvisor-guest: init reached"),
         "no init marker:\n{tail}"
