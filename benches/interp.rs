@@ -73,7 +73,7 @@ fn run(mem: &mut FlatMemory) -> CpuState {
     loop {
         match step(&mut cpu, mem) {
             Ok(StepOutcome::Halt) => return cpu,
-            Ok(StepOutcome::Continue) => {}
+            Ok(StepOutcome::Continue | StepOutcome::Stop) => {}
             Ok(StepOutcome::Shutdown) => panic!("kernel triple-faulted"),
             Err(e) => panic!("kernel faulted: {e:?} at {:#x}", cpu.rip),
         }

@@ -159,7 +159,11 @@ case "${1:-boot}" in
     shift || true
     mapfile -t paths < <(fetch)
     cargo build --release --manifest-path "$repo/Cargo.toml" -q
-    exec "$repo/target/release/softvisor" run --kernel "${paths[0]}" --initrd "${paths[1]}" "$@"
+    pace=()
+    # At a terminal, an idle guest waits in real time rather than racing its timers.
+    if [ -t 0 ]; then pace=(--pace); fi
+    exec "$repo/target/release/softvisor" run --kernel "${paths[0]}" --initrd "${paths[1]}" \
+      "${pace[@]}" "$@"
     ;;
   *)
     die "usage: $0 fetch|boot [softvisor run options]"

@@ -69,7 +69,7 @@ pub fn run(options: &ExecOptions) -> Result<ExitCode, ExecError> {
                 eprintln!("softvisor: triple fault at rip {:#x}", cpu.rip);
                 break ExitCode::from(1);
             }
-            Ok(StepOutcome::Continue) => {}
+            Ok(StepOutcome::Continue | StepOutcome::Stop) => {}
             Err(e) => {
                 eprintln!(
                     "softvisor: guest exception {e:?} (vector {}) at rip {:#x}",

@@ -52,6 +52,9 @@ enum Command {
         /// Sample RIP every 100 us of virtual time; print the hottest code at exit.
         #[arg(long)]
         profile: bool,
+        /// Let idle time pass at wall-clock speed instead of jumping (interactive use).
+        #[arg(long)]
+        pace: bool,
     },
     /// Run a flat 64-bit binary in the interpreter until HLT, then print the registers.
     Exec {
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
             max_insns,
             epoch,
             profile,
+            pace,
             ..
         } => run::run(&run::RunOptions {
             kernel,
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
             max_insns,
             epoch,
             profile,
+            pace,
         })
         .map_err(|e| e.to_string()),
         Command::Exec {

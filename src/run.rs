@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub epoch: u64,
     /// Sample RIP at every slice and print the hottest regions at exit.
     pub profile: bool,
+    /// Pace idle time to the wall clock.
+    pub pace: bool,
 }
 
 /// Errors of `softvisor run`, each a one-line message.
@@ -105,7 +107,7 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
             ioapic_id: 0,
         },
     )?;
-    let boot = softvisor_firmware::linux::load(
+    let boot = softvisor_firmware::load_kernel(
         &mut ram,
         &kernel,
         initrd.as_deref(),
@@ -119,6 +121,9 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
     );
     let mut machine = Machine::new(ram, board);
     machine.apply_boot(&boot);
+    if options.pace {
+        machine.pace_to_wall_clock();
+    }
 
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();

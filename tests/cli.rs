@@ -96,7 +96,7 @@ fn run_rejects_bad_input_with_one_line_errors() {
             &["run", "--kernel", "/nonexistent/bzImage"],
             "cannot read kernel /nonexistent/bzImage",
         ),
-        (&["run", "--kernel", &not_kernel], "not a bzImage"),
+        (&["run", "--kernel", &not_kernel], "not a kernel"),
         (
             &["run", "--kernel", &kernel, "--memory", "lots"],
             "is not a size",

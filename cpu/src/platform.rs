@@ -11,6 +11,11 @@ pub trait Platform {
     fn io_read(&mut self, port: u16, size: u8) -> u32;
     /// OUT: writes the low `size` bytes of `value` to `port`.
     fn io_write(&mut self, port: u16, size: u8, value: u32);
+    /// Asked after each port access: whether the run must stop right after this
+    /// instruction (the guest asked to exit, power off or reset).
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
     /// Whether an NMI is pending.
     fn nmi_pending(&mut self) -> bool {
         false

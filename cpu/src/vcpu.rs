@@ -20,6 +20,8 @@ pub enum RunExit {
     Halted,
     /// Triple fault: the machine must reset.
     Shutdown,
+    /// The platform asked to stop after a port access.
+    Stopped,
 }
 
 /// Runs until `icount` reaches `until`, the CPU halts with nothing to wake it, or a
@@ -50,6 +52,7 @@ pub fn run(
             Ok(StepOutcome::Continue) => {}
             Ok(StepOutcome::Halt) => cpu.halted = true,
             Ok(StepOutcome::Shutdown) => return RunExit::Shutdown,
+            Ok(StepOutcome::Stop) => return RunExit::Stopped,
             Err(exception) => {
                 // A faulting instruction still counts toward the clock, so time advances
                 // identically however an engine splits work.

@@ -53,6 +53,11 @@ impl I8042 {
         }
     }
 
+    /// Whether a CPU reset request is waiting to be taken.
+    pub fn reset_pending(&self) -> bool {
+        self.reset_requested
+    }
+
     /// Whether the guest asked for a CPU reset (cleared by the call).
     pub fn take_reset_request(&mut self) -> bool {
         std::mem::take(&mut self.reset_requested)

@@ -7,11 +7,20 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FirmwareError {
     /// The file is too short to hold a setup header.
-    #[error("not a bzImage: the file is too short ({0} bytes)")]
+    #[error("not a kernel: the file is too short ({0} bytes) for a bzImage")]
     TooShort(usize),
-    /// The "HdrS" magic is missing.
-    #[error("not a bzImage: no \"HdrS\" boot signature")]
+    /// The "HdrS" magic is missing (and it is not ELF or multiboot either).
+    #[error("not a kernel: no bzImage \"HdrS\" signature, ELF header or multiboot header")]
     NoSignature,
+    /// An ELF image that cannot be loaded.
+    #[error("bad ELF kernel: {0}")]
+    BadElf(&'static str),
+    /// A multiboot image that cannot be loaded.
+    #[error("bad multiboot kernel: {0}")]
+    BadMultiboot(&'static str),
+    /// The multiboot header requires what this loader does not offer.
+    #[error("the multiboot kernel requires features this loader lacks (flags {0:#x}; video modes are not offered)")]
+    MultibootRequirement(u32),
     /// The boot protocol is too old for a 64-bit entry.
     #[error("kernel boot protocol {major}.{minor:02} is too old (2.12 or later with a 64-bit entry point is needed)")]
     OldProtocol {

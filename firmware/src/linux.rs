@@ -7,7 +7,7 @@
 //! into guest RAM here.
 
 use crate::layout::{CMDLINE, GDT, KERNEL_LOAD, LOW_RESERVED, MMIO_HOLE, PML4, ZERO_PAGE};
-use crate::{BootDescription, FirmwareError};
+use crate::{elf, BootDescription, FirmwareError};
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
 use softvisor_mmu::GuestRam;
 use std::mem::size_of;
@@ -18,6 +18,10 @@ const HEADER_OFFSET: usize = 0x1f1;
 const HDRS: u32 = 0x5372_6448;
 /// xloadflags: the kernel has a 64-bit entry point at load address + 0x200.
 const XLF_KERNEL_64: u16 = 1;
+/// loadflags: the protected-mode kernel is loaded at 1 MiB or above.
+const LOADED_HIGH: u8 = 0x01;
+/// The command-line limit of x86 Linux (COMMAND_LINE_SIZE), for a vmlinux without a header.
+const VMLINUX_CMDLINE_SIZE: u32 = 2048;
 /// loadflags: the heap end pointer is valid.
 const CAN_USE_HEAP: u8 = 0x80;
 const E820_RAM: u32 = 1;
@@ -60,7 +64,7 @@ pub fn read_header(kernel: &[u8]) -> Result<setup_header, FirmwareError> {
 
 /// The e820 map for `ram_size` bytes of RAM: low memory, the reserved area below 1 MiB,
 /// and the rest.
-fn e820_map(ram_size: u64) -> Vec<boot_e820_entry> {
+pub(crate) fn e820_map(ram_size: u64) -> Vec<boot_e820_entry> {
     let entry = |addr: u64, size: u64, kind: u32| boot_e820_entry {
         addr,
         size,
@@ -104,11 +108,8 @@ pub fn load(
     cmdline: &str,
     acpi_rsdp: Option<u64>,
 ) -> Result<BootDescription, FirmwareError> {
-    let ram_size = ram.size();
-    if ram_size < MIN_RAM {
-        return Err(FirmwareError::MemoryTooSmall(ram_size >> 20));
-    }
-    let mut header = read_header(kernel)?;
+    check_ram(ram)?;
+    let header = read_header(kernel)?;
     let setup_sects = if header.setup_sects == 0 {
         4
     } else {
@@ -116,26 +117,87 @@ pub fn load(
     };
     let payload = &kernel[((setup_sects + 1) * 512).min(kernel.len())..];
     let needed = u64::from(header.init_size).max(payload.len() as u64);
-    if KERNEL_LOAD + needed > ram_size {
+    if KERNEL_LOAD + needed > ram.size() {
         return Err(FirmwareError::KernelTooLarge {
             needed: (KERNEL_LOAD + needed) >> 20,
-            available: ram_size >> 20,
+            available: ram.size() >> 20,
         });
     }
-    let too_small = |_| FirmwareError::MemoryTooSmall(ram_size >> 20);
-    ram.write_bytes(KERNEL_LOAD, payload).map_err(too_small)?;
+    let ram_size = ram.size();
+    ram.write_bytes(KERNEL_LOAD, payload)
+        .map_err(|_| FirmwareError::MemoryTooSmall(ram_size >> 20))?;
+    let kernel = Placed {
+        header,
+        end: KERNEL_LOAD + needed,
+        entry: KERNEL_LOAD + 0x200,
+    };
+    finish(ram, kernel, initrd, cmdline, acpi_rsdp)
+}
 
-    if cmdline.len() >= header.cmdline_size as usize
-        || cmdline.len() as u64 >= crate::layout::CMDLINE_MAX
-    {
-        return Err(FirmwareError::CmdlineTooLong {
-            len: cmdline.len(),
-            max: header.cmdline_size.saturating_sub(1),
-        });
+/// Loads an uncompressed ELF64 `vmlinux` at its physical addresses and enters it at its
+/// 64-bit entry point (`startup_64`) with a zero page built by this loader, as the boot
+/// protocol's 64-bit entry allows. Such a kernel is not relocated (no KASLR).
+pub fn load_vmlinux(
+    ram: &mut GuestRam,
+    kernel: &[u8],
+    initrd: Option<&[u8]>,
+    cmdline: &str,
+    acpi_rsdp: Option<u64>,
+) -> Result<BootDescription, FirmwareError> {
+    check_ram(ram)?;
+    let image = elf::parse(kernel)?;
+    if image.class != elf::Class::Elf64 {
+        return Err(FirmwareError::BadElf("a vmlinux must be ELF64"));
     }
-    let mut line = cmdline.as_bytes().to_vec();
-    line.push(0);
-    ram.write_bytes(CMDLINE, &line).map_err(too_small)?;
+    image.load(kernel, ram)?;
+    let header = setup_header {
+        header: HDRS,
+        version: 0x020f,
+        boot_flag: 0xaa55,
+        loadflags: LOADED_HIGH,
+        cmdline_size: VMLINUX_CMDLINE_SIZE,
+        initrd_addr_max: 0x7fff_ffff,
+        kernel_alignment: 0x20_0000,
+        pref_address: image.segments.iter().map(|s| s.paddr).min().unwrap_or(0),
+        ..Default::default()
+    };
+    let kernel = Placed {
+        header,
+        end: image.end(),
+        entry: image.entry,
+    };
+    finish(ram, kernel, initrd, cmdline, acpi_rsdp)
+}
+
+/// A kernel in memory, before the zero page is written.
+struct Placed {
+    header: setup_header,
+    /// First byte past the kernel (and its decompression space).
+    end: u64,
+    /// The 64-bit entry point.
+    entry: u64,
+}
+
+fn check_ram(ram: &GuestRam) -> Result<(), FirmwareError> {
+    if ram.size() < MIN_RAM {
+        return Err(FirmwareError::MemoryTooSmall(ram.size() >> 20));
+    }
+    Ok(())
+}
+
+/// Writes the command line, the initrd and the zero page, then the page tables and GDT of
+/// the 64-bit entry.
+fn finish(
+    ram: &mut GuestRam,
+    kernel: Placed,
+    initrd: Option<&[u8]>,
+    cmdline: &str,
+    acpi_rsdp: Option<u64>,
+) -> Result<BootDescription, FirmwareError> {
+    let ram_size = ram.size();
+    let too_small = |_| FirmwareError::MemoryTooSmall(ram_size >> 20);
+    let mut header = kernel.header;
+    write_cmdline(ram, cmdline, header.cmdline_size)?;
 
     header.type_of_loader = 0xff;
     header.loadflags |= CAN_USE_HEAP;
@@ -143,7 +205,7 @@ pub fn load(
     header.cmd_line_ptr = CMDLINE as u32;
     header.code32_start = KERNEL_LOAD as u32;
     if let Some(initrd) = initrd {
-        let addr = place_initrd(&header, ram_size, KERNEL_LOAD + needed, initrd.len() as u64)?;
+        let addr = place_initrd(&header, ram_size, kernel.end, initrd.len() as u64)?;
         ram.write_bytes(addr, initrd).map_err(too_small)?;
         header.ramdisk_image = addr as u32;
         header.ramdisk_size = initrd.len() as u32;
@@ -168,7 +230,7 @@ pub fn load(
     ram.write_bytes(GDT, &gdt_bytes).map_err(too_small)?;
 
     Ok(BootDescription {
-        rip: KERNEL_LOAD + 0x200,
+        rip: kernel.entry,
         rsi: ZERO_PAGE,
         rsp: crate::layout::BOOT_STACK,
         cr0: 0x8000_0031, // PG | NE | ET | PE
@@ -178,7 +240,26 @@ pub fn load(
         gdt: (GDT, (gdt_bytes.len() - 1) as u16),
         code: (0x10, BOOT_CODE),
         data: (0x18, BOOT_DATA),
+        ..Default::default()
     })
+}
+
+/// Writes the NUL-terminated command line at [`CMDLINE`], if the kernel accepts its length.
+pub(crate) fn write_cmdline(
+    ram: &mut GuestRam,
+    cmdline: &str,
+    limit: u32,
+) -> Result<(), FirmwareError> {
+    if cmdline.len() >= limit as usize || cmdline.len() as u64 >= crate::layout::CMDLINE_MAX {
+        return Err(FirmwareError::CmdlineTooLong {
+            len: cmdline.len(),
+            max: limit.saturating_sub(1),
+        });
+    }
+    let mut line = cmdline.as_bytes().to_vec();
+    line.push(0);
+    ram.write_bytes(CMDLINE, &line)
+        .map_err(|_| FirmwareError::MemoryTooSmall(ram.size() >> 20))
 }
 
 /// The highest page-aligned address for the initrd below the kernel's limit and the top of

@@ -220,8 +220,14 @@ impl Platform for Board {
                 let _ = self.debugcon.write_all(&[byte]);
             }
             0xf4 => self.exit_code = Some(byte),
+            // POST codes: nothing to show them on.
+            0x80 => {}
             _ => {}
         }
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.exit_code.is_some() || self.pm.poweroff_requested() || self.i8042.reset_pending()
     }
 
     fn interrupt_pending(&mut self) -> bool {

@@ -6,7 +6,7 @@
 //! the next timer deadline (PIT IRQ 0, RTC IRQ 8, local APIC timer) or after at most
 //! [`SLICE_NS`]; timer interrupts, console input and device state changes happen at slice
 //! boundaries, at exact instruction counts. When the CPU halts with interrupts enabled, time
-//! jumps to the next deadline (and the TSC with it).
+//! jumps to the next deadline (and the TSC with it), or with pacing waits for the wall clock.
 
 pub mod board;
 pub mod interrupts;
@@ -24,9 +24,12 @@ use softvisor_mmu::{GuestRam, SystemMemory};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The longest the CPU runs between two looks at the devices and the console.
 pub const SLICE_NS: u64 = 100_000;
+/// The longest a paced, halted machine sleeps before looking at the console again.
+const MAX_PACE_SLEEP_NS: u64 = 10_000_000;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub struct Machine {
     pit_seen_until: u64,
     rtc_seen_until: u64,
     decode_cache: DecodeCache,
+    /// When set, halted time is paced to the wall clock from this instant.
+    pace_from: Option<Instant>,
 }
 
 impl Machine {
@@ -81,6 +86,7 @@ impl Machine {
             pit_seen_until: 0,
             rtc_seen_until: 0,
             decode_cache: DecodeCache::new(),
+            pace_from: None,
         }
     }
 
@@ -89,6 +95,8 @@ impl Machine {
         let cpu = &mut self.cpu;
         cpu.rip = boot.rip;
         cpu.gpr = [0; 16];
+        cpu.gpr[0] = boot.rax;
+        cpu.gpr[3] = boot.rbx;
         cpu.gpr[6] = boot.rsi;
         cpu.gpr[4] = boot.rsp;
         cpu.cr0 = boot.cr0;
@@ -115,6 +123,27 @@ impl Machine {
         }
         cpu.seg[SegReg::Cs as usize] = segment(boot.code);
         softvisor_cpu::system::sync_paging(cpu, &mut self.mem);
+    }
+
+    /// Paces idle time to the wall clock: a halted guest waits in real time for its next
+    /// timer instead of jumping to it (for interactive use; runs stop being repeatable).
+    pub fn pace_to_wall_clock(&mut self) {
+        self.pace_from = Some(Instant::now());
+    }
+
+    /// Where virtual time may jump to while halted: the deadline, or with pacing no further
+    /// than the wall clock (after sleeping a little toward the deadline).
+    fn idle_target(&self, now: u64, deadline: u64) -> u64 {
+        let Some(start) = self.pace_from else {
+            return deadline;
+        };
+        let wall = start.elapsed().as_nanos() as u64;
+        if wall < deadline {
+            std::thread::sleep(Duration::from_nanos(
+                (deadline - wall).min(MAX_PACE_SLEEP_NS),
+            ));
+        }
+        deadline.min(start.elapsed().as_nanos() as u64).max(now)
     }
 
     /// Queues console input, to be fed to the UART as it has room.
@@ -204,14 +233,15 @@ impl Machine {
                 &mut self.decode_cache,
                 until,
             ) {
-                RunExit::Budget => {}
+                RunExit::Budget | RunExit::Stopped => {}
                 RunExit::Shutdown => return Exit::Reset,
                 RunExit::Halted => {
                     if !self.cpu.flags.test(IF) {
                         return Exit::Halted;
                     }
                     // Nothing to do until the next deadline: skip to it.
-                    let skip = deadline.saturating_sub(self.now());
+                    let now = self.now();
+                    let skip = self.idle_target(now, deadline).saturating_sub(now);
                     self.board.idle_ns += skip;
                     self.cpu.tsc_offset = self.cpu.tsc_offset.wrapping_add(skip);
                 }

@@ -144,8 +144,16 @@ pub(super) fn execute(ctx: &mut Ctx) -> Exec<StepOutcome> {
         M::Sysret | M::Sysretq => transfer::sysret(ctx)?,
         M::Sysenter => transfer::sysenter(ctx)?,
         M::Sysexit | M::Sysexitq => transfer::sysexit(ctx)?,
-        M::In | M::Out => io::in_out(ctx, m)?,
-        M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => io::string_io(ctx, m)?,
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd => {
+            if matches!(m, M::In | M::Out) {
+                io::in_out(ctx, m)?;
+            } else {
+                io::string_io(ctx, m)?;
+            }
+            if ctx.platform.stop_requested() {
+                return Ok(StepOutcome::Stop);
+            }
+        }
         M::Ud0 | M::Ud1 | M::Ud2 => return ctx.architectural_ud(),
         M::Hlt => {
             if ctx.cpu.cpl() != 0 {

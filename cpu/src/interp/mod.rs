@@ -50,6 +50,9 @@ pub enum StepOutcome {
     Halt,
     /// A triple fault (or a shutdown the guest asked for): the machine must reset.
     Shutdown,
+    /// The instruction retired and the platform asked to stop here (a port write that
+    /// exits, powers off or resets the machine).
+    Stop,
 }
 
 /// The longest x86 instruction.
