@@ -55,6 +55,10 @@ enum Command {
         /// Let idle time pass at wall-clock speed instead of jumping (interactive use).
         #[arg(long)]
         pace: bool,
+        /// Guest instructions per microsecond of virtual time (the rate of the clock the
+        /// TSC, timers and RTC follow).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        clock_rate: u64,
     },
     /// Run a flat 64-bit binary in the interpreter until HLT, then print the registers.
     Exec {
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
             epoch,
             profile,
             pace,
+            clock_rate,
             ..
         } => run::run(&run::RunOptions {
             kernel,
@@ -152,6 +157,7 @@ fn main() -> ExitCode {
             epoch,
             profile,
             pace,
+            clock_rate,
         })
         .map_err(|e| e.to_string()),
         Command::Exec {

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub profile: bool,
     /// Pace idle time to the wall clock.
     pub pace: bool,
+    /// Instructions per virtual microsecond.
+    pub clock_rate: u64,
 }
 
 /// Errors of `softvisor run`, each a one-line message.
@@ -121,6 +123,7 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
     );
     let mut machine = Machine::new(ram, board);
     machine.apply_boot(&boot);
+    machine.set_clock_rate(options.clock_rate);
     if options.pace {
         machine.pace_to_wall_clock();
     }

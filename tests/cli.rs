@@ -91,10 +91,22 @@ fn run_rejects_bad_input_with_one_line_errors() {
     let kernel = image("kernel", &tiny_bzimage());
     let not_kernel = image("notkernel", &[0u8; 8192]);
     let big_initrd = image("initrd", &vec![0u8; 20 << 20]);
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["run", "--kernel", "/nonexistent/bzImage"],
             "cannot read kernel /nonexistent/bzImage",
+        ),
+        // A directory cannot be read as a file (permissions cannot be tested as root).
+        (&["run", "--kernel", "/"], "cannot read kernel /"),
+        (
+            &[
+                "run",
+                "--kernel",
+                &kernel,
+                "--initrd",
+                "/nonexistent/initrd",
+            ],
+            "cannot read initrd /nonexistent/initrd",
         ),
         (&["run", "--kernel", &not_kernel], "not a kernel"),
         (

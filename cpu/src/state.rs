@@ -190,6 +190,30 @@ pub const EFER_LME: u64 = 1 << 8;
 /// EFER.LMA.
 pub const EFER_LMA: u64 = 1 << 10;
 
+/// The default instruction-clock rate: one instruction per nanosecond.
+pub const DEFAULT_INSNS_PER_US: u64 = 1000;
+
+/// Virtual nanoseconds of `icount` instructions at `insns_per_us`.
+#[inline]
+pub fn icount_to_ns(icount: u64, insns_per_us: u64) -> u64 {
+    if insns_per_us == DEFAULT_INSNS_PER_US {
+        icount
+    } else {
+        ((u128::from(icount) * 1000) / u128::from(insns_per_us.max(1))) as u64
+    }
+}
+
+/// Instructions that retire in `ns` virtual nanoseconds at `insns_per_us` (rounded up, so
+/// running that many reaches the time).
+#[inline]
+pub fn ns_to_icount(ns: u64, insns_per_us: u64) -> u64 {
+    if insns_per_us == DEFAULT_INSNS_PER_US {
+        ns
+    } else {
+        (u128::from(ns) * u128::from(insns_per_us)).div_ceil(1000) as u64
+    }
+}
+
 /// The complete architectural state of one CPU.
 #[repr(C)]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,8 +260,12 @@ pub struct CpuState {
     pub x87: X87State,
     /// Instructions retired since reset: the basis of the virtual clock.
     pub icount: u64,
-    /// Added to `icount` to form the guest TSC (written by WRMSR TSC).
+    /// Added to the instruction clock to form the guest TSC (written by WRMSR TSC, and
+    /// advanced by time skipped while halted).
     pub tsc_offset: u64,
+    /// Instructions per microsecond of virtual time: the rate of the instruction clock,
+    /// whose nanoseconds the 1 GHz TSC counts (1000: one instruction per nanosecond).
+    pub insns_per_us: u64,
     /// Interrupts are inhibited for one instruction (after STI that set IF, MOV SS, POP SS).
     pub interrupt_shadow: bool,
     /// The CPU is in HLT, waiting for an interrupt.
@@ -282,6 +310,7 @@ impl CpuState {
             x87: X87State::default(),
             icount: 0,
             tsc_offset: 0,
+            insns_per_us: DEFAULT_INSNS_PER_US,
             interrupt_shadow: false,
             halted: false,
         }
@@ -338,6 +367,18 @@ impl CpuState {
         } else {
             16
         }
+    }
+
+    /// Virtual nanoseconds the retired instructions stand for.
+    #[inline]
+    pub fn instruction_ns(&self) -> u64 {
+        icount_to_ns(self.icount, self.insns_per_us)
+    }
+
+    /// The TSC (1 GHz: one tick per virtual nanosecond).
+    #[inline]
+    pub fn tsc(&self) -> u64 {
+        self.instruction_ns().wrapping_add(self.tsc_offset)
     }
 
     /// Current privilege level: 0 in real mode, 3 in virtual-8086 mode, else CS.RPL.
@@ -460,6 +501,22 @@ fn gpr_slot(reg: Register) -> GprSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_rate_scales_time_and_the_tsc() {
+        let mut cpu = CpuState::new_long_mode();
+        cpu.icount = 5000;
+        assert_eq!((cpu.instruction_ns(), cpu.tsc()), (5000, 5000));
+        cpu.insns_per_us = 250; // four virtual nanoseconds per instruction
+        cpu.tsc_offset = 7;
+        assert_eq!((cpu.instruction_ns(), cpu.tsc()), (20_000, 20_007));
+        assert_eq!(ns_to_icount(20_000, 250), 5000);
+        assert_eq!(
+            ns_to_icount(20_001, 250),
+            5001,
+            "rounded up to reach the time"
+        );
+    }
 
     #[test]
     fn partial_register_writes() {

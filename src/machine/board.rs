@@ -111,8 +111,10 @@ pub struct Board {
     pub debugcon: Box<dyn Write + Send>,
     /// The value written to port 0xf4, if any.
     pub exit_code: Option<u8>,
-    /// Virtual time spent halted: the clock is the instruction count plus this.
+    /// Virtual time spent halted: the clock is the instruction clock plus this.
     pub idle_ns: u64,
+    /// The instruction clock's rate (instructions per virtual microsecond).
+    pub insns_per_us: u64,
     /// Port 0x61 bit 4, which toggles on every read (DRAM refresh).
     refresh: bool,
 }
@@ -143,6 +145,7 @@ impl Board {
             debugcon,
             exit_code: None,
             idle_ns: 0,
+            insns_per_us: softvisor_cpu::state::DEFAULT_INSNS_PER_US,
             refresh: false,
         }
     }
@@ -175,7 +178,8 @@ fn ones(size: u8) -> u32 {
 
 impl Platform for Board {
     fn sync_clock(&mut self, icount: u64) {
-        self.clock.store(icount + self.idle_ns, Ordering::Relaxed);
+        let ns = softvisor_cpu::state::icount_to_ns(icount, self.insns_per_us);
+        self.clock.store(ns + self.idle_ns, Ordering::Relaxed);
     }
 
     fn io_read(&mut self, port: u16, size: u8) -> u32 {

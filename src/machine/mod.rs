@@ -1,8 +1,9 @@
 //! The machine: one vCPU, guest RAM with the APIC windows, the board of devices, and the
 //! loop that runs them on the virtual clock.
 //!
-//! Virtual time in nanoseconds is the retired-instruction count plus the time skipped while
-//! the CPU was halted, so it never depends on the host. The CPU runs in slices that end at
+//! Virtual time in nanoseconds is the retired-instruction count (at a configurable rate,
+//! one instruction per nanosecond by default) plus the time skipped while the CPU was halted,
+//! so it never depends on the host. The CPU runs in slices that end at
 //! the next timer deadline (PIT IRQ 0, RTC IRQ 8, local APIC timer) or after at most
 //! [`SLICE_NS`]; timer interrupts, console input and device state changes happen at slice
 //! boundaries, at exact instruction counts. When the CPU halts with interrupts enabled, time
@@ -14,6 +15,7 @@ pub mod interrupts;
 use board::{Board, IoApicWindow, LapicWindow};
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::IF;
+use softvisor_cpu::state::ns_to_icount;
 use softvisor_cpu::vcpu::{self, RunExit};
 use softvisor_cpu::{CpuState, SegReg, Segment, TableReg};
 use softvisor_devices::ioapic::IOAPIC_DEFAULT_BASE;
@@ -153,7 +155,13 @@ impl Machine {
 
     /// Virtual time now.
     pub fn now(&self) -> u64 {
-        self.cpu.icount + self.board.idle_ns
+        self.cpu.instruction_ns() + self.board.idle_ns
+    }
+
+    /// Sets the instruction clock's rate (instructions per virtual microsecond).
+    pub fn set_clock_rate(&mut self, insns_per_us: u64) {
+        self.cpu.insns_per_us = insns_per_us.max(1);
+        self.board.insns_per_us = self.cpu.insns_per_us;
     }
 
     /// Raises the timer interrupts whose time has come.
@@ -225,7 +233,9 @@ impl Machine {
                 return Exit::Limit;
             }
             let deadline = self.next_deadline(now);
-            let until = (deadline - self.board.idle_ns).min(max_instructions);
+            let until = ns_to_icount(deadline - self.board.idle_ns, self.cpu.insns_per_us)
+                .max(self.cpu.icount + 1)
+                .min(max_instructions);
             match vcpu::run(
                 &mut self.cpu,
                 &mut self.mem,

@@ -21,7 +21,7 @@ pub(super) fn cpuid(ctx: &mut Ctx) -> Exec {
 
 /// The guest TSC: the virtual clock (retired instructions) plus the TSC offset.
 fn tsc(ctx: &Ctx) -> u64 {
-    ctx.cpu.icount.wrapping_add(ctx.cpu.tsc_offset)
+    ctx.cpu.tsc()
 }
 
 /// RDTSC, and RDTSCP (which also returns TSC_AUX in ECX). CR4.TSD restricts both to ring 0.

@@ -93,7 +93,7 @@ pub fn read(cpu: &mut CpuState, platform: &mut dyn Platform, msr: u32) -> Result
         return Ok(value);
     }
     Ok(match msr {
-        TSC => cpu.icount.wrapping_add(cpu.tsc_offset),
+        TSC => cpu.tsc(),
         APIC_BASE => cpu.msr.apic_base,
         // 8 variable ranges, fixed ranges, write-combining.
         MTRR_CAP => 0x508,
@@ -118,7 +118,7 @@ pub fn write(
     platform.sync_clock(cpu.icount);
     match msr {
         _ if platform.write_msr(msr, value) => {}
-        TSC => cpu.tsc_offset = value.wrapping_sub(cpu.icount),
+        TSC => cpu.tsc_offset = value.wrapping_sub(cpu.instruction_ns()),
         APIC_BASE => cpu.msr.apic_base = value,
         EFER => super::control::write_efer(cpu, mem, value)?,
         FS_BASE | GS_BASE | KERNEL_GS_BASE | LSTAR | CSTAR if !canonical => return Err(gp),
