@@ -16,33 +16,75 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${SOFTVISOR_GUEST_DIR:-$repo/target/debian-guest}"
-mirror="http://deb.debian.org/debian"
-suite="bookworm"
 
 die() { echo "debian-guest: $*" >&2; exit 1; }
+
+# Whether apt knows Debian's package (SOFTVISOR_GUEST_NO_APT=1 forces the direct download,
+# which is what an Ubuntu host does).
+apt_has() {
+  [ -z "${SOFTVISOR_GUEST_NO_APT:-}" ] && apt-cache show "$1" >/dev/null 2>&1
+}
 
 # apt's answer for what a package depends on (the versioned kernel of linux-image-amd64).
 apt_depends() {
   apt-cache depends "$1" 2>/dev/null | awk '/Depends:/ { print $2; exit }'
 }
 
-# The pool path of a package in Debian's index for $suite (for hosts without Debian sources).
-debian_pool_path() {
-  local package="$1" index="$cache/Packages-$suite"
-  if [ ! -s "$index" ]; then
-    curl -fsSL "$mirror/dists/$suite/main/binary-amd64/Packages.xz" | xz -d >"$index.tmp"
-    mv "$index.tmp" "$index"
+# Without Debian sources in apt, Debian 12's package indexes are read directly: the
+# release, its updates and its security suite, as a Debian 12 apt would see them.
+indexes=(
+  "http://deb.debian.org/debian bookworm"
+  "http://deb.debian.org/debian bookworm-updates"
+  "http://deb.debian.org/debian-security bookworm-security"
+)
+
+# The local copy of index $1 (a line of $indexes), fetched once.
+index_file() {
+  local base suite file
+  read -r base suite <<<"$1"
+  file="$cache/Packages-$suite"
+  if [ ! -s "$file" ]; then
+    curl -fsSL "$base/dists/$suite/main/binary-amd64/Packages.xz" | xz -d >"$file.tmp" \
+      || die "cannot fetch the $suite package index"
+    mv "$file.tmp" "$file"
   fi
-  awk -v p="$package" '
-    /^Package: / { hit = ($2 == p) }
-    hit && /^Filename: / { print $2; exit }' "$index"
+  echo "$file"
 }
 
-debian_depends() {
-  awk -v p="$1" '
+# A field of a package in an index file.
+index_field() {
+  awk -v p="$2" -v f="$3:" '
     /^Package: / { hit = ($2 == p) }
-    hit && /^Depends: / { sub(/^Depends: /, ""); sub(/[ ,(].*/, ""); print; exit }' \
-    "$cache/Packages-$suite"
+    hit && $1 == f { sub(/^[^ ]+ /, ""); print; exit }' "$1"
+}
+
+# The index line holding the highest version of package $1.
+best_index() {
+  local best="" best_version="" line version
+  for line in "${indexes[@]}"; do
+    version="$(index_field "$(index_file "$line")" "$1" Version)"
+    [ -n "$version" ] || continue
+    if [ -z "$best_version" ] || dpkg --compare-versions "$version" gt "$best_version"; then
+      best="$line" best_version="$version"
+    fi
+  done
+  [ -n "$best" ] || die "$1 is not in Debian 12"
+  echo "$best"
+}
+
+# Prints "URL" of the newest .deb of package $1.
+debian_url() {
+  local line base
+  line="$(best_index "$1")"
+  base="${line%% *}"
+  echo "$base/$(index_field "$(index_file "$line")" "$1" Filename)"
+}
+
+# What the newest linux-image-amd64 depends on: the versioned kernel package.
+debian_kernel_depends() {
+  local line
+  line="$(best_index linux-image-amd64)"
+  index_field "$(index_file "$line")" linux-image-amd64 Depends | sed 's/[ ,(].*//'
 }
 
 # Downloads the .deb of $1 into $cache/debs and prints its path.
@@ -52,24 +94,22 @@ download() {
   local have
   have="$(ls "$debs/${package}_"*.deb 2>/dev/null | head -n1 || true)"
   if [ -n "$have" ]; then echo "$have"; return; fi
-  if apt-cache show "$package" >/dev/null 2>&1; then
+  if apt_has "$package"; then
     (cd "$debs" && apt-get download -q "$package" >&2) || die "apt-get download $package failed"
   else
-    local path
-    path="$(debian_pool_path "$package")"
-    [ -n "$path" ] || die "$package is not in Debian $suite"
-    curl -fsSL -o "$debs/$(basename "$path")" "$mirror/$path" || die "download of $path failed"
+    local url
+    url="$(debian_url "$package")"
+    curl -fsSL -o "$debs/$(basename "$url")" "$url" || die "download of $url failed"
   fi
   ls "$debs/${package}_"*.deb | head -n1
 }
 
 kernel_package() {
   local dep
-  if apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+  if apt_has linux-image-amd64; then
     dep="$(apt_depends linux-image-amd64)"
   else
-    debian_pool_path linux-image-amd64 >/dev/null
-    dep="$(debian_depends linux-image-amd64)"
+    dep="$(debian_kernel_depends)"
   fi
   [ -n "$dep" ] || die "cannot resolve linux-image-amd64"
   echo "$dep"

@@ -95,6 +95,16 @@ mod tests {
     use super::*;
     use softvisor_mmu::{FlatMemory, GuestRam};
 
+    /// [`run`] with an empty decode cache.
+    fn run_fresh(
+        cpu: &mut CpuState,
+        mem: &mut FlatMemory,
+        platform: &mut OneInterrupt,
+        until: u64,
+    ) -> RunExit {
+        run(cpu, mem, platform, &mut DecodeCache::new(), until)
+    }
+
     /// A platform with one pending interrupt vector.
     struct OneInterrupt(Option<u8>);
 
@@ -131,24 +141,12 @@ mod tests {
         let (mut cpu, mut mem) = machine(&[0xfb, 0x40, 0xf4]);
         let mut platform = OneInterrupt(Some(0x20));
         assert_eq!(
-            run(
-                &mut cpu,
-                &mut mem,
-                &mut platform,
-                &mut DecodeCache::new(),
-                2
-            ),
+            run_fresh(&mut cpu, &mut mem, &mut platform, 2),
             RunExit::Budget
         );
         assert_eq!(cpu.gpr[0] & 0xffff, 1, "INC AX ran before the interrupt");
         assert_eq!(cpu.gpr[3], 0, "interrupt not yet taken");
-        run(
-            &mut cpu,
-            &mut mem,
-            &mut platform,
-            &mut DecodeCache::new(),
-            3,
-        );
+        run_fresh(&mut cpu, &mut mem, &mut platform, 3);
         assert_eq!(cpu.gpr[3], 1, "handler ran after the shadow");
     }
 
@@ -158,24 +156,12 @@ mod tests {
         let (mut cpu, mut mem) = machine(&[0xfb, 0x90, 0xf4, 0x41, 0xf4]);
         let mut platform = OneInterrupt(None);
         assert_eq!(
-            run(
-                &mut cpu,
-                &mut mem,
-                &mut platform,
-                &mut DecodeCache::new(),
-                100
-            ),
+            run_fresh(&mut cpu, &mut mem, &mut platform, 100),
             RunExit::Halted
         );
         platform.0 = Some(0x20);
         assert_eq!(
-            run(
-                &mut cpu,
-                &mut mem,
-                &mut platform,
-                &mut DecodeCache::new(),
-                100
-            ),
+            run_fresh(&mut cpu, &mut mem, &mut platform, 100),
             RunExit::Halted
         );
         assert_eq!(
@@ -193,13 +179,7 @@ mod tests {
             .write_bytes(3 * 4, &[0x00, 0x06, 0x00, 0x00])
             .unwrap();
         let mut platform = OneInterrupt(Some(0x20));
-        run(
-            &mut cpu,
-            &mut mem,
-            &mut platform,
-            &mut DecodeCache::new(),
-            2,
-        );
+        run_fresh(&mut cpu, &mut mem, &mut platform, 2);
         assert_eq!(
             cpu.gpr[3], 1,
             "INT3 handler ran; the external interrupt stayed masked"
