@@ -1,0 +1,235 @@
+//! Block formation: the guest instructions one translated block covers, decoded with
+//! iced-x86 from CS:RIP up to the first instruction that must end a block.
+//!
+//! A block ends after a control transfer (any instruction whose flow is not "next"), after
+//! an instruction that changes how later ones decode or translate (mode, paging, segment,
+//! interrupt-flag and MSR writes, HLT, port I/O, which may stop the machine), before an
+//! instruction that would leave the first page or not decode, and at a size cap. Keeping a
+//! block inside one page lets the cache key it by one physical page and drop it when that
+//! page is written.
+
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, Register};
+use softvisor_cpu::interp::{decode_at, MAX_INSN_LEN};
+use softvisor_cpu::{CpuState, Exception, SegReg};
+use softvisor_mmu::{Memory, PAGE_SIZE};
+
+/// The most instructions in one block.
+pub const MAX_BLOCK_INSNS: usize = 64;
+
+/// Why a block ends where it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockEnd {
+    /// Its last instruction transfers control (jump, call, return, interrupt, ...).
+    ControlTransfer,
+    /// Its last instruction changes state later instructions depend on.
+    StateChange,
+    /// The next instruction would leave the block's page.
+    PageEnd,
+    /// The next bytes do not decode (the interpreter raises the fault when it gets there).
+    Undecodable,
+    /// [`MAX_BLOCK_INSNS`] reached.
+    SizeCap,
+}
+
+/// A decoded guest block.
+#[derive(Clone, Debug)]
+pub struct GuestBlock {
+    /// RIP of the first instruction.
+    pub rip: u64,
+    /// Code size (16, 32, 64).
+    pub bitness: u32,
+    /// The instructions, in order.
+    pub insns: Vec<Instruction>,
+    /// Why it ends.
+    pub end: BlockEnd,
+}
+
+/// Whether `insn` must be the last instruction of its block.
+pub fn ends_block(insn: &Instruction) -> Option<BlockEnd> {
+    if insn.flow_control() != FlowControl::Next {
+        return Some(BlockEnd::ControlTransfer);
+    }
+    let changes_state = match insn.mnemonic() {
+        Mnemonic::Mov => {
+            let dest = insn.op0_register();
+            dest.is_cr() || dest.is_dr() || dest == Register::SS || dest == Register::CS
+        }
+        Mnemonic::Pop => insn.op0_register() == Register::SS,
+        Mnemonic::Hlt
+        | Mnemonic::Sti
+        | Mnemonic::Cli
+        | Mnemonic::Popf
+        | Mnemonic::Popfd
+        | Mnemonic::Popfq
+        | Mnemonic::Wrmsr
+        | Mnemonic::Lgdt
+        | Mnemonic::Lidt
+        | Mnemonic::Lldt
+        | Mnemonic::Ltr
+        | Mnemonic::Lmsw
+        | Mnemonic::Clts
+        | Mnemonic::Invlpg
+        | Mnemonic::Xsetbv
+        | Mnemonic::Xrstor
+        | Mnemonic::Xrstor64
+        | Mnemonic::Fxrstor
+        | Mnemonic::Fxrstor64
+        | Mnemonic::Swapgs
+        | Mnemonic::Stac
+        | Mnemonic::Clac
+        | Mnemonic::In
+        | Mnemonic::Out
+        | Mnemonic::Insb
+        | Mnemonic::Insw
+        | Mnemonic::Insd
+        | Mnemonic::Outsb
+        | Mnemonic::Outsw
+        | Mnemonic::Outsd => true,
+        _ => false,
+    };
+    changes_state.then_some(BlockEnd::StateChange)
+}
+
+/// Decodes the block at CS:RIP. Faults only if the first instruction cannot be fetched or
+/// decoded, exactly as the interpreter would.
+pub fn decode_block(cpu: &CpuState, mem: &mut dyn Memory) -> Result<GuestBlock, Exception> {
+    let first = decode_at(cpu, mem)?;
+    let bitness = cpu.bitness();
+    let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
+    let page_left = (PAGE_SIZE - (linear & (PAGE_SIZE - 1))) as usize;
+    let mut block = GuestBlock {
+        rip: cpu.rip,
+        bitness,
+        insns: vec![first],
+        end: BlockEnd::SizeCap,
+    };
+    if let Some(end) = ends_block(&first) {
+        block.end = end;
+        return Ok(block);
+    }
+    if first.len() >= page_left {
+        block.end = BlockEnd::PageEnd;
+        return Ok(block);
+    }
+    // The rest of the page; an instruction may reach at most 14 bytes beyond it.
+    let mut bytes = vec![0u8; page_left];
+    let got = mem.fetch(linear, &mut bytes).unwrap_or(0);
+    let mut decoder = Decoder::with_ip(bitness, &bytes[..got], cpu.rip, DecoderOptions::NONE);
+    decoder
+        .set_position(first.len())
+        .expect("the first instruction lies within the fetched bytes");
+    decoder.set_ip(first.next_ip());
+    let mut offset = first.len();
+    while block.insns.len() < MAX_BLOCK_INSNS {
+        if page_left - offset < MAX_INSN_LEN && !decoder.can_decode() {
+            block.end = BlockEnd::PageEnd;
+            return Ok(block);
+        }
+        let insn = decoder.decode();
+        if insn.is_invalid() {
+            block.end = if offset + MAX_INSN_LEN > page_left {
+                BlockEnd::PageEnd
+            } else {
+                BlockEnd::Undecodable
+            };
+            return Ok(block);
+        }
+        offset += insn.len();
+        block.insns.push(insn);
+        if let Some(end) = ends_block(&insn) {
+            block.end = end;
+            return Ok(block);
+        }
+        if offset == page_left {
+            block.end = BlockEnd::PageEnd;
+            return Ok(block);
+        }
+    }
+    Ok(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use softvisor_mmu::{FlatMemory, GuestRam};
+
+    fn at(addr: u64, code: &[u8]) -> (CpuState, FlatMemory) {
+        let mut mem = FlatMemory::new(GuestRam::new(0x10000).unwrap());
+        mem.ram.write_bytes(addr, code).unwrap();
+        let mut cpu = CpuState::new_long_mode();
+        cpu.rip = addr;
+        (cpu, mem)
+    }
+
+    fn mnemonics(block: &GuestBlock) -> Vec<Mnemonic> {
+        block.insns.iter().map(|i| i.mnemonic()).collect()
+    }
+
+    #[test]
+    fn straight_line_code_ends_at_the_branch() {
+        // mov eax, 1 ; add eax, ebx ; cmp eax, 5 ; jne -2 ; nop
+        let code = [
+            0xb8, 1, 0, 0, 0, 0x01, 0xd8, 0x83, 0xf8, 0x05, 0x75, 0xfe, 0x90,
+        ];
+        let (cpu, mut mem) = at(0x1000, &code);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(
+            mnemonics(&block),
+            [Mnemonic::Mov, Mnemonic::Add, Mnemonic::Cmp, Mnemonic::Jne]
+        );
+        assert_eq!(block.end, BlockEnd::ControlTransfer);
+        assert_eq!(block.insns[3].near_branch_target(), 0x100a);
+    }
+
+    #[test]
+    fn state_changes_end_a_block_after_them() {
+        // mov cr3, rax ; nop
+        let (cpu, mut mem) = at(0x1000, &[0x0f, 0x22, 0xd8, 0x90]);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!((block.insns.len(), block.end), (1, BlockEnd::StateChange));
+        // nop ; out 0x80, al ; nop
+        let (cpu, mut mem) = at(0x1000, &[0x90, 0xe6, 0x80, 0x90]);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(mnemonics(&block), [Mnemonic::Nop, Mnemonic::Out]);
+    }
+
+    #[test]
+    fn blocks_stay_in_their_page_and_under_the_cap() {
+        // nops up to the page end, then more on the next page.
+        let (cpu, mut mem) = at(0x1ffc, &[0x90; 8]);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!((block.insns.len(), block.end), (4, BlockEnd::PageEnd));
+        let (cpu, mut mem) = at(0x1000, &[0x90; 200]);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(
+            (block.insns.len(), block.end),
+            (MAX_BLOCK_INSNS, BlockEnd::SizeCap)
+        );
+    }
+
+    #[test]
+    fn an_instruction_crossing_the_page_is_left_for_the_next_block() {
+        // nop at 0x1ffa, then a 10-byte mov rax, imm64 from 0x1ffb crossing into 0x2000.
+        let mut code = vec![0x90, 0x48, 0xb8];
+        code.extend_from_slice(&[0x11; 8]);
+        let (cpu, mut mem) = at(0x1ffa, &code);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!((block.insns.len(), block.end), (1, BlockEnd::PageEnd));
+        // Started on it, the block is just that instruction... and then the page ends.
+        let (mut cpu, mut mem) = at(0x1ffa, &code);
+        cpu.rip = 0x1ffb;
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(mnemonics(&block), [Mnemonic::Mov]);
+    }
+
+    #[test]
+    fn a_first_instruction_that_faults_faults_like_the_interpreter() {
+        let (cpu, mut mem) = at(0x1000, &[0x0f, 0x0b]); // ud2 decodes (and raises #UD later)
+        assert!(decode_block(&cpu, &mut mem).is_ok());
+        let (cpu, mut mem) = at(0x1000, &[0x06]); // push es: invalid in 64-bit mode
+        assert_eq!(
+            decode_block(&cpu, &mut mem).unwrap_err(),
+            Exception::InvalidOpcode
+        );
+    }
+}
