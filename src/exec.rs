@@ -8,16 +8,22 @@ use std::process::ExitCode;
 use thiserror::Error;
 
 /// What `exec` was asked to do.
+#[derive(clap::Args)]
 pub struct ExecOptions {
-    /// The code image.
+    /// The raw code image.
+    #[arg(long)]
     pub image: PathBuf,
-    /// Load address and entry point.
+    /// Guest-physical load address (and entry point) of the image.
+    #[arg(long, default_value = "0x100000", value_parser = crate::parse_u64)]
     pub load: u64,
-    /// RAM size in bytes.
+    /// Guest RAM size, e.g. 64M or 1G.
+    #[arg(long, default_value = "64M", value_parser = crate::parse_size)]
     pub memory: u64,
-    /// Instruction limit.
+    /// Stop after this many instructions.
+    #[arg(long, default_value_t = 1_000_000_000)]
     pub max_insns: u64,
-    /// Trace every instruction to stderr.
+    /// Print every instruction as it executes.
+    #[arg(long)]
     pub trace: bool,
 }
 

@@ -17,25 +17,39 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use thiserror::Error;
 
-/// What `run` was asked to do.
+/// What `run` was asked to do: the options of `softvisor run`.
+#[derive(clap::Args)]
 pub struct RunOptions {
-    /// The kernel (bzImage).
+    /// The kernel (bzImage, ELF64 vmlinux or multiboot).
+    #[arg(long)]
     pub kernel: PathBuf,
     /// The initial ramdisk.
+    #[arg(long)]
     pub initrd: Option<PathBuf>,
-    /// Extra kernel command-line text.
+    /// Kernel command-line text (console=ttyS0 is added when no console is named).
+    #[arg(long)]
     pub append: Option<String>,
-    /// Guest RAM in bytes.
+    /// Guest RAM, e.g. 256M or 1G.
+    #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
     pub memory: u64,
+    /// Execution engine.
+    #[arg(long, default_value = "interp", value_parser = ["interp", "jit"])]
+    pub engine: String,
     /// Stop after this many instructions.
+    #[arg(long, default_value_t = u64::MAX)]
     pub max_insns: u64,
-    /// RTC time at boot (Unix seconds).
+    /// RTC time at boot, in Unix seconds (fixed, so runs repeat exactly).
+    #[arg(long, default_value_t = 1_767_225_600)]
     pub epoch: u64,
-    /// Sample RIP at every slice and print the hottest regions at exit.
+    /// Sample RIP every 100 us of virtual time; print the hottest code at exit.
+    #[arg(long)]
     pub profile: bool,
-    /// Pace idle time to the wall clock.
+    /// Let idle time pass at wall-clock speed instead of jumping (interactive use).
+    #[arg(long)]
     pub pace: bool,
-    /// Instructions per virtual microsecond.
+    /// Guest instructions per microsecond of virtual time (the rate of the clock the
+    /// TSC, timers and RTC follow).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub clock_rate: u64,
 }
 

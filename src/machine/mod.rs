@@ -153,6 +153,21 @@ impl Machine {
         self.input.extend(bytes);
     }
 
+    /// Moves queued console bytes into the UART while its driver listens and its FIFO has
+    /// room (the receiver check reads the UART's state, so it is made once, and only when
+    /// there is input).
+    fn feed_console(&mut self) {
+        if self.input.is_empty() || !self.board.uart.receiver_ready() {
+            return;
+        }
+        while self.board.uart.input_capacity() > 0 {
+            let Some(byte) = self.input.pop_front() else {
+                break;
+            };
+            self.board.uart.enqueue_input(&[byte]);
+        }
+    }
+
     /// Virtual time now.
     pub fn now(&self) -> u64 {
         self.cpu.instruction_ns() + self.board.idle_ns
@@ -211,12 +226,7 @@ impl Machine {
             let now = self.now();
             self.board.clock.store(now, Ordering::Relaxed);
             self.fire_timers(now);
-            while self.board.uart.receiver_ready() && self.board.uart.input_capacity() > 0 {
-                let Some(byte) = self.input.pop_front() else {
-                    break;
-                };
-                self.board.uart.enqueue_input(&[byte]);
-            }
+            self.feed_console();
             if let Some(code) = self.board.exit_code {
                 return Exit::TestDevice(code);
             }
