@@ -58,8 +58,9 @@ impl DecodeCache {
         (phys as usize) & (ENTRIES - 1)
     }
 
-    /// Drops every entry decoded from the physical page at `page`.
-    fn invalidate_page(&mut self, page: u64) {
+    /// Drops every entry decoded from the physical page at `page` (a caller that drains
+    /// [`Memory::take_written_code`] itself passes the pages on here).
+    pub fn invalidate_page(&mut self, page: u64) {
         let start = Self::slot(page);
         for entry in &mut self.entries[start..start + PAGE_SIZE as usize] {
             if entry.phys & !(PAGE_SIZE - 1) == page {

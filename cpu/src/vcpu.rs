@@ -8,7 +8,7 @@ use crate::decode_cache::DecodeCache;
 use crate::flags::{IF, TF};
 use crate::interp::StepOutcome;
 use crate::system::deliver::{deliver, Event};
-use crate::{CpuState, Platform};
+use crate::{CpuState, Exception, Platform};
 use softvisor_mmu::Memory;
 
 /// Why [`run`] returned.
@@ -40,34 +40,64 @@ pub fn run(
         if cpu.halted {
             return RunExit::Halted;
         }
-        let single_step = cpu.flags.bits & TF != 0;
-        match cache.step(cpu, mem, platform) {
-            Ok(StepOutcome::Continue) if single_step => {
-                // TF set before the instruction: a single-step trap after it (DR6.BS).
-                cpu.dr[6] |= 1 << 14;
-                if deliver(cpu, mem, Event::Exception(crate::Exception::Debug)).is_err() {
-                    return RunExit::Shutdown;
-                }
-            }
-            Ok(StepOutcome::Continue) => {}
-            Ok(StepOutcome::Halt) => cpu.halted = true,
-            Ok(StepOutcome::Shutdown) => return RunExit::Shutdown,
-            Ok(StepOutcome::Stop) => return RunExit::Stopped,
-            Err(exception) => {
-                // A faulting instruction still counts toward the clock, so time advances
-                // identically however an engine splits work.
-                cpu.icount += 1;
-                if deliver(cpu, mem, Event::Exception(exception)).is_err() {
-                    return RunExit::Shutdown;
-                }
-            }
+        if let Some(exit) = step_one(cpu, mem, platform, cache) {
+            return exit;
         }
     }
     RunExit::Budget
 }
 
-/// Delivers a pending NMI or external interrupt if the CPU can take one now.
-fn take_interrupt(
+/// Runs the instruction at CS:RIP through the interpreter and finishes it as the run loop
+/// does: the single-step trap after it, HLT, or the delivery of the exception it raised.
+/// Returns why the loop must stop, if it must.
+pub fn step_one(
+    cpu: &mut CpuState,
+    mem: &mut dyn Memory,
+    platform: &mut dyn Platform,
+    cache: &mut DecodeCache,
+) -> Option<RunExit> {
+    let single_step = cpu.flags.bits & TF != 0;
+    match cache.step(cpu, mem, platform) {
+        Ok(StepOutcome::Continue) if single_step => {
+            // TF set before the instruction: a single-step trap after it (DR6.BS).
+            cpu.dr[6] |= 1 << 14;
+            if deliver(cpu, mem, Event::Exception(crate::Exception::Debug)).is_err() {
+                return Some(RunExit::Shutdown);
+            }
+            None
+        }
+        Ok(outcome) => finish_outcome(cpu, outcome),
+        Err(exception) => raise(cpu, mem, exception),
+    }
+}
+
+/// Applies a non-faulting outcome: HLT halts, shutdown and stop requests end the loop.
+pub fn finish_outcome(cpu: &mut CpuState, outcome: StepOutcome) -> Option<RunExit> {
+    match outcome {
+        StepOutcome::Continue => None,
+        StepOutcome::Halt => {
+            cpu.halted = true;
+            None
+        }
+        StepOutcome::Shutdown => Some(RunExit::Shutdown),
+        StepOutcome::Stop => Some(RunExit::Stopped),
+    }
+}
+
+/// Delivers the exception an instruction raised (RIP still at that instruction).
+pub fn raise(cpu: &mut CpuState, mem: &mut dyn Memory, exception: Exception) -> Option<RunExit> {
+    // A faulting instruction still counts toward the clock, so time advances identically
+    // however an engine splits work.
+    cpu.icount += 1;
+    match deliver(cpu, mem, Event::Exception(exception)) {
+        Ok(()) => None,
+        Err(_) => Some(RunExit::Shutdown),
+    }
+}
+
+/// Delivers a pending NMI or external interrupt if the CPU can take one now (consuming
+/// the one-instruction interrupt shadow).
+pub fn take_interrupt(
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,

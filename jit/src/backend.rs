@@ -1,12 +1,15 @@
 //! The host code generator: Cranelift for the machine softvisor runs on (x86-64 or
 //! aarch64), through `cranelift-jit`, which places compiled functions in executable memory.
 //!
-//! Every generated function has one signature, `extern "C" fn(*mut CpuState) -> u64`: it
-//! receives the guest CPU state (addressed only through `softvisor_cpu::offsets`) and returns
-//! a value for the dispatcher. Functions live as long as the backend.
+//! Every generated function has one signature, `extern "C" fn(*mut CpuState, *mut
+//! JitContext) -> u64`: it receives the guest CPU state (addressed only through
+//! `softvisor_cpu::offsets`) and the run-time context (through `crate::context`), and
+//! returns an exit code for the dispatcher. Functions live as long as the backend.
 
+use crate::context::JitContext;
 use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, UserFuncName, Value};
+use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -14,7 +17,7 @@ use cranelift_module::{default_libcall_names, Linkage, Module};
 use softvisor_cpu::CpuState;
 
 /// A compiled function over the CPU state.
-pub type CompiledFn = unsafe extern "C" fn(*mut CpuState) -> u64;
+pub type CompiledFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>) -> u64;
 
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
@@ -47,14 +50,34 @@ impl Backend {
         })
     }
 
+    /// The host's C calling convention (that of the helpers generated code calls).
+    pub fn call_conv(&self) -> CallConv {
+        self.module.target_config().default_call_conv
+    }
+
+    /// Frees the executable memory of every function compiled so far.
+    ///
+    /// # Safety
+    /// No function this backend compiled may be running or run again.
+    pub unsafe fn free(self) {
+        // SAFETY: the caller guarantees no compiled function is in use.
+        unsafe { self.module.free_memory() }
+    }
+
+    /// Functions compiled so far.
+    pub fn compiled(&self) -> u32 {
+        self.compiled
+    }
+
     /// Compiles one function whose body `emit` builds, given the builder and the CPU-state
-    /// pointer; `emit` must end every path with a return of one I64.
+    /// and context pointers; `emit` must end every path with a return of one I64.
     pub fn compile(
         &mut self,
-        emit: impl FnOnce(&mut FunctionBuilder, Value),
+        emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<CompiledFn, JitError> {
         let pointer = self.module.target_config().pointer_type();
         let mut signature = self.module.make_signature();
+        signature.params.push(AbiParam::new(pointer));
         signature.params.push(AbiParam::new(pointer));
         signature.returns.push(AbiParam::new(types::I64));
         let name = format!("block{}", self.compiled);
@@ -72,7 +95,8 @@ impl Backend {
             builder.append_block_params_for_function_params(entry);
             builder.switch_to_block(entry);
             let cpu = builder.block_params(entry)[0];
-            emit(&mut builder, cpu);
+            let ctx = builder.block_params(entry)[1];
+            emit(&mut builder, cpu, ctx);
             builder.seal_all_blocks();
             builder.finalize(target);
         }
@@ -86,7 +110,7 @@ impl Backend {
         self.compiled += 1;
         let code = self.module.get_finalized_function(id);
         // SAFETY: `code` is the entry of the function just defined with exactly the
-        // `CompiledFn` signature (one pointer parameter, one I64 result, the host's default
+        // `CompiledFn` signature (two pointer parameters, one I64 result, the host's default
         // C calling convention), finalized and kept alive by `self.module`.
         Ok(unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) })
     }
@@ -103,7 +127,7 @@ mod tests {
         let mut backend = Backend::new().unwrap();
         // rax += rbx; return rax
         let add = backend
-            .compile(|b, cpu| {
+            .compile(|b, cpu, _ctx| {
                 let flags = MemFlagsData::trusted();
                 let rax = b.ins().load(types::I64, flags, cpu, offsets::gpr(0) as i32);
                 let rbx = b.ins().load(types::I64, flags, cpu, offsets::gpr(3) as i32);
@@ -116,7 +140,7 @@ mod tests {
         cpu.gpr[0] = 40;
         cpu.gpr[3] = 2;
         // SAFETY: `add` was compiled for `CompiledFn` and `cpu` is a valid, exclusive CpuState.
-        let result = unsafe { add(&mut cpu) };
+        let result = unsafe { add(&mut cpu, core::ptr::null_mut()) };
         assert_eq!((result, cpu.gpr[0]), (42, 42));
     }
 }

@@ -87,7 +87,26 @@ pub fn ends_block(insn: &Instruction) -> Option<BlockEnd> {
         | Mnemonic::Outsd => true,
         _ => false,
     };
-    changes_state.then_some(BlockEnd::StateChange)
+    // The interpreter runs a REP string instruction one iteration at a time, leaving RIP
+    // on it until the count runs out; the block must stop there.
+    (changes_state || is_repeated_string(insn)).then_some(BlockEnd::StateChange)
+}
+
+/// A string instruction with a REP/REPE/REPNE prefix.
+fn is_repeated_string(insn: &Instruction) -> bool {
+    use iced_x86::OpKind;
+    (insn.has_rep_prefix() || insn.has_repne_prefix())
+        && (0..insn.op_count()).any(|op| {
+            matches!(
+                insn.op_kind(op),
+                OpKind::MemorySegSI
+                    | OpKind::MemorySegESI
+                    | OpKind::MemorySegRSI
+                    | OpKind::MemoryESDI
+                    | OpKind::MemoryESEDI
+                    | OpKind::MemoryESRDI
+            )
+        })
 }
 
 /// Decodes the block at CS:RIP. Faults only if the first instruction cannot be fetched or

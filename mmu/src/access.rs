@@ -93,6 +93,19 @@ pub trait Memory {
         Vec::new()
     }
 
+    /// The TLB generated code may probe inline (see [`crate::tlb`] for its layout), if this
+    /// memory keeps one. Every access its tags allow must be plain RAM with no side effect.
+    fn fast_tlb(&mut self) -> Option<&mut crate::tlb::Tlb> {
+        None
+    }
+
+    /// Whether an access since the last call did something a translated block must stop
+    /// after: it reached MMIO (a device may now raise an interrupt) or wrote a tracked code
+    /// page. Clears the MMIO part; written code pages stay until [`Memory::take_written_code`].
+    fn take_side_exit(&mut self) -> bool {
+        false
+    }
+
     /// Reads an unsigned little-endian value of `size` bytes (1, 2, 4 or 8).
     fn read_sized(&mut self, addr: u64, size: usize) -> Result<u64, MemFault> {
         let mut bytes = [0u8; 8];

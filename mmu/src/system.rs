@@ -20,6 +20,8 @@ pub struct SystemMemory {
     code_pages: Vec<u64>,
     /// Physical pages holding code that were written since the last drain.
     written_code: Vec<u64>,
+    /// An access reached MMIO since [`Memory::take_side_exit`] last looked.
+    mmio_touched: bool,
 }
 
 /// Where a physical page lives.
@@ -39,6 +41,7 @@ impl SystemMemory {
             paging: PagingContext::default(),
             code_pages: vec![0; pages.div_ceil(64)],
             written_code: Vec::new(),
+            mmio_touched: false,
         }
     }
 
@@ -175,6 +178,7 @@ impl SystemMemory {
                     }
                 }
                 Target::Mmio(p) => {
+                    self.mmio_touched = true;
                     self.mmio.read(p, part);
                 }
             }
@@ -199,6 +203,7 @@ impl SystemMemory {
                     let _ = self.ram.write_bytes(p, part);
                 }
                 Target::Mmio(p) => {
+                    self.mmio_touched = true;
                     self.mmio.write(p, part);
                 }
             }
@@ -281,6 +286,14 @@ impl Memory for SystemMemory {
             self.unmark_code_page(page);
         }
         written
+    }
+
+    fn fast_tlb(&mut self) -> Option<&mut Tlb> {
+        Some(&mut self.tlb)
+    }
+
+    fn take_side_exit(&mut self) -> bool {
+        std::mem::take(&mut self.mmio_touched) || !self.written_code.is_empty()
     }
 
     fn invalidate_page(&mut self, linear: u64) {

@@ -9,6 +9,7 @@
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::vcpu::{run, RunExit};
 use softvisor_cpu::{CpuState, Platform};
+use softvisor_jit::Jit;
 use softvisor_mmu::bus::Bus;
 use softvisor_mmu::{GuestRam, SystemMemory};
 use std::collections::VecDeque;
@@ -104,17 +105,64 @@ fn boot_cpu() -> CpuState {
     cpu
 }
 
+/// The engines every program runs under.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Interp,
+    Jit,
+    /// The JIT with every block also run in the interpreter and compared.
+    JitCheck,
+}
+
+/// One engine's run loop over the test machine.
+enum Runner {
+    Interp(DecodeCache),
+    Jit(Box<Jit>),
+}
+
+impl Runner {
+    fn new(engine: Engine) -> Self {
+        match engine {
+            Engine::Interp => Runner::Interp(DecodeCache::new()),
+            Engine::Jit => Runner::Jit(Box::new(Jit::new().unwrap())),
+            Engine::JitCheck => Runner::Jit(Box::new(Jit::new().unwrap().with_lockstep_check())),
+        }
+    }
+
+    fn run(
+        &mut self,
+        cpu: &mut CpuState,
+        mem: &mut SystemMemory,
+        platform: &mut TestPlatform,
+        until: u64,
+    ) -> Result<RunExit, String> {
+        match self {
+            Runner::Interp(cache) => Ok(run(cpu, mem, platform, cache, until)),
+            Runner::Jit(jit) => {
+                let exit = jit.run(cpu, mem, platform, until);
+                match jit.divergence() {
+                    Some(report) => Err(report.to_owned()),
+                    None => Ok(exit),
+                }
+            }
+        }
+    }
+}
+
 /// Runs one program; returns the console text and the verdict.
-fn run_program(image: &[u8]) -> (String, Result<(), String>) {
+fn run_program(image: &[u8], engine: Engine) -> (String, Result<(), String>) {
     let mut ram = GuestRam::new(RAM_SIZE).unwrap();
     ram.write_bytes(LOAD_ADDR, image).unwrap();
     let mut mem = SystemMemory::new(ram, Bus::new());
     let mut cpu = boot_cpu();
     let mut platform = TestPlatform::default();
-    let mut cache = DecodeCache::new();
+    let mut runner = Runner::new(engine);
     let verdict = loop {
         let until = cpu.icount + 10_000;
-        let exit = run(&mut cpu, &mut mem, &mut platform, &mut cache, until);
+        let exit = match runner.run(&mut cpu, &mut mem, &mut platform, until) {
+            Ok(exit) => exit,
+            Err(divergence) => break Err(divergence),
+        };
         if let Some(code) = platform.exit {
             break if code == 0 {
                 Ok(())
@@ -155,25 +203,106 @@ fn guest_programs_pass() {
         "no guest programs in {}",
         dir.display()
     );
+    let images: Vec<(String, Vec<u8>)> = sources
+        .iter()
+        .map(|s| {
+            (
+                s.file_name().unwrap().to_string_lossy().into_owned(),
+                assemble(s),
+            )
+        })
+        .collect();
     let mut failures = Vec::new();
-    for source in &sources {
-        let (console, verdict) = run_program(&assemble(source));
-        let name = source.file_name().unwrap().to_string_lossy();
-        match verdict {
-            Ok(()) => println!("guest {name}: PASS"),
-            Err(why) => {
-                println!("guest {name}: FAIL ({why})\n{console}");
-                failures.push(name.into_owned());
+    for engine in [Engine::Interp, Engine::Jit, Engine::JitCheck] {
+        let mut failed = 0;
+        for (name, image) in &images {
+            let (console, verdict) = run_program(image, engine);
+            match verdict {
+                Ok(()) => println!("guest {name} ({engine:?}): PASS"),
+                Err(why) => {
+                    println!("guest {name} ({engine:?}): FAIL ({why})\n{console}");
+                    failures.push(format!("{name} ({engine:?})"));
+                    failed += 1;
+                }
             }
         }
+        // Written past libtest's capture so `cargo test` shows it.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "guests ({engine:?}): {} passed, {failed} failed",
+            images.len() - failed
+        );
     }
-    // Written past libtest's capture so `cargo test` shows it.
-    use std::io::Write;
-    let passed = sources.len() - failures.len();
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "guests: {passed} passed, {} failed",
-        failures.len()
-    );
     assert!(failures.is_empty(), "guest programs failed: {failures:?}");
+}
+
+/// Every program runs in both engines in slices of a few instructions; after each slice
+/// both must hold the same CPU state (RFLAGS compared by value). This finds the first
+/// instruction count at which a JIT bug shows, beyond the programs' own checks.
+#[test]
+fn engines_agree_at_every_slice() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "S"))
+        .collect();
+    sources.sort();
+    let mut failures = Vec::new();
+    for source in &sources {
+        let image = assemble(source);
+        let name = source.file_name().unwrap().to_string_lossy().into_owned();
+        if let Err(why) = compare_engines(&image) {
+            println!("guest {name}: engines differ: {why}");
+            failures.push(name);
+        }
+    }
+    assert!(failures.is_empty(), "engines differ on {failures:?}");
+}
+
+fn compare_engines(image: &[u8]) -> Result<(), String> {
+    let machine = || {
+        let mut ram = GuestRam::new(RAM_SIZE).unwrap();
+        ram.write_bytes(LOAD_ADDR, image).unwrap();
+        (
+            SystemMemory::new(ram, Bus::new()),
+            boot_cpu(),
+            TestPlatform::default(),
+        )
+    };
+    let (mut mem_a, mut cpu_a, mut plat_a) = machine();
+    let (mut mem_b, mut cpu_b, mut plat_b) = machine();
+    let mut interp = Runner::new(Engine::Interp);
+    // GUEST_SLICE=1 translates one instruction per block and compares after each one.
+    let slice: u64 = std::env::var("GUEST_SLICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(37);
+    let mut jit = Runner::Jit(Box::new(
+        Jit::new().unwrap().with_max_block_insns(slice as usize),
+    ));
+    let canonical = |cpu: &CpuState| {
+        let mut c = cpu.clone();
+        c.flags.set(cpu.flags.get());
+        c
+    };
+    let mut until = 0;
+    let mut previous = (0, 0);
+    while plat_a.exit.is_none() && until < 2_000_000 {
+        until += slice;
+        let exit_a = interp.run(&mut cpu_a, &mut mem_a, &mut plat_a, until)?;
+        let exit_b = jit.run(&mut cpu_b, &mut mem_b, &mut plat_b, until)?;
+        if exit_a != exit_b || canonical(&cpu_a) != canonical(&cpu_b) {
+            return Err(format!(
+                "up to icount {until} (before: rips {previous:x?}): interp {exit_a:?} rip {:#x} gpr {:x?} rflags {:#x}; jit {exit_b:?} rip {:#x} gpr {:x?} rflags {:#x}",
+                cpu_a.rip, cpu_a.gpr, cpu_a.flags.get(), cpu_b.rip, cpu_b.gpr, cpu_b.flags.get()
+            ));
+        }
+        previous = (cpu_a.rip, cpu_b.rip);
+        if exit_a == RunExit::Shutdown || (exit_a == RunExit::Halted && plat_a.pending.is_empty()) {
+            break;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,147 @@
+//! The block cache: translated blocks keyed by the physical address and RIP of their first
+//! instruction plus the mode they were translated for.
+//!
+//! Blocks never span a page, so a write to a code page (reported by the memory's code-page
+//! tracking) drops exactly the blocks of that page. A small direct-mapped table in front of
+//! the hash map makes the common lookup one compare. When the cache holds too many blocks,
+//! everything is dropped at once and the executable memory is freed with the backend.
+
+use crate::backend::CompiledFn;
+use crate::translate::Mode;
+use iced_x86::Instruction;
+use std::collections::HashMap;
+
+/// Blocks held before a full flush.
+pub const MAX_BLOCKS: usize = 1 << 16;
+
+/// Entries of the direct-mapped front table.
+const FRONT: usize = 1 << 12;
+
+/// What identifies a translated block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// Physical address of the first instruction.
+    pub phys: u64,
+    /// Its RIP (decoding resolves RIP-relative operands and branch targets against it).
+    pub rip: u64,
+    /// The mode it was translated for.
+    pub mode: Mode,
+}
+
+/// A translated block.
+pub struct Block {
+    /// Its host code.
+    pub code: CompiledFn,
+    /// The decoded guest instructions; generated code points at them (helper calls), so
+    /// they live as long as the code.
+    pub insns: Box<[Instruction]>,
+}
+
+impl Block {
+    /// Guest instructions in the block.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Whether the block is empty (never, for a translated block).
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+}
+
+/// Translated blocks by key, with the per-page index used for invalidation.
+pub struct BlockCache {
+    /// Blocks with the key they were inserted under (a freed slot is reused, so the front
+    /// table's key alone does not identify what a slot holds now).
+    slots: Vec<Option<(Key, Block)>>,
+    free: Vec<usize>,
+    by_key: HashMap<Key, usize>,
+    by_page: HashMap<u64, Vec<Key>>,
+    front: Box<[(Option<Key>, usize)]>,
+    /// Blocks dropped because their page was written.
+    pub invalidated: u64,
+}
+
+impl Default for BlockCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlockCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_key: HashMap::new(),
+            by_page: HashMap::new(),
+            front: vec![(None, 0); FRONT].into_boxed_slice(),
+            invalidated: 0,
+        }
+    }
+
+    fn front_index(key: &Key) -> usize {
+        ((key.phys ^ (key.rip >> 12).wrapping_mul(0x9e37_79b9)) as usize) % FRONT
+    }
+
+    /// The block for `key`, if translated.
+    #[inline]
+    pub fn get(&mut self, key: &Key) -> Option<&Block> {
+        let f = Self::front_index(key);
+        let (front_key, slot) = self.front[f];
+        if front_key.as_ref() == Some(key) {
+            if let Some((held, block)) = self.slots[slot].as_ref() {
+                if held == key {
+                    return Some(block);
+                }
+            }
+        }
+        let slot = *self.by_key.get(key)?;
+        self.front[f] = (Some(*key), slot);
+        self.slots[slot].as_ref().map(|(_, block)| block)
+    }
+
+    /// Adds a block.
+    pub fn insert(&mut self, key: Key, block: Block) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some((key, block));
+                slot
+            }
+            None => {
+                self.slots.push(Some((key, block)));
+                self.slots.len() - 1
+            }
+        };
+        self.by_key.insert(key, slot);
+        self.by_page.entry(key.phys & !0xfff).or_default().push(key);
+        self.front[Self::front_index(&key)] = (Some(key), slot);
+    }
+
+    /// Drops every block translated from physical page `page`.
+    pub fn invalidate_page(&mut self, page: u64) {
+        let Some(keys) = self.by_page.remove(&page) else {
+            return;
+        };
+        for key in keys {
+            let Some(slot) = self.by_key.remove(&key) else {
+                continue;
+            };
+            if self.slots[slot].take().is_some() {
+                self.invalidated += 1;
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Blocks held.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no block is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}

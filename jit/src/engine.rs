@@ -1,0 +1,253 @@
+//! The JIT's run loop: the same contract as the interpreter's `vcpu::run`, with translated
+//! blocks in place of single instructions where that cannot change what the guest sees.
+//!
+//! Interrupts are taken between blocks, which is exact because a block ends at every
+//! instruction that can make one deliverable (port I/O, MSR and control-register writes,
+//! STI/POPF/IRET, an MMIO access). A block runs only if it fits in the instruction budget,
+//! which ends at the next timer deadline; otherwise, and under an interrupt shadow or single
+//! stepping, the interpreter steps one instruction. So interrupts and device accesses happen
+//! at the same instruction counts as in the interpreter.
+
+use crate::backend::Backend;
+use crate::block::decode_block;
+use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
+use crate::check::Checker;
+use crate::context::{exit, JitContext};
+use crate::translate::{Mode, Translator};
+use crate::JitError;
+use softvisor_cpu::decode_cache::DecodeCache;
+use softvisor_cpu::flags::{AC, TF};
+use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
+use softvisor_cpu::{CpuState, Platform, SegReg};
+use softvisor_mmu::{Memory, PAGE_SIZE};
+
+/// Counters of what the engine did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Blocks translated.
+    pub translated: u64,
+    /// Translated blocks run.
+    pub blocks_run: u64,
+    /// Guest instructions in the blocks run (entered; a block may leave early).
+    pub block_insns: u64,
+    /// Instructions stepped by the interpreter outside blocks.
+    pub stepped: u64,
+    /// Full cache flushes.
+    pub flushes: u64,
+}
+
+/// A JIT engine for one vCPU.
+pub struct Jit {
+    backend: Option<Backend>,
+    cache: BlockCache,
+    decode_cache: DecodeCache,
+    /// Most instructions per block.
+    max_block_insns: usize,
+    checker: Option<Checker>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Jit {
+    /// A JIT for this host.
+    pub fn new() -> Result<Self, JitError> {
+        Ok(Self {
+            backend: Some(Backend::new()?),
+            cache: BlockCache::new(),
+            decode_cache: DecodeCache::new(),
+            max_block_insns: crate::block::MAX_BLOCK_INSNS,
+            checker: None,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Limits blocks to `n` instructions (1 translates each instruction on its own).
+    pub fn with_max_block_insns(mut self, n: usize) -> Self {
+        self.max_block_insns = n.clamp(1, crate::block::MAX_BLOCK_INSNS);
+        self
+    }
+
+    /// Runs every block in both engines and compares them (see [`crate::check`]).
+    pub fn with_lockstep_check(mut self) -> Self {
+        self.checker = Some(Checker::default());
+        self
+    }
+
+    /// The first divergence the lockstep check found, if any.
+    pub fn divergence(&self) -> Option<&str> {
+        self.checker.as_ref().and_then(|c| c.divergence.as_deref())
+    }
+
+    /// Blocks the lockstep check compared, and blocks it had to leave unchecked.
+    pub fn check_counts(&self) -> Option<(u64, u64)> {
+        self.checker.as_ref().map(|c| (c.checked, c.unchecked))
+    }
+
+    /// Runs until `icount` reaches `until`, the CPU halts with nothing to wake it, a
+    /// triple fault, or a stop request: exactly `vcpu::run`'s contract and results. Under
+    /// the lockstep check, a divergence stops the run with [`RunExit::Stopped`] and
+    /// [`Jit::divergence`] says what differed.
+    pub fn run(
+        &mut self,
+        cpu: &mut CpuState,
+        mem: &mut dyn Memory,
+        platform: &mut dyn Platform,
+        until: u64,
+    ) -> RunExit {
+        while cpu.icount < until {
+            for page in mem.take_written_code() {
+                self.cache.invalidate_page(page);
+                self.decode_cache.invalidate_page(page);
+            }
+            let shadowed = cpu.interrupt_shadow;
+            if let Some(exit) = take_interrupt(cpu, mem, platform) {
+                return exit;
+            }
+            if cpu.halted {
+                return RunExit::Halted;
+            }
+            let block = if shadowed || cpu.flags.bits & TF != 0 {
+                None
+            } else {
+                self.block_for(cpu, mem)
+            };
+            let result = match block {
+                Some(key) if cpu.icount + self.block_len(&key) as u64 <= until => {
+                    self.run_block(&key, cpu, mem, platform)
+                }
+                _ => {
+                    self.stats.stepped += 1;
+                    step_one(cpu, mem, platform, &mut self.decode_cache)
+                }
+            };
+            if let Some(exit) = result {
+                return exit;
+            }
+            if self.divergence().is_some() {
+                return RunExit::Stopped;
+            }
+        }
+        RunExit::Budget
+    }
+
+    fn block_len(&mut self, key: &Key) -> usize {
+        self.cache.get(key).map_or(usize::MAX, Block::len)
+    }
+
+    /// The translated block at CS:RIP, translating it if needed; `None` when the code
+    /// cannot be cached (MMIO, a fault on fetch, an instruction crossing the page).
+    fn block_for(&mut self, cpu: &CpuState, mem: &mut dyn Memory) -> Option<Key> {
+        let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
+        let phys = mem.code_address(linear)?;
+        let mode = mode_of(cpu, mem);
+        let key = Key {
+            phys,
+            rip: cpu.rip,
+            mode,
+        };
+        if self.cache.get(&key).is_some() {
+            return Some(key);
+        }
+        let block = self.translate(cpu, mem, mode, linear)?;
+        self.cache.insert(key, block);
+        Some(key)
+    }
+
+    fn translate(
+        &mut self,
+        cpu: &CpuState,
+        mem: &mut dyn Memory,
+        mode: Mode,
+        linear: u64,
+    ) -> Option<Block> {
+        let mut guest = decode_block(cpu, mem).ok()?;
+        guest.insns.truncate(self.max_block_insns);
+        let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
+        let bytes: u64 = guest.insns.iter().map(|i| i.len() as u64).sum();
+        if bytes > page_left {
+            return None;
+        }
+        if self.cache.len() >= MAX_BLOCKS {
+            self.flush();
+        }
+        let insns: Box<[_]> = guest.insns.into_boxed_slice();
+        let backend = self.backend.as_mut()?;
+        let call_conv = backend.call_conv();
+        let code = backend
+            .compile(|b, cpu_ptr, ctx_ptr| {
+                Translator::emit_block(b, call_conv, cpu_ptr, ctx_ptr, mode, &insns)
+            })
+            .ok()?;
+        self.stats.translated += 1;
+        Some(Block { code, insns })
+    }
+
+    /// Drops every block and frees their code.
+    pub fn flush(&mut self) {
+        self.cache = BlockCache::new();
+        if let Some(old) = self.backend.take() {
+            // SAFETY: every block compiled by `old` was just dropped with the cache, and no
+            // block is running (the dispatcher calls this between blocks).
+            unsafe { old.free() };
+        }
+        self.backend = Backend::new().ok();
+        self.stats.flushes += 1;
+    }
+
+    /// Runs one block and finishes its exit as the interpreter's loop would.
+    fn run_block(
+        &mut self,
+        key: &Key,
+        cpu: &mut CpuState,
+        mem: &mut dyn Memory,
+        platform: &mut dyn Platform,
+    ) -> Option<RunExit> {
+        let block = self.cache.get(key)?;
+        self.stats.blocks_run += 1;
+        self.stats.block_insns += block.len() as u64;
+        let (code, ctx_exception, ctx_outcome) = match self.checker.as_mut() {
+            Some(checker) => checker.run(block, cpu, mem, platform)?,
+            None => execute(block, cpu, mem, platform),
+        };
+        match code {
+            exit::FAULT => raise(cpu, mem, ctx_exception?),
+            exit::OUTCOME => finish_outcome(cpu, ctx_outcome),
+            exit::INTERPRET => {
+                self.stats.stepped += 1;
+                step_one(cpu, mem, platform, &mut self.decode_cache)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Runs `block`'s code once; returns its exit code and what it left in the context.
+pub(crate) fn execute(
+    block: &Block,
+    cpu: &mut CpuState,
+    mem: &mut dyn Memory,
+    platform: &mut dyn Platform,
+) -> (
+    u64,
+    Option<softvisor_cpu::Exception>,
+    softvisor_cpu::StepOutcome,
+) {
+    let mut ctx = JitContext::new(cpu, mem, platform);
+    let cpu_ptr = ctx.cpu;
+    // SAFETY: the code was compiled for `CompiledFn` by this engine's backend and is alive
+    // with its block; `cpu_ptr` and `ctx` are valid and not otherwise used while it runs.
+    let code = unsafe { (block.code)(cpu_ptr, &mut ctx) };
+    (code, ctx.exception, ctx.outcome)
+}
+
+/// The mode bits a block is translated for.
+fn mode_of(cpu: &CpuState, mem: &mut dyn Memory) -> Mode {
+    let bitness = cpu.bitness();
+    let cpl = cpu.cpl();
+    let alignment_checks = cpu.cr0 & (1 << 18) != 0 && cpu.flags.bits & AC != 0 && cpl == 3;
+    Mode {
+        bitness,
+        tlb_mode: usize::from(cpl == 3),
+        inline_memory: bitness == 64 && !alignment_checks && mem.fast_tlb().is_some(),
+    }
+}

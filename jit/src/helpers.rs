@@ -1,0 +1,128 @@
+//! The Rust functions translated code calls: the interpreter on one decoded instruction,
+//! the slow path of a memory access, and flag evaluation when the producer of the flags is
+//! not known at translation time. Each says what state it reads and writes, so the
+//! translator knows what to write back before the call and what to reload after it.
+//!
+//! All take the [`JitContext`] first and use the C calling convention of the host.
+
+use crate::context::{exit, status, JitContext};
+use iced_x86::Instruction;
+use softvisor_cpu::interp::execute;
+use softvisor_cpu::StepOutcome;
+
+/// Whether `addr` is a canonical 48-bit linear address.
+fn is_canonical(addr: u64) -> bool {
+    ((addr as i64) << 16 >> 16) as u64 == addr
+}
+
+/// Runs one instruction in the interpreter. Reads and writes the whole CPU state (the
+/// caller writes every register back first and reloads after); returns an [`exit`] code,
+/// or [`exit::CONTINUE`].
+///
+/// # Safety
+/// `ctx` must be the live context of the running block and `insn` a decoded instruction
+/// whose IP is the CPU's RIP.
+pub unsafe extern "C" fn interpret(ctx: *mut JitContext<'_>, insn: *const Instruction) -> u64 {
+    // SAFETY: the caller passes the context of the running block, whose pointers are valid
+    // and not otherwise borrowed while generated code runs.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as above; the CPU, memory and platform are distinct objects.
+    let cpu = unsafe { &mut *ctx.cpu };
+    // SAFETY: as above.
+    let mem = unsafe { &mut *ctx.mem };
+    // SAFETY: as above.
+    let platform = unsafe { &mut *ctx.platform };
+    // SAFETY: `insn` points into the block's instruction list, alive as long as its code.
+    let insn = unsafe { &*insn };
+    match execute(cpu, mem, platform, insn) {
+        Ok(StepOutcome::Continue) if mem.take_side_exit() => exit::NORMAL,
+        Ok(StepOutcome::Continue) => exit::CONTINUE,
+        Ok(outcome) => {
+            ctx.outcome = outcome;
+            exit::OUTCOME
+        }
+        Err(exception) => {
+            ctx.exception = Some(exception);
+            exit::FAULT
+        }
+    }
+}
+
+/// The slow path of a `size`-byte load at linear `addr` in 64-bit mode. Touches only
+/// memory; sets [`JitContext::status`].
+///
+/// # Safety
+/// `ctx` must be the live context of the running block.
+pub unsafe extern "C" fn load(ctx: *mut JitContext<'_>, addr: u64, size: u64) -> u64 {
+    // SAFETY: the live context of the running block (see `interpret`).
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: the memory outlives the block and nothing else borrows it meanwhile.
+    let mem = unsafe { &mut *ctx.mem };
+    if !is_canonical(addr) {
+        ctx.status = status::REDO;
+        return 0;
+    }
+    match mem.read_sized(addr, size as usize) {
+        Ok(value) => {
+            ctx.status = side_exit_status(mem.take_side_exit());
+            value
+        }
+        Err(_) => {
+            ctx.status = status::REDO;
+            0
+        }
+    }
+}
+
+/// The slow path of a `size`-byte store of `value` at linear `addr` in 64-bit mode.
+/// Touches only memory; sets [`JitContext::status`].
+///
+/// # Safety
+/// `ctx` must be the live context of the running block.
+pub unsafe extern "C" fn store(ctx: *mut JitContext<'_>, addr: u64, size: u64, value: u64) {
+    // SAFETY: the live context of the running block (see `interpret`).
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: the memory outlives the block and nothing else borrows it meanwhile.
+    let mem = unsafe { &mut *ctx.mem };
+    if !is_canonical(addr) {
+        ctx.status = status::REDO;
+        return;
+    }
+    ctx.status = match mem.write_sized(addr, size as usize, value) {
+        Ok(()) => side_exit_status(mem.take_side_exit()),
+        Err(_) => status::REDO,
+    };
+}
+
+fn side_exit_status(side_exit: bool) -> u64 {
+    if side_exit {
+        status::SIDE_EXIT
+    } else {
+        status::OK
+    }
+}
+
+/// Evaluates condition code `cc` on the flags in the CPU state. Reads only RFLAGS (the
+/// caller writes pending flags back first).
+///
+/// # Safety
+/// `ctx` must be the live context of the running block.
+pub unsafe extern "C" fn condition(ctx: *mut JitContext<'_>, cc: u64) -> u64 {
+    // SAFETY: the live context of the running block (see `interpret`).
+    let ctx = unsafe { &*ctx };
+    // SAFETY: its CPU pointer is valid while the block runs.
+    let cpu = unsafe { &*ctx.cpu };
+    u64::from(cpu.flags.condition(cc as u8))
+}
+
+/// The full RFLAGS value of the CPU state. Reads only RFLAGS.
+///
+/// # Safety
+/// `ctx` must be the live context of the running block.
+pub unsafe extern "C" fn rflags(ctx: *mut JitContext<'_>) -> u64 {
+    // SAFETY: the live context of the running block (see `interpret`).
+    let ctx = unsafe { &*ctx };
+    // SAFETY: its CPU pointer is valid while the block runs.
+    let cpu = unsafe { &*ctx.cpu };
+    cpu.flags.get()
+}

@@ -1,0 +1,275 @@
+//! Lazy flags in translated code.
+//!
+//! The translator knows which instruction last set the arithmetic flags and holds its
+//! operands in SSA values ([`Flags::Pending`]). A condition is computed from them directly
+//! (`cmp a, b; jb` becomes one unsigned compare of `a` and `b`), and nothing is computed for
+//! flags that are overwritten before anyone reads them. At exits and before helpers the
+//! pending operation is stored in the interpreter's lazy form (`softvisor_cpu::flags`), so
+//! both engines agree on RFLAGS whichever computes it.
+
+use super::{state_flags, Translator};
+use crate::helpers;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use softvisor_cpu::flags::{CcOp, CF};
+use softvisor_cpu::offsets;
+
+/// Where the arithmetic flags are.
+#[derive(Clone, Copy)]
+pub(super) enum Flags {
+    /// In the CPU state (in whatever lazy form it holds).
+    InMemory,
+    /// Produced by an operation of this block.
+    Pending(Pending),
+}
+
+/// A flag-producing operation of the block. `res`, `src1`, `src2` are masked to `size`.
+#[derive(Clone, Copy)]
+pub(super) struct Pending {
+    pub op: CcOp,
+    pub size: u32,
+    pub res: Value,
+    pub src1: Value,
+    pub src2: Value,
+    /// ADC/SBB: carry in (0/1). INC/DEC: the carry flag they keep (0/1).
+    pub extra: Option<Value>,
+}
+
+impl Translator<'_, '_> {
+    /// Stores pending flags into the CPU state's lazy flags.
+    pub(super) fn store_flags(&mut self, flags: &Flags) {
+        let Flags::Pending(p) = *flags else {
+            return;
+        };
+        let f = state_flags();
+        let op = self.b.ins().iconst(types::I32, p.op as i64);
+        self.b
+            .ins()
+            .store(f, op, self.cpu, offsets::FLAGS_OP as i32);
+        let size = self.b.ins().iconst(types::I32, i64::from(p.size));
+        self.b
+            .ins()
+            .store(f, size, self.cpu, offsets::FLAGS_SIZE as i32);
+        self.b
+            .ins()
+            .store(f, p.res, self.cpu, offsets::FLAGS_RES as i32);
+        self.b
+            .ins()
+            .store(f, p.src1, self.cpu, offsets::FLAGS_SRC1 as i32);
+        self.b
+            .ins()
+            .store(f, p.src2, self.cpu, offsets::FLAGS_SRC2 as i32);
+        match (p.op, p.extra) {
+            (CcOp::Adc | CcOp::Sbb, Some(cin)) => {
+                self.b
+                    .ins()
+                    .store(f, cin, self.cpu, offsets::FLAGS_CARRY_IN as i32);
+            }
+            (CcOp::Inc | CcOp::Dec, Some(cf)) => {
+                // INC/DEC read CF from `bits`.
+                let bits = self
+                    .b
+                    .ins()
+                    .load(types::I64, f, self.cpu, offsets::FLAGS_BITS as i32);
+                let cleared = self.b.ins().band_imm_s(bits, !(CF as i64));
+                let bits = self.b.ins().bor(cleared, cf);
+                self.b
+                    .ins()
+                    .store(f, bits, self.cpu, offsets::FLAGS_BITS as i32);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a flag-producing operation (operands already masked to `size`).
+    pub(super) fn set_flags(&mut self, op: CcOp, size: u32, res: Value, src1: Value, src2: Value) {
+        self.cache.flags = Flags::Pending(Pending {
+            op,
+            size,
+            res,
+            src1,
+            src2,
+            extra: None,
+        });
+    }
+
+    /// Records INC or DEC, which keep the carry flag of the previous producer.
+    pub(super) fn set_inc_dec_flags(
+        &mut self,
+        op: CcOp,
+        size: u32,
+        res: Value,
+        src1: Value,
+        cf: Value,
+    ) {
+        let one = self.constant(1);
+        self.cache.flags = Flags::Pending(Pending {
+            op,
+            size,
+            res,
+            src1,
+            src2: one,
+            extra: Some(cf),
+        });
+    }
+
+    /// The current carry flag as an I64 0/1.
+    pub(super) fn carry(&mut self) -> Value {
+        match self.cache.flags {
+            Flags::Pending(p) => {
+                let cf = self.pending_cf(&p);
+                self.widen(cf, types::I64)
+            }
+            Flags::InMemory => {
+                let f = helpers::rflags as *const ();
+                let all = self
+                    .call_helper(self.sigs.rflags, f, &[self.ctx])
+                    .expect("rflags returns a value");
+                self.b.ins().band_imm_s(all, CF as i64)
+            }
+        }
+    }
+
+    /// Condition code `cc` (the low nibble of Jcc) as an I8 boolean.
+    pub(super) fn condition(&mut self, cc: u8) -> Value {
+        let p = match self.cache.flags {
+            Flags::Pending(p) => p,
+            Flags::InMemory => {
+                let f = helpers::condition as *const ();
+                let cc = self.constant(u64::from(cc));
+                let r = self
+                    .call_helper(self.sigs.condition, f, &[self.ctx, cc])
+                    .expect("condition returns a value");
+                return self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+            }
+        };
+        let negate = cc & 1 != 0;
+        let (cond, inverted) = match (p.op, cc >> 1) {
+            (CcOp::Sub, 1) => (
+                self.b.ins().icmp(IntCC::UnsignedLessThan, p.src1, p.src2),
+                false,
+            ),
+            (CcOp::Sub, 3) => (
+                self.b
+                    .ins()
+                    .icmp(IntCC::UnsignedLessThanOrEqual, p.src1, p.src2),
+                false,
+            ),
+            (CcOp::Sub, 6 | 7) => {
+                let a = self.sign_extend(p.src1, p.size);
+                let b = self.sign_extend(p.src2, p.size);
+                let cc_ = if cc >> 1 == 6 {
+                    IntCC::SignedLessThan
+                } else {
+                    IntCC::SignedLessThanOrEqual
+                };
+                (self.b.ins().icmp(cc_, a, b), false)
+            }
+            (CcOp::Logic, 0 | 1) => (self.b.ins().iconst(types::I8, 0), false),
+            (CcOp::Logic, 3) => (self.zf(&p), false),
+            (CcOp::Logic, 6) => (self.sf(&p), false),
+            (CcOp::Logic, 7) => {
+                let zf = self.zf(&p);
+                let sf = self.sf(&p);
+                (self.b.ins().bor(zf, sf), false)
+            }
+            (_, 2) => {
+                let r = self.b.ins().icmp_imm_s(IntCC::NotEqual, p.res, 0);
+                (r, true)
+            }
+            (_, base) => (self.generic_condition(&p, base), false),
+        };
+        if negate != inverted {
+            self.b.ins().bxor_imm_s(cond, 1)
+        } else {
+            cond
+        }
+    }
+
+    /// A condition from the individual flags of `p`.
+    fn generic_condition(&mut self, p: &Pending, base: u8) -> Value {
+        match base {
+            0 => self.of(p),
+            1 => self.pending_cf(p),
+            2 => self.zf(p),
+            3 => {
+                let cf = self.pending_cf(p);
+                let zf = self.zf(p);
+                self.b.ins().bor(cf, zf)
+            }
+            4 => self.sf(p),
+            5 => self.pf(p),
+            6 => {
+                let sf = self.sf(p);
+                let of = self.of(p);
+                self.b.ins().bxor(sf, of)
+            }
+            _ => {
+                let sf = self.sf(p);
+                let of = self.of(p);
+                let lt = self.b.ins().bxor(sf, of);
+                let zf = self.zf(p);
+                self.b.ins().bor(lt, zf)
+            }
+        }
+    }
+
+    fn zf(&mut self, p: &Pending) -> Value {
+        self.b.ins().icmp_imm_s(IntCC::Equal, p.res, 0)
+    }
+
+    fn sf(&mut self, p: &Pending) -> Value {
+        let bit = self.b.ins().ushr_imm_s(p.res, i64::from(p.size * 8 - 1));
+        let bit = self.b.ins().band_imm_s(bit, 1);
+        self.b.ins().ireduce(types::I8, bit)
+    }
+
+    fn pf(&mut self, p: &Pending) -> Value {
+        let low = self.b.ins().band_imm_s(p.res, 0xff);
+        let ones = self.b.ins().popcnt(low);
+        let odd = self.b.ins().band_imm_s(ones, 1);
+        self.b.ins().icmp_imm_s(IntCC::Equal, odd, 0)
+    }
+
+    fn pending_cf(&mut self, p: &Pending) -> Value {
+        let (a, b, res) = (p.src1, p.src2, p.res);
+        let i = self.b.ins();
+        match p.op {
+            CcOp::Add => i.icmp(IntCC::UnsignedLessThan, res, a),
+            CcOp::Sub => i.icmp(IntCC::UnsignedLessThan, a, b),
+            CcOp::Adc | CcOp::Sbb => {
+                let cin = p.extra.expect("ADC/SBB carry in");
+                let (x, y) = if p.op == CcOp::Adc { (res, a) } else { (a, b) };
+                let le = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, x, y);
+                let lt = self.b.ins().icmp(IntCC::UnsignedLessThan, x, y);
+                let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, cin, 0);
+                self.b.ins().select(has, le, lt)
+            }
+            CcOp::Inc | CcOp::Dec => {
+                let cf = p.extra.expect("INC/DEC carry");
+                i.icmp_imm_s(IntCC::NotEqual, cf, 0)
+            }
+            CcOp::Logic | CcOp::Eflags => i.iconst(types::I8, 0),
+        }
+    }
+
+    fn of(&mut self, p: &Pending) -> Value {
+        let (a, b, res) = (p.src1, p.src2, p.res);
+        let x = match p.op {
+            CcOp::Add | CcOp::Adc | CcOp::Inc => {
+                let l = self.b.ins().bxor(a, res);
+                let r = self.b.ins().bxor(b, res);
+                self.b.ins().band(l, r)
+            }
+            CcOp::Sub | CcOp::Sbb | CcOp::Dec => {
+                let l = self.b.ins().bxor(a, b);
+                let r = self.b.ins().bxor(a, res);
+                self.b.ins().band(l, r)
+            }
+            CcOp::Logic | CcOp::Eflags => return self.b.ins().iconst(types::I8, 0),
+        };
+        let bit = self.b.ins().ushr_imm_s(x, i64::from(p.size * 8 - 1));
+        let bit = self.b.ins().band_imm_s(bit, 1);
+        self.b.ins().ireduce(types::I8, bit)
+    }
+}

@@ -1,0 +1,251 @@
+//! Integer instructions translated inline: MOV, MOVZX/MOVSX/MOVSXD, LEA, the two-operand
+//! ALU group, INC/DEC/NEG/NOT, SETcc, CMOVcc and NOPs. Their semantics follow the
+//! interpreter's `alu.rs` and `data.rs`; the lockstep mode and the host-differential suite
+//! hold the two together.
+
+use super::{Flow, Translator};
+use cranelift_codegen::ir::InstBuilder;
+use iced_x86::{Instruction, Mnemonic, OpKind};
+use softvisor_cpu::flags::CcOp;
+
+impl Translator<'_, '_> {
+    /// Translates `insn` inline if this module or [`super::control`] knows how; `None`
+    /// sends it to the interpreter. Nothing is emitted when `None` is returned.
+    pub(super) fn emit_inline(&mut self, insn: &Instruction) -> Option<Flow> {
+        if !self.operands_supported(insn) {
+            return None;
+        }
+        let m = insn.mnemonic();
+        match m {
+            Mnemonic::Nop | Mnemonic::Endbr64 | Mnemonic::Endbr32 => {}
+            Mnemonic::Mov => self.mov(insn)?,
+            Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => self.extend(insn, m)?,
+            Mnemonic::Lea => self.lea(insn)?,
+            Mnemonic::Add
+            | Mnemonic::Sub
+            | Mnemonic::And
+            | Mnemonic::Or
+            | Mnemonic::Xor
+            | Mnemonic::Cmp
+            | Mnemonic::Test
+            | Mnemonic::Adc
+            | Mnemonic::Sbb => self.binary(insn, m)?,
+            Mnemonic::Inc | Mnemonic::Dec | Mnemonic::Neg | Mnemonic::Not => self.unary(insn, m)?,
+            Mnemonic::Cmove
+            | Mnemonic::Cmovne
+            | Mnemonic::Cmovb
+            | Mnemonic::Cmovae
+            | Mnemonic::Cmovbe
+            | Mnemonic::Cmova
+            | Mnemonic::Cmovl
+            | Mnemonic::Cmovge
+            | Mnemonic::Cmovle
+            | Mnemonic::Cmovg
+            | Mnemonic::Cmovs
+            | Mnemonic::Cmovns
+            | Mnemonic::Cmovo
+            | Mnemonic::Cmovno
+            | Mnemonic::Cmovp
+            | Mnemonic::Cmovnp => self.cmov(insn)?,
+            _ if is_setcc(m) => self.setcc(insn)?,
+            _ => return self.emit_control(insn),
+        }
+        Some(Flow::Next)
+    }
+
+    /// Whether every operand is a GPR, an immediate or a plain memory operand.
+    fn operands_supported(&self, insn: &Instruction) -> bool {
+        (0..insn.op_count()).all(|op| match insn.op_kind(op) {
+            OpKind::Register => super::is_gpr(insn.op_register(op)),
+            OpKind::Memory => {
+                self.mode.inline_memory
+                    && matches!(insn.memory_size().size(), 1 | 2 | 4 | 8)
+                    && !insn.memory_index().is_xmm()
+                    && !insn.memory_index().is_ymm()
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+            | OpKind::NearBranch64 => true,
+            _ => false,
+        })
+    }
+
+    /// Size in bytes of operand `op`.
+    pub(super) fn op_size(&self, op: u32) -> u32 {
+        match self.insn.op_kind(op) {
+            OpKind::Register => self.insn.op_register(op).size() as u32,
+            OpKind::Memory => self.insn.memory_size().size() as u32,
+            _ => self.op_size(0),
+        }
+    }
+
+    /// Writes operand 0: a register or memory. Memory stores must come before any other
+    /// state change of the instruction (see the module docs of `translate`).
+    fn write_operand0(&mut self, v: cranelift_codegen::ir::Value) -> Option<()> {
+        match self.insn.op_kind(0) {
+            OpKind::Register => self.write_reg(self.insn.op_register(0), v),
+            OpKind::Memory => {
+                let size = self.op_size(0);
+                let linear = self.mem_linear();
+                self.store(linear, size, v);
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn mov(&mut self, insn: &Instruction) -> Option<()> {
+        let size = self.op_size(0);
+        let v = self.read_operand(1, size)?;
+        let _ = insn;
+        self.write_operand0(v)
+    }
+
+    fn extend(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
+        let src_size = self.op_size(1);
+        let v = self.read_operand(1, src_size)?;
+        let v = if m == Mnemonic::Movzx {
+            v
+        } else {
+            self.sign_extend(v, src_size)
+        };
+        self.write_reg(insn.op_register(0), v);
+        Some(())
+    }
+
+    fn lea(&mut self, insn: &Instruction) -> Option<()> {
+        if insn.op_kind(1) != OpKind::Memory {
+            return None;
+        }
+        // LEA computes the offset only: no segment base.
+        let seg = insn.memory_segment();
+        if matches!(seg, iced_x86::Register::FS | iced_x86::Register::GS) {
+            return None;
+        }
+        let v = self.mem_linear();
+        self.write_reg(insn.op_register(0), v);
+        Some(())
+    }
+
+    fn binary(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
+        let size = self.op_size(0);
+        let a = self.read_operand(0, size)?;
+        let b = self.read_operand(1, size)?;
+        let cin = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| self.carry());
+        let i = self.b.ins();
+        let (res, op) = match m {
+            Mnemonic::Add => (i.iadd(a, b), CcOp::Add),
+            Mnemonic::Adc => {
+                let sum = i.iadd(a, b);
+                (self.b.ins().iadd(sum, cin?), CcOp::Adc)
+            }
+            Mnemonic::Sub | Mnemonic::Cmp => (i.isub(a, b), CcOp::Sub),
+            Mnemonic::Sbb => {
+                let diff = i.isub(a, b);
+                (self.b.ins().isub(diff, cin?), CcOp::Sbb)
+            }
+            Mnemonic::And | Mnemonic::Test => (i.band(a, b), CcOp::Logic),
+            Mnemonic::Or => (i.bor(a, b), CcOp::Logic),
+            _ => (i.bxor(a, b), CcOp::Logic),
+        };
+        let res = self.mask(res, size);
+        if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
+            self.write_operand0(res)?;
+        }
+        self.set_flags(op, size, res, a, b);
+        if let (Some(cin), super::flags::Flags::Pending(p)) = (cin, &mut self.cache.flags) {
+            p.extra = Some(cin);
+        }
+        let _ = insn;
+        Some(())
+    }
+
+    fn unary(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
+        let size = self.op_size(0);
+        let a = self.read_operand(0, size)?;
+        // INC/DEC need the carry of the previous producer before anything is written.
+        let keep_cf = matches!(m, Mnemonic::Inc | Mnemonic::Dec).then(|| self.carry());
+        let res = match m {
+            Mnemonic::Not => self.b.ins().bnot(a),
+            Mnemonic::Neg => self.b.ins().ineg(a),
+            Mnemonic::Inc => self.b.ins().iadd_imm_s(a, 1),
+            _ => self.b.ins().iadd_imm_s(a, -1),
+        };
+        let res = self.mask(res, size);
+        self.write_operand0(res)?;
+        match m {
+            Mnemonic::Not => {}
+            Mnemonic::Neg => {
+                let zero = self.constant(0);
+                self.set_flags(CcOp::Sub, size, res, zero, a);
+            }
+            _ => {
+                let op = if m == Mnemonic::Inc {
+                    CcOp::Inc
+                } else {
+                    CcOp::Dec
+                };
+                self.set_inc_dec_flags(op, size, res, a, keep_cf?);
+            }
+        }
+        let _ = insn;
+        Some(())
+    }
+
+    fn setcc(&mut self, insn: &Instruction) -> Option<()> {
+        let cc = condition_nibble(insn)?;
+        let c = self.condition(cc);
+        let v = self.widen(c, cranelift_codegen::ir::types::I64);
+        self.write_operand0(v)
+    }
+
+    fn cmov(&mut self, insn: &Instruction) -> Option<()> {
+        let cc = condition_nibble(insn)?;
+        let size = self.op_size(0);
+        // The source is read (and may fault) whatever the condition.
+        let src = self.read_operand(1, size)?;
+        let old = self.read_operand(0, size)?;
+        let c = self.condition(cc);
+        let v = self.b.ins().select(c, src, old);
+        // A 32-bit CMOV zero-extends its destination even when the condition is false.
+        self.write_reg(insn.op_register(0), v);
+        Some(())
+    }
+}
+
+/// Whether `m` is one of the SETcc mnemonics.
+fn is_setcc(m: Mnemonic) -> bool {
+    matches!(
+        m,
+        Mnemonic::Seto
+            | Mnemonic::Setno
+            | Mnemonic::Setb
+            | Mnemonic::Setae
+            | Mnemonic::Sete
+            | Mnemonic::Setne
+            | Mnemonic::Setbe
+            | Mnemonic::Seta
+            | Mnemonic::Sets
+            | Mnemonic::Setns
+            | Mnemonic::Setp
+            | Mnemonic::Setnp
+            | Mnemonic::Setl
+            | Mnemonic::Setge
+            | Mnemonic::Setle
+            | Mnemonic::Setg
+    )
+}
+
+/// The condition nibble (as in the low bits of Jcc's opcode) of a conditional instruction.
+pub(super) fn condition_nibble(insn: &Instruction) -> Option<u8> {
+    match insn.condition_code() as u8 {
+        0 => None,
+        n => Some(n - 1),
+    }
+}

@@ -1,0 +1,267 @@
+//! Memory operands in translated code: the effective address, the segment base, and the
+//! access itself through the softmmu TLB inline.
+//!
+//! The fast path indexes the TLB set of the block's privilege, compares the page tag,
+//! checks the access stays inside the page, adds the host addend and loads or stores
+//! directly (little-endian, no alignment assumed, so any host works). A miss, an MMIO page,
+//! a tracked code page, a page-crossing access or a non-canonical address calls the slow
+//! path helper instead, which goes through the same `Memory` the interpreter uses.
+
+use super::{size_mask, state_flags, Translator};
+use crate::context::{status, STATUS};
+use crate::helpers;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use iced_x86::Register;
+use softvisor_cpu::offsets;
+use softvisor_mmu::tlb::{TlbEntry, TLB_ENTRIES};
+
+/// Flags for guest memory through a host pointer: may be unaligned, never traps (the
+/// TLB only maps RAM), always little-endian.
+fn guest_flags() -> MemFlagsData {
+    MemFlagsData::new()
+        .with_notrap()
+        .with_endianness(Endianness::Little)
+}
+
+/// Which TLB tag an access compares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    Read,
+    Write,
+}
+
+impl Translator<'_, '_> {
+    /// The linear address of the current instruction's memory operand (64-bit mode: only
+    /// FS and GS add a base).
+    pub(super) fn mem_linear(&mut self) -> Value {
+        let insn = self.insn;
+        let mut offset = self
+            .b
+            .ins()
+            .iconst(types::I64, insn.memory_displacement64() as i64);
+        match insn.memory_base() {
+            Register::None | Register::RIP | Register::EIP => {}
+            base => {
+                let v = self.read_reg(base);
+                offset = self.b.ins().iadd(offset, v);
+            }
+        }
+        let index = insn.memory_index();
+        if index != Register::None {
+            let v = self.read_reg(index);
+            let scaled = match insn.memory_index_scale() {
+                1 => v,
+                scale => self.b.ins().imul_imm_s(v, i64::from(scale)),
+            };
+            offset = self.b.ins().iadd(offset, scaled);
+        }
+        if self.address_size() == 4 {
+            offset = self.mask(offset, 4);
+        }
+        match insn.memory_segment() {
+            Register::FS | Register::GS => {
+                let n = if insn.memory_segment() == Register::FS {
+                    4
+                } else {
+                    5
+                };
+                let base = self.b.ins().load(
+                    types::I64,
+                    state_flags(),
+                    self.cpu,
+                    offsets::seg_base(n) as i32,
+                );
+                self.b.ins().iadd(offset, base)
+            }
+            _ => offset,
+        }
+    }
+
+    /// Address size of the memory operand in 64-bit mode (4 with an 0x67 prefix, else 8),
+    /// decided as the interpreter decides it.
+    fn address_size(&self) -> u32 {
+        let insn = &self.insn;
+        let reg = if insn.memory_base() != Register::None {
+            insn.memory_base()
+        } else {
+            insn.memory_index()
+        };
+        match reg {
+            // No register: iced reports the address size as the displacement size.
+            Register::None if insn.memory_displ_size() == 4 => 4,
+            Register::None => 8,
+            Register::EIP => 4,
+            r if r.is_gpr32() => 4,
+            _ => 8,
+        }
+    }
+
+    /// Loads `size` bytes at `linear`, zero-extended to an I64.
+    pub(super) fn load(&mut self, linear: Value, size: u32) -> Value {
+        self.access(linear, size, Access::Read, None)
+    }
+
+    /// Stores the low `size` bytes of `value` at `linear`.
+    pub(super) fn store(&mut self, linear: Value, size: u32, value: Value) {
+        self.access(linear, size, Access::Write, Some(value));
+    }
+
+    /// One access: inline TLB probe, slow path on a miss; a fault redoes the instruction.
+    fn access(&mut self, linear: Value, size: u32, kind: Access, value: Option<Value>) -> Value {
+        self.touched_memory = true;
+        let merge = self.b.create_block();
+        let result = self.b.append_block_param(merge, types::I64);
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+        if let Some(tlb) = self.tlb {
+            let fast = self.b.create_block();
+            let entry = self.tlb_entry(tlb, linear);
+            let tag_offset = match kind {
+                Access::Read => core::mem::offset_of!(TlbEntry, read_tag),
+                Access::Write => core::mem::offset_of!(TlbEntry, write_tag),
+            } as i32;
+            let tag = self
+                .b
+                .ins()
+                .load(types::I64, state_flags(), entry, tag_offset);
+            let page = self.b.ins().band_imm_s(linear, !0xfff);
+            let mut hit = self.b.ins().icmp(IntCC::Equal, page, tag);
+            if size > 1 {
+                let in_page = self.b.ins().band_imm_s(linear, 0xfff);
+                let fits = self.b.ins().icmp_imm_s(
+                    IntCC::UnsignedLessThanOrEqual,
+                    in_page,
+                    i64::from(4096 - size),
+                );
+                hit = self.b.ins().band(hit, fits);
+            }
+            self.b.ins().brif(hit, fast, &[], slow, &[]);
+            self.b.switch_to_block(fast);
+            let addend = self.b.ins().load(
+                types::I64,
+                state_flags(),
+                entry,
+                core::mem::offset_of!(TlbEntry, addend) as i32,
+            );
+            let host = self.b.ins().iadd(linear, addend);
+            let loaded = match value {
+                Some(v) => {
+                    self.host_store(host, size, v);
+                    v
+                }
+                None => self.host_load(host, size),
+            };
+            self.jump_with(merge, loaded);
+        } else {
+            self.b.ins().jump(slow, &[]);
+        }
+        self.b.switch_to_block(slow);
+        let size_v = self.b.ins().iconst(types::I64, i64::from(size));
+        let slow_value = match value {
+            Some(v) => {
+                let f = helpers::store as *const ();
+                self.call_helper(self.sigs.store, f, &[self.ctx, linear, size_v, v]);
+                v
+            }
+            None => {
+                let f = helpers::load as *const ();
+                self.call_helper(self.sigs.load, f, &[self.ctx, linear, size_v])
+                    .expect("load returns a value")
+            }
+        };
+        let st = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), self.ctx, STATUS);
+        let failed = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, st, status::REDO as i64);
+        self.redo_if(failed);
+        let side = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, st, status::SIDE_EXIT as i64);
+        let previous = self.b.use_var(self.side_exit);
+        let side = self.b.ins().bor(previous, side);
+        self.b.def_var(self.side_exit, side);
+        self.jump_with(merge, slow_value);
+        self.b.switch_to_block(merge);
+        result
+    }
+
+    /// Address of the TLB entry for `linear` in the block's privilege set.
+    fn tlb_entry(&mut self, tlb: Value, linear: Value) -> Value {
+        let entry_size = core::mem::size_of::<TlbEntry>() as i64;
+        let page_number = self.b.ins().ushr_imm_s(linear, 12);
+        let index = self
+            .b
+            .ins()
+            .band_imm_s(page_number, (TLB_ENTRIES - 1) as i64);
+        let offset = self.b.ins().imul_imm_s(index, entry_size);
+        let set = (self.mode.tlb_mode * TLB_ENTRIES) as i64 * entry_size;
+        let offset = self.b.ins().iadd_imm_s(offset, set);
+        self.b.ins().iadd(tlb, offset)
+    }
+
+    fn host_load(&mut self, host: Value, size: u32) -> Value {
+        let f = guest_flags();
+        let i = self.b.ins();
+        match size {
+            1 => i.uload8(types::I64, f, host, 0),
+            2 => i.uload16(types::I64, f, host, 0),
+            4 => i.uload32(f, host, 0),
+            _ => i.load(types::I64, f, host, 0),
+        }
+    }
+
+    fn host_store(&mut self, host: Value, size: u32, v: Value) {
+        let f = guest_flags();
+        let i = self.b.ins();
+        match size {
+            1 => i.istore8(f, v, host, 0),
+            2 => i.istore16(f, v, host, 0),
+            4 => i.istore32(f, v, host, 0),
+            _ => i.store(f, v, host, 0),
+        };
+    }
+
+    /// Reads operand `op` of the current instruction: a GPR, an immediate (masked to the
+    /// operand size) or memory. `None` for anything else.
+    pub(super) fn read_operand(&mut self, op: u32, size: u32) -> Option<Value> {
+        use iced_x86::OpKind;
+        let insn = self.insn;
+        Some(match insn.op_kind(op) {
+            OpKind::Register if super::is_gpr(insn.op_register(op)) => {
+                self.read_reg(insn.op_register(op))
+            }
+            OpKind::Memory => {
+                let linear = self.mem_linear();
+                self.load(linear, size)
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => self
+                .b
+                .ins()
+                .iconst(types::I64, (insn.immediate(op) & size_mask(size)) as i64),
+            _ => return None,
+        })
+    }
+
+    /// An I64 constant.
+    pub(super) fn constant(&mut self, v: u64) -> Value {
+        self.b.ins().iconst(types::I64, v as i64)
+    }
+
+    /// A boolean (I8) as an I64 0/1.
+    pub(super) fn widen(&mut self, v: Value, to: Type) -> Value {
+        self.b.ins().uextend(to, v)
+    }
+}

@@ -1,0 +1,469 @@
+//! The translator: one guest block to one Cranelift function.
+//!
+//! Guest registers are cached in SSA values while a block runs and written back only where
+//! something else needs them: before an interpreter helper, and at exits. Flags stay lazy:
+//! the last flag producer is known at translation time, so a following `jcc`, `setcc` or
+//! `cmovcc` tests its operands directly, and only the last producer before an exit is
+//! stored (in the interpreter's lazy form, so both engines share one representation).
+//!
+//! Instructions the translator does not handle inline run in the interpreter through
+//! [`crate::helpers::interpret`], so every instruction the interpreter supports runs here.
+//!
+//! Exceptions stay precise: within one translated instruction every memory access happens
+//! before any register or flag is changed, so when a slow-path access reports a fault the
+//! state at the start of the instruction is still in hand; the block writes it back and
+//! exits with [`exit::INTERPRET`], and the interpreter redoes the instruction and raises the
+//! exact fault.
+
+mod control;
+mod flags;
+mod integer;
+mod memory;
+
+use crate::context::{exit, JitContext};
+use crate::helpers;
+use cranelift_codegen::ir::{
+    types, AbiParam, BlockArg, InstBuilder, MemFlagsData, SigRef, Signature, Type, Value,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, Variable};
+use flags::Flags;
+use iced_x86::{Instruction, Register};
+use softvisor_cpu::offsets;
+
+/// Facts about the guest mode a block was translated for (part of the block's key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mode {
+    /// Code size: 16, 32 or 64.
+    pub bitness: u32,
+    /// TLB set of the current privilege (0 supervisor, 1 user).
+    pub tlb_mode: usize,
+    /// Memory operands may probe the TLB inline (64-bit mode, a TLB present, no alignment
+    /// checking).
+    pub inline_memory: bool,
+}
+
+/// How one translated instruction left the block.
+enum Flow {
+    /// Inline code that continues with the next instruction (RIP not stored).
+    Next,
+    /// The interpreter ran it; RIP and everything else are in the CPU state.
+    Interpreted,
+    /// It emitted the block's exits itself.
+    Terminated,
+}
+
+/// The register and flag cache at one point of the block.
+#[derive(Clone)]
+struct Cache {
+    regs: [Option<Value>; 16],
+    dirty: [bool; 16],
+    flags: Flags,
+}
+
+/// Signatures of the helpers generated code calls.
+struct Sigs {
+    interpret: SigRef,
+    load: SigRef,
+    store: SigRef,
+    condition: SigRef,
+    rflags: SigRef,
+}
+
+/// Translation state of one block.
+pub(crate) struct Translator<'a, 'f> {
+    b: &'a mut FunctionBuilder<'f>,
+    cpu: Value,
+    ctx: Value,
+    mode: Mode,
+    cache: Cache,
+    icount0: Value,
+    tlb: Option<Value>,
+    sigs: Sigs,
+    /// Set to 1 on a slow-path access that asks the block to stop after this instruction.
+    side_exit: Variable,
+    /// Whether the current instruction made a slow-path access.
+    touched_memory: bool,
+    /// The exit redoing the current instruction in the interpreter, once one is needed.
+    redo: Option<cranelift_codegen::ir::Block>,
+    /// State at the start of the current instruction.
+    start: Cache,
+    /// Index of the current instruction in the block.
+    index: usize,
+    insn: Instruction,
+}
+
+/// Memory flags for the CPU state and context: always valid and aligned.
+fn state_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl<'a, 'f> Translator<'a, 'f> {
+    fn signatures(b: &mut FunctionBuilder<'f>, call_conv: CallConv, ptr: Type) -> Sigs {
+        let mut sig = |params: &[Type], ret: bool| {
+            let mut s = Signature::new(call_conv);
+            s.params.push(AbiParam::new(ptr));
+            s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+            if ret {
+                s.returns.push(AbiParam::new(types::I64));
+            }
+            b.import_signature(s)
+        };
+        let i64 = types::I64;
+        Sigs {
+            interpret: sig(&[ptr], true),
+            load: sig(&[i64, i64], true),
+            store: sig(&[i64, i64, i64], false),
+            condition: sig(&[i64], true),
+            rflags: sig(&[], true),
+        }
+    }
+
+    /// Emits the whole block into `b`, whose entry block is current and has the CPU-state
+    /// and context pointers as `cpu` and `ctx`. `insns` must outlive the generated code.
+    pub(crate) fn emit_block(
+        b: &'a mut FunctionBuilder<'f>,
+        call_conv: CallConv,
+        cpu: Value,
+        ctx: Value,
+        mode: Mode,
+        insns: &[Instruction],
+    ) {
+        let ptr = types::I64;
+        let sigs = Self::signatures(b, call_conv, ptr);
+        let icount0 = b
+            .ins()
+            .load(types::I64, state_flags(), cpu, offsets::ICOUNT as i32);
+        let tlb = mode
+            .inline_memory
+            .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
+        let side_exit = b.declare_var(types::I8);
+        let empty = Cache {
+            regs: [None; 16],
+            dirty: [false; 16],
+            flags: Flags::InMemory,
+        };
+        let mut t = Translator {
+            b,
+            cpu,
+            ctx,
+            mode,
+            cache: empty.clone(),
+            icount0,
+            tlb,
+            sigs,
+            side_exit,
+            touched_memory: false,
+            redo: None,
+            start: empty,
+            index: 0,
+            insn: Instruction::default(),
+        };
+        let mut last = Flow::Next;
+        for (index, insn) in insns.iter().enumerate() {
+            last = t.emit_insn(index, insn);
+            if matches!(last, Flow::Terminated) {
+                return;
+            }
+        }
+        let end = insns.last().map_or(0, |i| i.next_ip());
+        match last {
+            Flow::Next => t.exit_with(Some(end), insns.len(), exit::NORMAL),
+            _ => t.exit_with(None, insns.len(), exit::NORMAL),
+        }
+    }
+
+    /// Translates one instruction, inline where possible.
+    fn emit_insn(&mut self, index: usize, insn: &Instruction) -> Flow {
+        self.index = index;
+        self.insn = *insn;
+        self.start = self.cache.clone();
+        self.touched_memory = false;
+        self.redo = None;
+        let zero = self.b.ins().iconst(types::I8, 0);
+        self.b.def_var(self.side_exit, zero);
+        let flow = if self.mode.bitness == 64 && !insn.has_lock_prefix() {
+            self.emit_inline(insn)
+        } else {
+            None
+        };
+        let flow = match flow {
+            Some(flow) => flow,
+            None => self.emit_interpreted(insn),
+        };
+        self.finish_insn(&flow);
+        flow
+    }
+
+    /// After an inline instruction: stop if a slow-path access asked to, and emit the
+    /// instruction's redo exit if it needs one.
+    fn finish_insn(&mut self, flow: &Flow) {
+        if self.touched_memory && matches!(flow, Flow::Next) {
+            let side = self.b.use_var(self.side_exit);
+            let stop = self.b.create_block();
+            let go_on = self.b.create_block();
+            self.b.set_cold_block(stop);
+            self.b.ins().brif(side, stop, &[], go_on, &[]);
+            self.b.switch_to_block(stop);
+            let next = self.insn.next_ip();
+            self.emit_exit(
+                &self.cache.clone(),
+                Some(next),
+                self.index + 1,
+                exit::NORMAL,
+            );
+            self.b.switch_to_block(go_on);
+        }
+        if let Some(redo) = self.redo.take() {
+            let current = self.b.current_block();
+            self.b.switch_to_block(redo);
+            let start = self.start.clone();
+            self.emit_exit(&start, Some(self.insn.ip()), self.index, exit::INTERPRET);
+            if let Some(current) = current {
+                self.b.switch_to_block(current);
+            }
+        }
+    }
+
+    /// The block that redoes the current instruction in the interpreter.
+    fn redo_block(&mut self) -> cranelift_codegen::ir::Block {
+        if let Some(block) = self.redo {
+            return block;
+        }
+        let block = self.b.create_block();
+        self.b.set_cold_block(block);
+        self.redo = Some(block);
+        block
+    }
+
+    /// Runs `insn` through the interpreter helper.
+    fn emit_interpreted(&mut self, insn: &Instruction) -> Flow {
+        self.flush();
+        self.store_rip(insn.ip());
+        self.store_icount(self.index);
+        let insn_ptr = self
+            .b
+            .ins()
+            .iconst(types::I64, insn as *const Instruction as i64);
+        let callee = self
+            .b
+            .ins()
+            .iconst(types::I64, helpers::interpret as *const () as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sigs.interpret, callee, &[self.ctx, insn_ptr]);
+        let code = self.b.inst_results(call)[0];
+        self.cache.regs = [None; 16];
+        self.cache.flags = Flags::InMemory;
+        let leave = self.b.create_block();
+        let go_on = self.b.create_block();
+        self.b.set_cold_block(leave);
+        self.b.ins().brif(code, leave, &[], go_on, &[]);
+        self.b.switch_to_block(leave);
+        self.b.ins().return_(&[code]);
+        self.b.switch_to_block(go_on);
+        Flow::Interpreted
+    }
+
+    // ----- registers -----
+
+    /// The 64-bit value of GPR `n`.
+    fn gpr(&mut self, n: usize) -> Value {
+        if let Some(v) = self.cache.regs[n] {
+            return v;
+        }
+        let v = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), self.cpu, offsets::gpr(n) as i32);
+        self.cache.regs[n] = Some(v);
+        v
+    }
+
+    /// Replaces the 64-bit value of GPR `n`.
+    fn set_gpr(&mut self, n: usize, v: Value) {
+        self.cache.regs[n] = Some(v);
+        self.cache.dirty[n] = true;
+    }
+
+    /// Reads a general-purpose register of any width, zero-extended to 64 bits.
+    fn read_reg(&mut self, reg: Register) -> Value {
+        let (n, shift, size) = gpr_slot(reg);
+        let full = self.gpr(n);
+        let v = if shift != 0 {
+            self.b.ins().ushr_imm_s(full, i64::from(shift))
+        } else {
+            full
+        };
+        self.mask(v, size)
+    }
+
+    /// Writes a general-purpose register with x86 rules: 32-bit writes zero-extend, 8- and
+    /// 16-bit writes merge. `v` may carry garbage above the register's width.
+    fn write_reg(&mut self, reg: Register, v: Value) {
+        let (n, shift, size) = gpr_slot(reg);
+        let value = match size {
+            8 => v,
+            4 => self.mask(v, 4),
+            _ => {
+                let old = self.gpr(n);
+                let field = size_mask(size) << shift;
+                let kept = self.b.ins().band_imm_s(old, !field as i64);
+                let low = self.mask(v, size);
+                let placed = if shift != 0 {
+                    self.b.ins().ishl_imm_s(low, i64::from(shift))
+                } else {
+                    low
+                };
+                self.b.ins().bor(kept, placed)
+            }
+        };
+        self.set_gpr(n, value);
+    }
+
+    /// `v` truncated to `size` bytes (kept in an I64).
+    fn mask(&mut self, v: Value, size: u32) -> Value {
+        if size >= 8 {
+            v
+        } else {
+            self.b.ins().band_imm_s(v, size_mask(size) as i64)
+        }
+    }
+
+    /// `v`'s low `size` bytes sign-extended to 64 bits.
+    fn sign_extend(&mut self, v: Value, size: u32) -> Value {
+        if size >= 8 {
+            return v;
+        }
+        let shift = i64::from(64 - 8 * size);
+        let up = self.b.ins().ishl_imm_s(v, shift);
+        self.b.ins().sshr_imm_s(up, shift)
+    }
+
+    // ----- write-back and exits -----
+
+    /// Writes `cache`'s dirty registers and pending flags to the CPU state (no state change
+    /// of the translator: used on exit paths).
+    fn write_back(&mut self, cache: &Cache) {
+        for n in 0..16 {
+            if let (Some(v), true) = (cache.regs[n], cache.dirty[n]) {
+                self.b
+                    .ins()
+                    .store(state_flags(), v, self.cpu, offsets::gpr(n) as i32);
+            }
+        }
+        self.store_flags(&cache.flags);
+    }
+
+    /// Writes everything back before a helper that reads the CPU state.
+    fn flush(&mut self) {
+        let cache = self.cache.clone();
+        self.write_back(&cache);
+        self.cache.dirty = [false; 16];
+        self.cache.flags = Flags::InMemory;
+    }
+
+    fn store_rip(&mut self, rip: u64) {
+        let v = self.b.ins().iconst(types::I64, rip as i64);
+        self.store_rip_value(v);
+    }
+
+    fn store_rip_value(&mut self, v: Value) {
+        self.b
+            .ins()
+            .store(state_flags(), v, self.cpu, offsets::RIP as i32);
+    }
+
+    /// Stores the instruction count after `retired` instructions of the block.
+    fn store_icount(&mut self, retired: usize) {
+        let v = self.b.ins().iadd_imm_s(self.icount0, retired as i64);
+        self.b
+            .ins()
+            .store(state_flags(), v, self.cpu, offsets::ICOUNT as i32);
+    }
+
+    /// Ends the current path: writes `cache` back, sets RIP (when given) and the count of
+    /// retired instructions, and returns `code`.
+    fn emit_exit(&mut self, cache: &Cache, rip: Option<u64>, retired: usize, code: u64) {
+        self.write_back(cache);
+        if let Some(rip) = rip {
+            self.store_rip(rip);
+        }
+        self.store_icount(retired);
+        let code = self.b.ins().iconst(types::I64, code as i64);
+        self.b.ins().return_(&[code]);
+    }
+
+    /// [`Self::emit_exit`] from the current cache.
+    fn exit_with(&mut self, rip: Option<u64>, retired: usize, code: u64) {
+        let cache = self.cache.clone();
+        self.emit_exit(&cache, rip, retired, code);
+    }
+
+    /// Ends the block at a computed RIP after the current instruction.
+    fn exit_to(&mut self, rip: Value) {
+        let cache = self.cache.clone();
+        self.write_back(&cache);
+        self.store_rip_value(rip);
+        self.store_icount(self.index + 1);
+        let code = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
+        self.b.ins().return_(&[code]);
+    }
+
+    /// Branches to the redo exit when `bad` is true, else continues.
+    fn redo_if(&mut self, bad: Value) {
+        let redo = self.redo_block();
+        let go_on = self.b.create_block();
+        self.b.ins().brif(bad, redo, &[], go_on, &[]);
+        self.b.switch_to_block(go_on);
+    }
+
+    /// A call to helper `f` with signature `sig`.
+    fn call_helper(&mut self, sig: SigRef, f: *const (), args: &[Value]) -> Option<Value> {
+        let callee = self.b.ins().iconst(types::I64, f as i64);
+        let call = self.b.ins().call_indirect(sig, callee, args);
+        self.b.inst_results(call).first().copied()
+    }
+
+    /// A jump carrying one value.
+    fn jump_with(&mut self, to: cranelift_codegen::ir::Block, v: Value) {
+        self.b.ins().jump(to, &[BlockArg::Value(v)]);
+    }
+}
+
+/// Mask of the low `size` bytes.
+fn size_mask(size: u32) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * size)) - 1
+    }
+}
+
+/// GPR index, bit shift (8 for AH..BH) and size in bytes of an iced GPR.
+fn gpr_slot(reg: Register) -> (usize, u32, u32) {
+    let n = |base: Register| reg as usize - base as usize;
+    if reg.is_gpr64() {
+        (n(Register::RAX), 0, 8)
+    } else if reg.is_gpr32() {
+        (n(Register::EAX), 0, 4)
+    } else if reg.is_gpr16() {
+        (n(Register::AX), 0, 2)
+    } else {
+        match n(Register::AL) {
+            i @ 0..=3 => (i, 0, 1),
+            i @ 4..=7 => (i - 4, 8, 1),
+            i => (i - 4, 0, 1),
+        }
+    }
+}
+
+/// Whether `reg` is a general-purpose register the translator can address.
+fn is_gpr(reg: Register) -> bool {
+    reg.is_gpr8() || reg.is_gpr16() || reg.is_gpr32() || reg.is_gpr64()
+}
+
+/// Signature type for [`JitContext`] pointers (checked: the context is pointer-sized
+/// fields only, so I64 pointers are right on every 64-bit host we build for).
+const _: () = assert!(core::mem::size_of::<*const JitContext<'static>>() == 8);
