@@ -84,10 +84,6 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = match cli.command {
-        Command::Run(options) if options.engine == "jit" => {
-            eprintln!("softvisor: --engine jit is not built yet; use --engine interp");
-            return ExitCode::from(2);
-        }
         Command::Run(options) => run::run(&options).map_err(|e| e.to_string()),
         Command::Exec(options) => exec::run(&options).map_err(|e| e.to_string()),
     };

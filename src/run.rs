@@ -5,7 +5,7 @@
 //! (raw mode) and Ctrl-A x quits, as in QEMU.
 
 use crate::machine::board::Board;
-use crate::machine::{Exit, Machine};
+use crate::machine::{Engine, Exit, Machine};
 use softvisor_devices::ioapic::IOAPIC_DEFAULT_BASE;
 use softvisor_devices::lapic::APIC_DEFAULT_BASE;
 use softvisor_firmware::acpi::InterruptControllers;
@@ -35,6 +35,13 @@ pub struct RunOptions {
     /// Execution engine.
     #[arg(long, default_value = "interp", value_parser = ["interp", "jit"])]
     pub engine: String,
+    /// With --engine jit: run every block in both engines, compare, and stop at the first
+    /// divergence with a report (slow).
+    #[arg(long)]
+    pub check: bool,
+    /// With --engine jit: print the JIT's counters at exit.
+    #[arg(long)]
+    pub jit_stats: bool,
     /// Stop after this many instructions.
     #[arg(long, default_value_t = u64::MAX)]
     pub max_insns: u64,
@@ -75,6 +82,12 @@ pub enum RunError {
     /// The memory size is outside what the machine supports.
     #[error("--memory {0} MiB is not supported (use 16 MiB to 3072 MiB)")]
     MemorySize(u64),
+    /// The JIT cannot generate code on this host.
+    #[error("{0}")]
+    Jit(softvisor_jit::JitError),
+    /// `--check` compares the JIT against the interpreter, so it needs the JIT.
+    #[error("--check needs --engine jit")]
+    CheckNeedsJit,
 }
 
 const MIB: u64 = 1 << 20;
@@ -136,6 +149,17 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         options.epoch,
     );
     let mut machine = Machine::new(ram, board);
+    if options.engine == "jit" {
+        let jit = softvisor_jit::Jit::new().map_err(RunError::Jit)?;
+        let jit = if options.check {
+            jit.with_lockstep_check()
+        } else {
+            jit
+        };
+        machine.set_engine(Engine::Jit(Box::new(jit)));
+    } else if options.check {
+        return Err(RunError::CheckNeedsJit);
+    }
     machine.apply_boot(&boot);
     machine.set_clock_rate(options.clock_rate);
     if options.pace {
@@ -166,6 +190,9 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
     drop(_raw);
     if let Some(profile) = profile {
         profile.print();
+    }
+    if let (true, Some((stats, checked))) = (options.jit_stats, machine.jit_stats()) {
+        eprintln!("softvisor: jit {stats:?}, lockstep (checked, unchecked) {checked:?}");
     }
     let where_ = format!(
         "rip {:#x} after {} instructions",
@@ -264,7 +291,7 @@ impl Drop for RawTerminal {
 
 /// Prints how the machine ended and picks the exit code: power-off is 0, the test-exit port gives
 /// (v << 1) | 1 as QEMU's isa-debug-exit does; a reset is 3, a dead halt 4, the
-/// instruction limit or Ctrl-A x 5.
+/// instruction limit or Ctrl-A x 5, a lockstep-check divergence 6.
 fn report(exit: Exit, where_: &str) -> ExitCode {
     match exit {
         Exit::PowerOff => ExitCode::SUCCESS,
@@ -280,6 +307,10 @@ fn report(exit: Exit, where_: &str) -> ExitCode {
         Exit::Limit => {
             eprintln!("softvisor: stopped by the instruction limit or Ctrl-A x ({where_})");
             ExitCode::from(5)
+        }
+        Exit::Diverged(report) => {
+            eprintln!("softvisor: lockstep check: {report}");
+            ExitCode::from(6)
         }
     }
 }

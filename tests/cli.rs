@@ -130,8 +130,8 @@ fn run_rejects_bad_input_with_one_line_errors() {
             "does not fit in guest memory",
         ),
         (
-            &["run", "--kernel", &kernel, "--engine", "jit"],
-            "--engine jit is not built yet",
+            &["run", "--kernel", &kernel, "--check"],
+            "--check needs --engine jit",
         ),
     ];
     for (args, message) in cases {

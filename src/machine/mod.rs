@@ -34,7 +34,7 @@ pub const SLICE_NS: u64 = 100_000;
 const MAX_PACE_SLEEP_NS: u64 = 10_000_000;
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// The guest powered the machine off (ACPI S5).
     PowerOff,
@@ -46,6 +46,16 @@ pub enum Exit {
     Halted,
     /// The instruction limit was reached.
     Limit,
+    /// The lockstep check found the engines disagreeing (the report says where).
+    Diverged(String),
+}
+
+/// What executes guest instructions.
+pub enum Engine {
+    /// The reference interpreter, with its decoded-instruction cache.
+    Interp(DecodeCache),
+    /// The Cranelift JIT.
+    Jit(Box<softvisor_jit::Jit>),
 }
 
 /// A machine ready to run.
@@ -60,7 +70,7 @@ pub struct Machine {
     input: VecDeque<u8>,
     pit_seen_until: u64,
     rtc_seen_until: u64,
-    decode_cache: DecodeCache,
+    engine: Engine,
     /// When set, halted time is paced to the wall clock from this instant.
     pace_from: Option<Instant>,
 }
@@ -87,8 +97,21 @@ impl Machine {
             input: VecDeque::new(),
             pit_seen_until: 0,
             rtc_seen_until: 0,
-            decode_cache: DecodeCache::new(),
+            engine: Engine::Interp(DecodeCache::new()),
             pace_from: None,
+        }
+    }
+
+    /// Runs guest code with `engine` from now on.
+    pub fn set_engine(&mut self, engine: Engine) {
+        self.engine = engine;
+    }
+
+    /// The engine's counters, when it is the JIT.
+    pub fn jit_stats(&self) -> Option<(softvisor_jit::Stats, Option<(u64, u64)>)> {
+        match &self.engine {
+            Engine::Jit(jit) => Some((jit.stats, jit.check_counts())),
+            Engine::Interp(_) => None,
         }
     }
 
@@ -246,13 +269,19 @@ impl Machine {
             let until = ns_to_icount(deadline - self.board.idle_ns, self.cpu.insns_per_us)
                 .max(self.cpu.icount + 1)
                 .min(max_instructions);
-            match vcpu::run(
-                &mut self.cpu,
-                &mut self.mem,
-                &mut self.board,
-                &mut self.decode_cache,
-                until,
-            ) {
+            let exit = match &mut self.engine {
+                Engine::Interp(cache) => {
+                    vcpu::run(&mut self.cpu, &mut self.mem, &mut self.board, cache, until)
+                }
+                Engine::Jit(jit) => {
+                    let exit = jit.run(&mut self.cpu, &mut self.mem, &mut self.board, until);
+                    if let Some(report) = jit.divergence() {
+                        return Exit::Diverged(report.to_owned());
+                    }
+                    exit
+                }
+            };
+            match exit {
                 RunExit::Budget | RunExit::Stopped => {}
                 RunExit::Shutdown => return Exit::Reset,
                 RunExit::Halted => {

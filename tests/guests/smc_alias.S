@@ -1,0 +1,52 @@
+# Self-modifying code through an alias: one physical page mapped at two linear addresses
+# (0x600000 and 0x601000). Code runs from the first; a store through the second must
+# reach the translated code of the first, and the other way round.
+.include "lib/long.inc"
+.set PT, 0x13000
+.set CODE_VA, 0x600000
+.set ALIAS_VA, 0x601000
+test_main:
+    mov qword ptr [PT], 0x900000 + 3
+    mov qword ptr [PT + 8], 0x900000 + 3
+    mov qword ptr [PD + 3 * 8], PT + 3
+    mov rax, cr3
+    mov cr3, rax
+    # Write "mov eax, 1; ret" through the code mapping and run it.
+    mov rsi, offset func_template
+    mov rdi, CODE_VA
+    mov ecx, func_end - func_template
+    cld
+    rep movsb
+    mov eax, CODE_VA
+    call rax
+    cmp eax, 1
+    jne bad
+    # Patch the immediate through the alias: the code mapping must see it.
+    mov dword ptr [ALIAS_VA + 1], 2
+    mov eax, CODE_VA
+    call rax
+    cmp eax, 2
+    jne bad
+    # Run through the alias, then patch through the code mapping.
+    mov eax, ALIAS_VA
+    call rax
+    cmp eax, 2
+    jne bad
+    mov dword ptr [CODE_VA + 1], 3
+    mov eax, ALIAS_VA
+    call rax
+    cmp eax, 3
+    jne bad
+    mov eax, CODE_VA
+    call rax
+    cmp eax, 3
+    jne bad
+    jmp pass
+bad:
+    mov al, 2
+    jmp fail
+
+func_template:
+    mov eax, 1
+    ret
+func_end:
