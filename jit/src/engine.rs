@@ -130,6 +130,33 @@ impl Jit {
         RunExit::Budget
     }
 
+    /// Runs the translated block at CS:RIP once, or the interpreter on one instruction
+    /// where no block can be used, like `softvisor_cpu::step_on`: an exception is returned
+    /// (not delivered) with the state of the faulting instruction's start. For harnesses that
+    /// test the translation of single instructions (see [`Jit::with_max_block_insns`]).
+    pub fn step(
+        &mut self,
+        cpu: &mut CpuState,
+        mem: &mut dyn Memory,
+        platform: &mut dyn Platform,
+    ) -> Result<softvisor_cpu::StepOutcome, softvisor_cpu::Exception> {
+        for page in mem.take_written_code() {
+            self.cache.invalidate_page(page);
+            self.decode_cache.invalidate_page(page);
+        }
+        let Some(key) = self.block_for(cpu, mem) else {
+            return self.decode_cache.step(cpu, mem, platform);
+        };
+        let block = self.cache.get(&key).expect("block_for keeps the block");
+        let (code, exception, outcome) = execute(block, cpu, mem, platform);
+        match code {
+            exit::FAULT => Err(exception.expect("a fault exit records its exception")),
+            exit::OUTCOME => Ok(outcome),
+            exit::INTERPRET => self.decode_cache.step(cpu, mem, platform),
+            _ => Ok(softvisor_cpu::StepOutcome::Continue),
+        }
+    }
+
     fn block_len(&mut self, key: &Key) -> usize {
         self.cache.get(key).map_or(usize::MAX, Block::len)
     }

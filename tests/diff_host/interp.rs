@@ -1,15 +1,48 @@
-//! Runs a case in softvisor's interpreter, from and back to the host's save format.
+//! Runs a case in softvisor's interpreter or its JIT, from and back to the host's save
+//! format.
 
 use crate::layout::{
     CODE_BASE, CODE_FILL, INSN_ADDR, SCRATCH_BASE, SCRATCH_SIZE, TAKEN_ADDR, WINDOW_SIZE,
 };
 use crate::state::{MachineState, Outcome, Output};
-use softvisor_cpu::{CpuState, Segment, F80};
+use softvisor_cpu::{CpuState, NoPlatform, Segment, F80};
+use softvisor_jit::Jit;
+use softvisor_mmu::tlb::{Tlb, TlbFill};
 use softvisor_mmu::{AccessKind, MemFault, Memory};
 
 /// Guest memory that is exactly the test window; anything else faults like an unmapped page.
+/// For the JIT it also keeps a TLB over the window (the code page read-only, so stores to
+/// it take the slow path) and reports the code page as freshly written for each case.
 pub struct WindowMemory {
     bytes: Vec<u8>,
+    tlb: Box<Tlb>,
+    code_written: bool,
+}
+
+impl WindowMemory {
+    fn new(bytes: Vec<u8>) -> Self {
+        let mut memory = Self {
+            bytes,
+            tlb: Box::new(Tlb::new()),
+            code_written: true,
+        };
+        let host = memory.bytes.as_ptr() as u64;
+        for page in (0..WINDOW_SIZE as u64).step_by(0x1000) {
+            let fill = TlbFill {
+                linear: CODE_BASE + page,
+                phys_page: CODE_BASE + page,
+                host_page: host + page,
+                read: true,
+                write: page != 0,
+                exec: page == 0,
+                page_size: 0x1000,
+                global: false,
+            };
+            memory.tlb.fill(0, &fill);
+            memory.tlb.fill(1, &fill);
+        }
+        memory
+    }
 }
 
 impl WindowMemory {
@@ -37,7 +70,26 @@ impl Memory for WindowMemory {
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault> {
         let at = self.range(addr, data.len(), AccessKind::Write)?;
         self.bytes[at..at + data.len()].copy_from_slice(data);
+        if at < 0x1000 {
+            self.code_written = true;
+        }
         Ok(())
+    }
+
+    fn code_address(&mut self, linear: u64) -> Option<u64> {
+        (linear.wrapping_sub(CODE_BASE) < 0x1000).then_some(linear)
+    }
+
+    fn take_written_code(&mut self) -> Vec<u64> {
+        if std::mem::take(&mut self.code_written) {
+            vec![CODE_BASE]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn fast_tlb(&mut self) -> Option<&mut Tlb> {
+        Some(&mut self.tlb)
     }
 }
 
@@ -118,8 +170,9 @@ fn store_cpu(cpu: &CpuState, template: &MachineState, mem: &WindowMemory) -> Mac
     out
 }
 
-/// Runs the instruction `bytes` from `input` and reports how it ended.
-pub fn run(bytes: &[u8], input: &MachineState) -> Output {
+/// Runs the instruction `bytes` from `input` and reports how it ended: in the interpreter,
+/// or with `jit` translated as a one-instruction block.
+pub fn run(bytes: &[u8], input: &MachineState, mut jit: Option<&mut Jit>) -> Output {
     // The code page reads as INT3 filler, as the native window does. Only the exit stubs
     // and their pointer slots differ (they hold host addresses); no operand aims at them.
     let mut window = vec![CODE_FILL; WINDOW_SIZE];
@@ -127,13 +180,17 @@ pub fn run(bytes: &[u8], input: &MachineState) -> Output {
     window[at..at + bytes.len()].copy_from_slice(bytes);
     let scratch = (SCRATCH_BASE - CODE_BASE) as usize;
     window[scratch..scratch + SCRATCH_SIZE].copy_from_slice(&input.mem);
-    let mut mem = WindowMemory { bytes: window };
+    let mut mem = WindowMemory::new(window);
     let mut cpu = load_cpu(input);
     let fall = INSN_ADDR + bytes.len() as u64;
     let mut outcome = Outcome::Exit(0xff);
     // A REP instruction may take several steps; anything else takes one.
     for _ in 0..1000 {
-        match softvisor_cpu::step(&mut cpu, &mut mem) {
+        let result = match jit.as_deref_mut() {
+            Some(jit) => jit.step(&mut cpu, &mut mem, &mut NoPlatform),
+            None => softvisor_cpu::step(&mut cpu, &mut mem),
+        };
+        match result {
             Err(e) => {
                 outcome = Outcome::Fault(e.vector());
                 break;

@@ -71,6 +71,8 @@ struct Summary {
     forms: usize,
     cases: u64,
     mismatches: u64,
+    /// Cases where the JIT's one-instruction translation disagrees with the reference.
+    jit_mismatches: u64,
     failing_forms: BTreeMap<String, u64>,
     report: String,
     digests: BTreeMap<String, u64>,
@@ -89,7 +91,12 @@ fn reference(_case: &gen::Case) -> Option<Output> {
 
 fn run_suite(forms: &[Code], seed: u64, cases_per_form: u64) -> Summary {
     let mut s = Summary::default();
+    let mut jit = softvisor_jit::Jit::new()
+        .expect("a JIT for this host")
+        .with_max_block_insns(1);
     for &code in forms {
+        // One form's translations at a time in executable memory.
+        jit.flush();
         let name = format!("{code:?}");
         let mut form_digest: u64 = 0;
         let mut generated = 0;
@@ -98,35 +105,29 @@ fn run_suite(forms: &[Code], seed: u64, cases_per_form: u64) -> Summary {
                 continue;
             };
             generated += 1;
-            let actual = interp::run(&case.bytes, &case.input);
+            let actual = interp::run(&case.bytes, &case.input, None);
+            let translated = interp::run(&case.bytes, &case.input, Some(&mut jit));
             form_digest = form_digest.rotate_left(5) ^ digest(&actual, case.mask);
+            let translated_digest = digest(&translated, case.mask);
             let Some(expected) = reference(&case) else {
+                // No host CPU to compare with: the JIT must match the interpreter, which
+                // the golden digests check.
+                if translated_digest != digest(&actual, case.mask) {
+                    s.jit_mismatches += 1;
+                    record(&mut s, &format!("{name} (jit)"), index, &case, &[]);
+                }
+                s.cases += 1;
                 continue;
             };
+            let jit_diffs = differences(&expected, &translated, case.mask);
+            if !jit_diffs.is_empty() {
+                s.jit_mismatches += 1;
+                record(&mut s, &format!("{name} (jit)"), index, &case, &jit_diffs);
+            }
             let diffs = differences(&expected, &actual, case.mask);
             if !diffs.is_empty() {
                 s.mismatches += 1;
-                let count = s.failing_forms.entry(name.clone()).or_insert(0);
-                *count += 1;
-                if *count <= 2 && s.report.len() < 60_000 {
-                    let _ = writeln!(
-                        s.report,
-                        "MISMATCH {name} case {index}: {}",
-                        disassemble(&case.bytes)
-                    );
-                    let regs: Vec<String> =
-                        case.input.gpr.iter().map(|v| format!("{v:x}")).collect();
-                    let _ = writeln!(
-                        s.report,
-                        "    input gpr [{}] rflags {:#x} mxcsr {:#x}",
-                        regs.join(" "),
-                        case.input.rflags,
-                        case.input.mxcsr()
-                    );
-                    for d in diffs.iter().take(6) {
-                        let _ = writeln!(s.report, "    {d}");
-                    }
-                }
+                record(&mut s, &name, index, &case, &diffs);
             }
             s.cases += 1;
         }
@@ -142,6 +143,31 @@ fn run_suite(forms: &[Code], seed: u64, cases_per_form: u64) -> Summary {
         s.forms += 1;
     }
     s
+}
+
+/// Notes a failing case in the report (two per form at most).
+fn record(s: &mut Summary, name: &str, index: u64, case: &gen::Case, diffs: &[String]) {
+    let count = s.failing_forms.entry(name.to_owned()).or_insert(0);
+    *count += 1;
+    if *count > 2 || s.report.len() >= 60_000 {
+        return;
+    }
+    let _ = writeln!(
+        s.report,
+        "MISMATCH {name} case {index}: {}",
+        disassemble(&case.bytes)
+    );
+    let regs: Vec<String> = case.input.gpr.iter().map(|v| format!("{v:x}")).collect();
+    let _ = writeln!(
+        s.report,
+        "    input gpr [{}] rflags {:#x} mxcsr {:#x}",
+        regs.join(" "),
+        case.input.rflags,
+        case.input.mxcsr()
+    );
+    for d in diffs.iter().take(6) {
+        let _ = writeln!(s.report, "    {d}");
+    }
 }
 
 fn read_golden() -> Option<(u64, u64, BTreeMap<String, u64>)> {
@@ -235,10 +261,15 @@ fn host_differential() {
         "diff-host: {} forms, {} cases, {} mismatches",
         s.forms, s.cases, mismatches
     ));
+    summary(&format!(
+        "diff-host (jit): {} forms, {} cases, {} mismatches",
+        s.forms, s.cases, s.jit_mismatches
+    ));
     assert_eq!(
         mismatches, 0,
         "the interpreter disagrees with the reference"
     );
+    assert_eq!(s.jit_mismatches, 0, "the JIT disagrees with the reference");
     if !filtered {
         assert!(
             s.forms >= 600,
