@@ -15,7 +15,37 @@ use std::collections::HashMap;
 pub const MAX_BLOCKS: usize = 1 << 16;
 
 /// Entries of the direct-mapped front table.
-const FRONT: usize = 1 << 12;
+const FRONT: usize = 1 << 16;
+
+/// A multiplicative hasher for [`Key`] (the default SipHash costs more than the rest of a
+/// lookup; keys are not attacker-chosen in a way that matters for a cache of one guest).
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// What identifies a translated block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,7 +85,7 @@ pub struct BlockCache {
     /// table's key alone does not identify what a slot holds now).
     slots: Vec<Option<(Key, Block)>>,
     free: Vec<usize>,
-    by_key: HashMap<Key, usize>,
+    by_key: KeyMap<usize>,
     by_page: HashMap<u64, Vec<Key>>,
     front: Box<[(Option<Key>, usize)]>,
     /// Blocks dropped because their page was written.
@@ -74,7 +104,7 @@ impl BlockCache {
         Self {
             slots: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: KeyMap::default(),
             by_page: HashMap::new(),
             front: vec![(None, 0); FRONT].into_boxed_slice(),
             invalidated: 0,
@@ -82,7 +112,7 @@ impl BlockCache {
     }
 
     fn front_index(key: &Key) -> usize {
-        ((key.phys ^ (key.rip >> 12).wrapping_mul(0x9e37_79b9)) as usize) % FRONT
+        ((key.phys ^ (key.rip >> 16)) as usize) % FRONT
     }
 
     /// The block for `key`, if translated.

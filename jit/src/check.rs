@@ -121,6 +121,7 @@ struct Reference {
 /// RFLAGS in one canonical lazy form, so states compare by architectural value.
 fn canonical(cpu: &CpuState) -> CpuState {
     let mut c = cpu.clone();
+    c.flags = softvisor_cpu::LazyFlags::default();
     c.flags.set(cpu.flags.get());
     c
 }

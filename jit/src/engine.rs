@@ -112,7 +112,7 @@ impl Jit {
                 self.block_for(cpu, mem)
             };
             let result = match block {
-                Some(key) if cpu.icount + self.block_len(&key) as u64 <= until => {
+                Some((key, len)) if cpu.icount + len as u64 <= until => {
                     self.run_block(&key, cpu, mem, platform)
                 }
                 _ => {
@@ -144,7 +144,7 @@ impl Jit {
             self.cache.invalidate_page(page);
             self.decode_cache.invalidate_page(page);
         }
-        let Some(key) = self.block_for(cpu, mem) else {
+        let Some((key, _)) = self.block_for(cpu, mem) else {
             return self.decode_cache.step(cpu, mem, platform);
         };
         let block = self.cache.get(&key).expect("block_for keeps the block");
@@ -157,13 +157,9 @@ impl Jit {
         }
     }
 
-    fn block_len(&mut self, key: &Key) -> usize {
-        self.cache.get(key).map_or(usize::MAX, Block::len)
-    }
-
     /// The translated block at CS:RIP, translating it if needed; `None` when the code
     /// cannot be cached (MMIO, a fault on fetch, an instruction crossing the page).
-    fn block_for(&mut self, cpu: &CpuState, mem: &mut dyn Memory) -> Option<Key> {
+    fn block_for(&mut self, cpu: &CpuState, mem: &mut dyn Memory) -> Option<(Key, usize)> {
         let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
         let phys = mem.code_address(linear)?;
         let mode = mode_of(cpu, mem);
@@ -172,12 +168,13 @@ impl Jit {
             rip: cpu.rip,
             mode,
         };
-        if self.cache.get(&key).is_some() {
-            return Some(key);
+        if let Some(block) = self.cache.get(&key) {
+            return Some((key, block.len()));
         }
         let block = self.translate(cpu, mem, mode, linear)?;
+        let len = block.len();
         self.cache.insert(key, block);
-        Some(key)
+        Some((key, len))
     }
 
     fn translate(

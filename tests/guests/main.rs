@@ -284,6 +284,7 @@ fn compare_engines(image: &[u8]) -> Result<(), String> {
     ));
     let canonical = |cpu: &CpuState| {
         let mut c = cpu.clone();
+        c.flags = softvisor_cpu::LazyFlags::default();
         c.flags.set(cpu.flags.get());
         c
     };

@@ -11,7 +11,7 @@ use super::{state_flags, Translator};
 use crate::helpers;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
-use softvisor_cpu::flags::{CcOp, CF};
+use softvisor_cpu::flags::{CcOp, ARITH, CF, OF, PF, SF, ZF};
 use softvisor_cpu::offsets;
 
 /// Where the arithmetic flags are.
@@ -21,6 +21,9 @@ pub(super) enum Flags {
     InMemory,
     /// Produced by an operation of this block.
     Pending(Pending),
+    /// The six arithmetic flags computed outright (an I64 holding CF|PF|AF|ZF|SF|OF at
+    /// their RFLAGS positions), as shifts produce them.
+    Computed(Value),
 }
 
 /// A flag-producing operation of the block. `res`, `src1`, `src2` are masked to `size`.
@@ -38,8 +41,10 @@ pub(super) struct Pending {
 impl Translator<'_, '_> {
     /// Stores pending flags into the CPU state's lazy flags.
     pub(super) fn store_flags(&mut self, flags: &Flags) {
-        let Flags::Pending(p) = *flags else {
-            return;
+        let p = match *flags {
+            Flags::InMemory => return,
+            Flags::Computed(arith) => return self.store_computed(arith),
+            Flags::Pending(p) => p,
         };
         let f = state_flags();
         let op = self.b.ins().iconst(types::I32, p.op as i64);
@@ -81,6 +86,51 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// Stores computed arithmetic flags: `bits` takes them and the lazy operation is none.
+    fn store_computed(&mut self, arith: Value) {
+        let f = state_flags();
+        let bits = self
+            .b
+            .ins()
+            .load(types::I64, f, self.cpu, offsets::FLAGS_BITS as i32);
+        let kept = self.b.ins().band_imm_s(bits, !(ARITH as i64));
+        let bits = self.b.ins().bor(kept, arith);
+        self.b
+            .ins()
+            .store(f, bits, self.cpu, offsets::FLAGS_BITS as i32);
+        let op = self.b.ins().iconst(types::I32, CcOp::Eflags as i64);
+        self.b
+            .ins()
+            .store(f, op, self.cpu, offsets::FLAGS_OP as i32);
+    }
+
+    /// ZF|SF|PF of a `size`-byte result (masked), at their RFLAGS positions.
+    pub(super) fn zsp(&mut self, res: Value, size: u32) -> Value {
+        let p = Pending {
+            op: CcOp::Logic,
+            size,
+            res,
+            src1: res,
+            src2: res,
+            extra: None,
+        };
+        let zf = self.zf(&p);
+        let sf = self.sf(&p);
+        let pf = self.pf(&p);
+        let mut out = self.constant(0);
+        for (flag, bit) in [(zf, ZF), (sf, SF), (pf, PF)] {
+            let wide = self.widen(flag, types::I64);
+            let placed = self.b.ins().ishl_imm_s(wide, bit.trailing_zeros() as i64);
+            out = self.b.ins().bor(out, placed);
+        }
+        out
+    }
+
+    /// Records computed arithmetic flags.
+    pub(super) fn set_computed_flags(&mut self, arith: Value) {
+        self.cache.flags = Flags::Computed(arith);
+    }
+
     /// Records a flag-producing operation (operands already masked to `size`).
     pub(super) fn set_flags(&mut self, op: CcOp, size: u32, res: Value, src1: Value, src2: Value) {
         self.cache.flags = Flags::Pending(Pending {
@@ -116,6 +166,7 @@ impl Translator<'_, '_> {
     /// The current carry flag as an I64 0/1.
     pub(super) fn carry(&mut self) -> Value {
         match self.cache.flags {
+            Flags::Computed(arith) => self.b.ins().band_imm_s(arith, CF as i64),
             Flags::Pending(p) => {
                 let cf = self.pending_cf(&p);
                 self.widen(cf, types::I64)
@@ -134,6 +185,7 @@ impl Translator<'_, '_> {
     pub(super) fn condition(&mut self, cc: u8) -> Value {
         let p = match self.cache.flags {
             Flags::Pending(p) => p,
+            Flags::Computed(arith) => return self.computed_condition(arith, cc),
             Flags::InMemory => {
                 let f = helpers::condition as *const ();
                 let cc = self.constant(u64::from(cc));
@@ -180,6 +232,41 @@ impl Translator<'_, '_> {
             (_, base) => (self.generic_condition(&p, base), false),
         };
         if negate != inverted {
+            self.b.ins().bxor_imm_s(cond, 1)
+        } else {
+            cond
+        }
+    }
+
+    /// Condition `cc` from computed flag bits.
+    fn computed_condition(&mut self, arith: Value, cc: u8) -> Value {
+        let flag = |t: &mut Self, bit: u64| {
+            let v = t.b.ins().band_imm_s(arith, bit as i64);
+            t.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0)
+        };
+        let cond = match cc >> 1 {
+            0 => flag(self, OF),
+            1 => flag(self, CF),
+            2 => flag(self, ZF),
+            3 => {
+                let v = self.b.ins().band_imm_s(arith, (CF | ZF) as i64);
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0)
+            }
+            4 => flag(self, SF),
+            5 => flag(self, PF),
+            base => {
+                let sf = flag(self, SF);
+                let of = flag(self, OF);
+                let lt = self.b.ins().bxor(sf, of);
+                if base == 6 {
+                    lt
+                } else {
+                    let zf = flag(self, ZF);
+                    self.b.ins().bor(lt, zf)
+                }
+            }
+        };
+        if cc & 1 != 0 {
             self.b.ins().bxor_imm_s(cond, 1)
         } else {
             cond

@@ -47,6 +47,9 @@ impl Translator<'_, '_> {
             | Mnemonic::Cmovno
             | Mnemonic::Cmovp
             | Mnemonic::Cmovnp => self.cmov(insn)?,
+            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => {
+                self.shift_by_immediate(insn, m)?
+            }
             _ if is_setcc(m) => self.setcc(insn)?,
             _ => return self.emit_control(insn),
         }
@@ -57,6 +60,10 @@ impl Translator<'_, '_> {
     fn operands_supported(&self, insn: &Instruction) -> bool {
         (0..insn.op_count()).all(|op| match insn.op_kind(op) {
             OpKind::Register => super::is_gpr(insn.op_register(op)),
+            // LEA and the multi-byte NOPs only compute an address (no size).
+            OpKind::Memory if matches!(insn.mnemonic(), Mnemonic::Lea | Mnemonic::Nop) => {
+                !insn.memory_index().is_xmm() && !insn.memory_index().is_ymm()
+            }
             OpKind::Memory => {
                 self.mode.inline_memory
                     && matches!(insn.memory_size().size(), 1 | 2 | 4 | 8)
@@ -195,6 +202,74 @@ impl Translator<'_, '_> {
             }
         }
         let _ = insn;
+        Some(())
+    }
+
+    /// SHL/SHR/SAR by a constant count (not CL): all six flags are set, AF to 1, as the
+    /// interpreter's `shift.rs` sets them. A zero count goes to the interpreter.
+    fn shift_by_immediate(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
+        use softvisor_cpu::flags::{AF, OF};
+        let size = self.op_size(0);
+        let bits = size * 8;
+        let n = match insn.op_count() {
+            1 => 1,
+            _ if insn.op_kind(1) == OpKind::Immediate8 => {
+                (insn.immediate(1) as u32) & if size == 8 { 63 } else { 31 }
+            }
+            _ => return None,
+        };
+        if n == 0 {
+            return None;
+        }
+        let a = self.read_operand(0, size)?;
+        let bit = |t: &mut Self, v, at: u32| {
+            let shifted = t.b.ins().ushr_imm_s(v, i64::from(at));
+            t.b.ins().band_imm_s(shifted, 1)
+        };
+        let (res, cf, of) = match m {
+            Mnemonic::Shl | Mnemonic::Sal => {
+                let res = if n < 64 {
+                    let r = self.b.ins().ishl_imm_s(a, i64::from(n));
+                    self.mask(r, size)
+                } else {
+                    self.constant(0)
+                };
+                let cf = if n <= bits {
+                    bit(self, a, bits - n)
+                } else {
+                    self.constant(0)
+                };
+                let msb = bit(self, res, bits - 1);
+                let of = self.b.ins().bxor(msb, cf);
+                (res, cf, Some(of))
+            }
+            Mnemonic::Shr => {
+                let res = self.b.ins().ushr_imm_s(a, i64::from(n));
+                let cf = if n <= bits {
+                    bit(self, a, n - 1)
+                } else {
+                    self.constant(0)
+                };
+                (res, cf, Some(bit(self, a, bits - 1)))
+            }
+            _ => {
+                let signed = self.sign_extend(a, size);
+                let r = self.b.ins().sshr_imm_s(signed, i64::from(n.min(63)));
+                let res = self.mask(r, size);
+                let c = self.b.ins().sshr_imm_s(signed, i64::from((n - 1).min(63)));
+                let cf = self.b.ins().band_imm_s(c, 1);
+                (res, cf, None)
+            }
+        };
+        self.write_operand0(res)?;
+        let zsp = self.zsp(res, size);
+        let mut arith = self.b.ins().bor_imm_s(zsp, AF as i64);
+        arith = self.b.ins().bor(arith, cf);
+        if let Some(of) = of {
+            let placed = self.b.ins().ishl_imm_s(of, OF.trailing_zeros() as i64);
+            arith = self.b.ins().bor(arith, placed);
+        }
+        self.set_computed_flags(arith);
         Some(())
     }
 
