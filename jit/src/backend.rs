@@ -38,6 +38,9 @@ impl Backend {
         set(&mut flags, "opt_level", "speed")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
+        // Translations are checked by the differential suite and the lockstep mode; the
+        // IR verifier costs a tenth of the translation time.
+        set(&mut flags, "enable_verifier", "false")?;
         let isa = cranelift_native::builder()
             .map_err(|e| JitError::Host(e.to_string()))?
             .finish(settings::Flags::new(flags))

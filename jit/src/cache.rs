@@ -14,8 +14,16 @@ use std::collections::HashMap;
 /// Blocks held before a full flush.
 pub const MAX_BLOCKS: usize = 1 << 16;
 
-/// Entries of the direct-mapped front table.
-const FRONT: usize = 1 << 16;
+/// Entries of the direct-mapped front table (small enough to stay in cache).
+const FRONT: usize = 1 << 13;
+
+/// A front-table entry: everything a dispatch needs, in one cache line.
+#[derive(Clone, Copy)]
+struct FrontEntry {
+    key: Option<Key>,
+    code: Option<CompiledFn>,
+    len: usize,
+}
 
 /// A multiplicative hasher for [`Key`] (the default SipHash costs more than the rest of a
 /// lookup; keys are not attacker-chosen in a way that matters for a cache of one guest).
@@ -87,7 +95,7 @@ pub struct BlockCache {
     free: Vec<usize>,
     by_key: KeyMap<usize>,
     by_page: HashMap<u64, Vec<Key>>,
-    front: Box<[(Option<Key>, usize)]>,
+    front: Box<[FrontEntry]>,
     /// Blocks dropped because their page was written.
     pub invalidated: u64,
 }
@@ -106,29 +114,48 @@ impl BlockCache {
             free: Vec::new(),
             by_key: KeyMap::default(),
             by_page: HashMap::new(),
-            front: vec![(None, 0); FRONT].into_boxed_slice(),
+            front: vec![
+                FrontEntry {
+                    key: None,
+                    code: None,
+                    len: 0
+                };
+                FRONT
+            ]
+            .into_boxed_slice(),
             invalidated: 0,
         }
     }
 
     fn front_index(key: &Key) -> usize {
-        ((key.phys ^ (key.rip >> 16)) as usize) % FRONT
+        let h = (key.phys ^ key.rip.rotate_left(20)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 51) as usize % FRONT
     }
 
-    /// The block for `key`, if translated.
+    /// The code and length of the block for `key`, if translated: the dispatch path.
     #[inline]
-    pub fn get(&mut self, key: &Key) -> Option<&Block> {
+    pub fn lookup(&mut self, key: &Key) -> Option<(CompiledFn, usize)> {
         let f = Self::front_index(key);
-        let (front_key, slot) = self.front[f];
-        if front_key.as_ref() == Some(key) {
-            if let Some((held, block)) = self.slots[slot].as_ref() {
-                if held == key {
-                    return Some(block);
-                }
+        let entry = self.front[f];
+        if entry.key.as_ref() == Some(key) {
+            if let Some(code) = entry.code {
+                return Some((code, entry.len));
             }
         }
         let slot = *self.by_key.get(key)?;
-        self.front[f] = (Some(*key), slot);
+        let (_, block) = self.slots[slot].as_ref()?;
+        let (code, len) = (block.code, block.len());
+        self.front[f] = FrontEntry {
+            key: Some(*key),
+            code: Some(code),
+            len,
+        };
+        Some((code, len))
+    }
+
+    /// The block for `key`, if translated.
+    pub fn get(&self, key: &Key) -> Option<&Block> {
+        let slot = *self.by_key.get(key)?;
         self.slots[slot].as_ref().map(|(_, block)| block)
     }
 
@@ -146,7 +173,11 @@ impl BlockCache {
         };
         self.by_key.insert(key, slot);
         self.by_page.entry(key.phys & !0xfff).or_default().push(key);
-        self.front[Self::front_index(&key)] = (Some(key), slot);
+        self.front[Self::front_index(&key)] = FrontEntry {
+            key: Some(key),
+            code: Some(block_code(&self.slots[slot])),
+            len: self.slots[slot].as_ref().map_or(0, |(_, b)| b.len()),
+        };
     }
 
     /// Drops every block translated from physical page `page`.
@@ -154,6 +185,12 @@ impl BlockCache {
         let Some(keys) = self.by_page.remove(&page) else {
             return;
         };
+        for entry in self.front.iter_mut() {
+            if entry.key.is_some_and(|k| k.phys & !0xfff == page) {
+                entry.key = None;
+                entry.code = None;
+            }
+        }
         for key in keys {
             let Some(slot) = self.by_key.remove(&key) else {
                 continue;
@@ -174,4 +211,8 @@ impl BlockCache {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+}
+
+fn block_code(slot: &Option<(Key, Block)>) -> CompiledFn {
+    slot.as_ref().expect("just inserted").1.code
 }

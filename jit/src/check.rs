@@ -168,7 +168,7 @@ impl Checker {
         *cpu = start.clone();
         // The interpreter may have moved the memory's paging context (CPL, CR3, AC).
         softvisor_cpu::system::sync_paging(cpu, mem);
-        let (code, exception, outcome) = crate::engine::execute(block, cpu, mem, platform);
+        let (code, exception, outcome) = crate::engine::execute(block.code, cpu, mem, platform);
         self.checked += 1;
         if let Some(report) = compare(block, &start, &reference, cpu, mem, code, exception) {
             self.divergence = Some(report);

@@ -8,7 +8,7 @@
 //! stepping, the interpreter steps one instruction. So interrupts and device accesses happen
 //! at the same instruction counts as in the interpreter.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, CompiledFn};
 use crate::block::decode_block;
 use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
@@ -112,8 +112,10 @@ impl Jit {
                 self.block_for(cpu, mem)
             };
             let result = match block {
-                Some((key, len)) if cpu.icount + len as u64 <= until => {
-                    self.run_block(&key, cpu, mem, platform)
+                Some((key, code, len)) if cpu.icount + len as u64 <= until => {
+                    self.stats.blocks_run += 1;
+                    self.stats.block_insns += len as u64;
+                    self.run_block(&key, code, cpu, mem, platform)
                 }
                 _ => {
                     self.stats.stepped += 1;
@@ -144,11 +146,10 @@ impl Jit {
             self.cache.invalidate_page(page);
             self.decode_cache.invalidate_page(page);
         }
-        let Some((key, _)) = self.block_for(cpu, mem) else {
+        let Some((_, code, _)) = self.block_for(cpu, mem) else {
             return self.decode_cache.step(cpu, mem, platform);
         };
-        let block = self.cache.get(&key).expect("block_for keeps the block");
-        let (code, exception, outcome) = execute(block, cpu, mem, platform);
+        let (code, exception, outcome) = execute(code, cpu, mem, platform);
         match code {
             exit::FAULT => Err(exception.expect("a fault exit records its exception")),
             exit::OUTCOME => Ok(outcome),
@@ -159,7 +160,11 @@ impl Jit {
 
     /// The translated block at CS:RIP, translating it if needed; `None` when the code
     /// cannot be cached (MMIO, a fault on fetch, an instruction crossing the page).
-    fn block_for(&mut self, cpu: &CpuState, mem: &mut dyn Memory) -> Option<(Key, usize)> {
+    fn block_for(
+        &mut self,
+        cpu: &CpuState,
+        mem: &mut dyn Memory,
+    ) -> Option<(Key, CompiledFn, usize)> {
         let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
         let phys = mem.code_address(linear)?;
         let mode = mode_of(cpu, mem);
@@ -168,13 +173,13 @@ impl Jit {
             rip: cpu.rip,
             mode,
         };
-        if let Some(block) = self.cache.get(&key) {
-            return Some((key, block.len()));
+        if let Some((code, len)) = self.cache.lookup(&key) {
+            return Some((key, code, len));
         }
         let block = self.translate(cpu, mem, mode, linear)?;
-        let len = block.len();
+        let (code, len) = (block.code, block.len());
         self.cache.insert(key, block);
-        Some((key, len))
+        Some((key, code, len))
     }
 
     fn translate(
@@ -222,16 +227,14 @@ impl Jit {
     fn run_block(
         &mut self,
         key: &Key,
+        code: CompiledFn,
         cpu: &mut CpuState,
         mem: &mut dyn Memory,
         platform: &mut dyn Platform,
     ) -> Option<RunExit> {
-        let block = self.cache.get(key)?;
-        self.stats.blocks_run += 1;
-        self.stats.block_insns += block.len() as u64;
         let (code, ctx_exception, ctx_outcome) = match self.checker.as_mut() {
-            Some(checker) => checker.run(block, cpu, mem, platform)?,
-            None => execute(block, cpu, mem, platform),
+            Some(checker) => checker.run(self.cache.get(key)?, cpu, mem, platform)?,
+            None => execute(code, cpu, mem, platform),
         };
         match code {
             exit::FAULT => raise(cpu, mem, ctx_exception?),
@@ -245,9 +248,9 @@ impl Jit {
     }
 }
 
-/// Runs `block`'s code once; returns its exit code and what it left in the context.
+/// Runs a block's code once; returns its exit code and what it left in the context.
 pub(crate) fn execute(
-    block: &Block,
+    code: CompiledFn,
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
@@ -260,7 +263,7 @@ pub(crate) fn execute(
     let cpu_ptr = ctx.cpu;
     // SAFETY: the code was compiled for `CompiledFn` by this engine's backend and is alive
     // with its block; `cpu_ptr` and `ctx` are valid and not otherwise used while it runs.
-    let code = unsafe { (block.code)(cpu_ptr, &mut ctx) };
+    let code = unsafe { code(cpu_ptr, &mut ctx) };
     (code, ctx.exception, ctx.outcome)
 }
 
