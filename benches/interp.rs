@@ -1,69 +1,16 @@
-//! Interpreter throughput in guest instructions per second, on three small guest kernels:
-//! a byte checksum loop, a string-instruction loop and a call-heavy loop. Each kernel ends
-//! in HLT; its result is checked once before timing, so a broken kernel cannot be measured.
+//! Interpreter throughput in guest instructions per second, on the small guest kernels of
+//! `kernels/`. Each kernel's result is checked once before timing, so a broken kernel
+//! cannot be measured.
 //!
 //! Run: `cargo bench --bench interp`. Criterion reports "elements/s" = guest instructions/s.
 
+mod kernels;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kernels::{CODE, KERNELS};
 use softvisor_cpu::{step, CpuState, StepOutcome};
-use softvisor_mmu::{FlatMemory, GuestRam};
+use softvisor_mmu::FlatMemory;
 use std::hint::black_box;
-
-const CODE: u64 = 0x1000;
-
-/// A guest kernel: its bytes and a check of the final state.
-struct Kernel {
-    name: &'static str,
-    bytes: &'static [u8],
-    check: fn(&CpuState, &FlatMemory) -> bool,
-}
-
-const KERNELS: &[Kernel] = &[
-    Kernel {
-        name: "checksum",
-        // rsi=0x2000, ecx=4096, eax=0; loop: movzx edx,[rsi]; add rax,rdx; inc rsi; dec ecx; jnz; hlt
-        bytes: &[
-            0x48, 0xc7, 0xc6, 0x00, 0x20, 0x00, 0x00, 0xb9, 0x00, 0x10, 0x00, 0x00, 0x31, 0xc0,
-            0x0f, 0xb6, 0x16, 0x48, 0x01, 0xd0, 0x48, 0xff, 0xc6, 0xff, 0xc9, 0x75, 0xf3, 0xf4,
-        ],
-        check: |cpu, _| cpu.gpr[0] == (0..4096u64).map(|i| i % 251).sum::<u64>(),
-    },
-    Kernel {
-        name: "string",
-        // 4096 x (lodsb; xor al,0x55; stosb; dec ecx; jnz), then rep movsb of 4 KiB; hlt
-        bytes: &[
-            0x48, 0xc7, 0xc6, 0x00, 0x20, 0x00, 0x00, 0x48, 0xc7, 0xc7, 0x00, 0x40, 0x00, 0x00,
-            0xb9, 0x00, 0x10, 0x00, 0x00, 0xac, 0x34, 0x55, 0xaa, 0xff, 0xc9, 0x75, 0xf8, 0x48,
-            0xc7, 0xc6, 0x00, 0x40, 0x00, 0x00, 0x48, 0xc7, 0xc7, 0x00, 0x60, 0x00, 0x00, 0xb9,
-            0x00, 0x10, 0x00, 0x00, 0xf3, 0xa4, 0xf4,
-        ],
-        check: |_, mem| {
-            let mut out = [0u8; 4096];
-            mem.ram.read_bytes(0x6000, &mut out).unwrap();
-            out.iter()
-                .enumerate()
-                .all(|(i, &b)| b == ((i % 251) as u8) ^ 0x55)
-        },
-    },
-    Kernel {
-        name: "calls",
-        // ecx=1024; loop: call f; dec ecx; jnz; hlt; f: push rbx; mov rbx,rcx; add rax,rbx; pop rbx; ret
-        bytes: &[
-            0xb9, 0x00, 0x04, 0x00, 0x00, 0xe8, 0x05, 0x00, 0x00, 0x00, 0xff, 0xc9, 0x75, 0xf7,
-            0xf4, 0x53, 0x48, 0x89, 0xcb, 0x48, 0x01, 0xd8, 0x5b, 0xc3,
-        ],
-        check: |cpu, _| cpu.gpr[0] == (1..=1024u64).sum::<u64>(),
-    },
-];
-
-/// Memory with the kernel at CODE and a 4 KiB data pattern at 0x2000.
-fn memory(kernel: &Kernel) -> FlatMemory {
-    let mut mem = FlatMemory::new(GuestRam::new(0x10000).unwrap());
-    mem.ram.write_bytes(CODE, kernel.bytes).unwrap();
-    let pattern: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
-    mem.ram.write_bytes(0x2000, &pattern).unwrap();
-    mem
-}
 
 /// Runs the kernel to HLT and returns the CPU.
 fn run(mem: &mut FlatMemory) -> CpuState {
@@ -83,10 +30,10 @@ fn run(mem: &mut FlatMemory) -> CpuState {
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("interp");
     for kernel in KERNELS {
-        let mut mem = memory(kernel);
+        let mut mem = FlatMemory::new(kernels::ram(kernel));
         let cpu = run(&mut mem);
         assert!(
-            (kernel.check)(&cpu, &mem),
+            (kernel.check)(&cpu, &mem.ram),
             "kernel {} computed a wrong result",
             kernel.name
         );
