@@ -76,20 +76,27 @@ pub fn ends_block(insn: &Instruction) -> Option<BlockEnd> {
         | Mnemonic::Fxrstor64
         | Mnemonic::Swapgs
         | Mnemonic::Stac
-        | Mnemonic::Clac
-        | Mnemonic::In
-        | Mnemonic::Out
-        | Mnemonic::Insb
-        | Mnemonic::Insw
-        | Mnemonic::Insd
-        | Mnemonic::Outsb
-        | Mnemonic::Outsw
-        | Mnemonic::Outsd => true,
-        _ => false,
+        | Mnemonic::Clac => true,
+        m => is_port_io(m),
     };
     // The interpreter runs a REP string instruction one iteration at a time, leaving RIP
     // on it until the count runs out; the block must stop there.
     (changes_state || is_repeated_string(insn)).then_some(BlockEnd::StateChange)
+}
+
+/// Whether `m` accesses an I/O port.
+pub fn is_port_io(m: Mnemonic) -> bool {
+    matches!(
+        m,
+        Mnemonic::In
+            | Mnemonic::Out
+            | Mnemonic::Insb
+            | Mnemonic::Insw
+            | Mnemonic::Insd
+            | Mnemonic::Outsb
+            | Mnemonic::Outsw
+            | Mnemonic::Outsd
+    )
 }
 
 /// A string instruction with a REP/REPE/REPNE prefix.

@@ -127,19 +127,9 @@ fn canonical(cpu: &CpuState) -> CpuState {
 }
 
 fn uses_devices(insn: &Instruction) -> bool {
-    matches!(
-        insn.mnemonic(),
-        Mnemonic::In
-            | Mnemonic::Out
-            | Mnemonic::Insb
-            | Mnemonic::Insw
-            | Mnemonic::Insd
-            | Mnemonic::Outsb
-            | Mnemonic::Outsw
-            | Mnemonic::Outsd
-            | Mnemonic::Rdmsr
-            | Mnemonic::Wrmsr
-    ) || insn.op_register(0).is_cr()
+    crate::block::is_port_io(insn.mnemonic())
+        || matches!(insn.mnemonic(), Mnemonic::Rdmsr | Mnemonic::Wrmsr)
+        || insn.op_register(0).is_cr()
         || insn.op_register(1).is_cr()
 }
 

@@ -189,8 +189,8 @@ fn run_program(image: &[u8], engine: Engine) -> (String, Result<(), String>) {
     )
 }
 
-#[test]
-fn guest_programs_pass() {
+/// The `*.S` programs, sorted.
+fn guest_sources() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -198,11 +198,13 @@ fn guest_programs_pass() {
         .filter(|p| p.extension().is_some_and(|e| e == "S"))
         .collect();
     sources.sort();
-    assert!(
-        !sources.is_empty(),
-        "no guest programs in {}",
-        dir.display()
-    );
+    sources
+}
+
+#[test]
+fn guest_programs_pass() {
+    let sources = guest_sources();
+    assert!(!sources.is_empty(), "no guest programs in tests/guests");
     let images: Vec<(String, Vec<u8>)> = sources
         .iter()
         .map(|s| {
@@ -242,13 +244,7 @@ fn guest_programs_pass() {
 /// instruction count at which a JIT bug shows, beyond the programs' own checks.
 #[test]
 fn engines_agree_at_every_slice() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "S"))
-        .collect();
-    sources.sort();
+    let sources = guest_sources();
     let mut failures = Vec::new();
     for source in &sources {
         let image = assemble(source);

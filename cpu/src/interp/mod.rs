@@ -38,6 +38,7 @@ use crate::{CpuState, Exception, SegReg};
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 use softvisor_mmu::Memory;
 
+pub use operand::is_integer_immediate;
 pub(crate) use operand::{is_canonical, Ctx};
 pub use state_save::{XCR0_SUPPORTED, XSAVE_AREA_SIZE};
 

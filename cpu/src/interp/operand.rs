@@ -59,14 +59,9 @@ impl Ctx<'_> {
                 let size = self.insn.memory_size().size();
                 self.read_mem(addr, size)
             }
-            OpKind::Immediate8
-            | OpKind::Immediate16
-            | OpKind::Immediate32
-            | OpKind::Immediate64
-            | OpKind::Immediate8to16
-            | OpKind::Immediate8to32
-            | OpKind::Immediate8to64
-            | OpKind::Immediate32to64 => Ok(self.insn.immediate(op) & size_mask(self.op_size(0))),
+            kind if is_integer_immediate(kind) => {
+                Ok(self.insn.immediate(op) & size_mask(self.op_size(0)))
+            }
             OpKind::Immediate8_2nd => Ok(u64::from(self.insn.immediate8_2nd())),
             _ => Err(Exception::InvalidOpcode),
         }
@@ -376,6 +371,22 @@ fn within_limit(cpu: &CpuState, segment: &crate::Segment, offset: u64, size: u64
     } else {
         last <= limit && last >= offset
     }
+}
+
+/// Whether an operand kind is an integer immediate (sign-extended by the decoder to the
+/// operand size where it is narrower).
+pub fn is_integer_immediate(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
 }
 
 /// Whether `addr` is canonical for 48-bit linear addresses.

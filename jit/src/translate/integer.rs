@@ -7,6 +7,7 @@ use super::{Flow, Translator};
 use cranelift_codegen::ir::InstBuilder;
 use iced_x86::{Instruction, Mnemonic, OpKind};
 use softvisor_cpu::flags::CcOp;
+use softvisor_cpu::interp::is_integer_immediate;
 
 impl Translator<'_, '_> {
     /// Translates `insn` inline if this module or [`super::control`] knows how; `None`
@@ -70,15 +71,8 @@ impl Translator<'_, '_> {
                     && !insn.memory_index().is_xmm()
                     && !insn.memory_index().is_ymm()
             }
-            OpKind::Immediate8
-            | OpKind::Immediate16
-            | OpKind::Immediate32
-            | OpKind::Immediate64
-            | OpKind::Immediate8to16
-            | OpKind::Immediate8to32
-            | OpKind::Immediate8to64
-            | OpKind::Immediate32to64
-            | OpKind::NearBranch64 => true,
+            OpKind::NearBranch64 => true,
+            kind if is_integer_immediate(kind) => true,
             _ => false,
         })
     }

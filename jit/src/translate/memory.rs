@@ -240,14 +240,7 @@ impl Translator<'_, '_> {
                 let linear = self.mem_linear();
                 self.load(linear, size)
             }
-            OpKind::Immediate8
-            | OpKind::Immediate16
-            | OpKind::Immediate32
-            | OpKind::Immediate64
-            | OpKind::Immediate8to16
-            | OpKind::Immediate8to32
-            | OpKind::Immediate8to64
-            | OpKind::Immediate32to64 => self
+            kind if softvisor_cpu::interp::is_integer_immediate(kind) => self
                 .b
                 .ins()
                 .iconst(types::I64, (insn.immediate(op) & size_mask(size)) as i64),
