@@ -8,7 +8,7 @@
 
 use crate::context::JitContext;
 use crate::JitError;
-use cranelift_codegen::ir::{types, AbiParam, UserFuncName, Value};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -18,6 +18,10 @@ use softvisor_cpu::CpuState;
 
 /// A compiled function over the CPU state.
 pub type CompiledFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>) -> u64;
+
+/// The entry trampoline: calls a block (compiled with the tail-call convention, so blocks
+/// can jump to each other with `return_call_indirect`) from Rust.
+pub type EntryFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>, *const u8) -> u64;
 
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
@@ -38,6 +42,8 @@ impl Backend {
         set(&mut flags, "opt_level", "speed")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
+        // Cranelift's tail calls (block chaining) need frame pointers.
+        set(&mut flags, "preserve_frame_pointers", "true")?;
         // Translations are checked by the differential suite and the lockstep mode; the
         // IR verifier costs a tenth of the translation time.
         set(&mut flags, "enable_verifier", "false")?;
@@ -72,16 +78,75 @@ impl Backend {
         self.compiled
     }
 
+    /// The signature of every block: `(cpu, ctx) -> exit code`, tail-call convention.
+    pub fn block_signature(&self) -> cranelift_codegen::ir::Signature {
+        let pointer = self.module.target_config().pointer_type();
+        let mut signature = cranelift_codegen::ir::Signature::new(CallConv::Tail);
+        signature.params.push(AbiParam::new(pointer));
+        signature.params.push(AbiParam::new(pointer));
+        signature.returns.push(AbiParam::new(types::I64));
+        signature
+    }
+
+    /// Compiles the entry trampoline ([`EntryFn`]).
+    pub fn compile_entry(&mut self) -> Result<EntryFn, JitError> {
+        let block_sig = self.block_signature();
+        let code = self.compile_with(CallConv::Tail, true, |b, cpu, ctx| {
+            let params = b
+                .block_params(b.current_block().expect("entry block"))
+                .to_vec();
+            let sig = b.import_signature(block_sig);
+            let call = b.ins().call_indirect(sig, params[2], &[cpu, ctx]);
+            let result = b.inst_results(call)[0];
+            b.ins().return_(&[result]);
+        })?;
+        // SAFETY: compiled just above with exactly EntryFn's parameters and result in the
+        // host's C calling convention.
+        Ok(unsafe { std::mem::transmute::<*const u8, EntryFn>(code) })
+    }
+
+    /// Compiles one block function (tail-call convention, see [`Backend::block_signature`])
+    /// whose body `emit` builds, given the builder and the CPU-state and context pointers;
+    /// `emit` must end every path with a return (or tail call) of one I64. Returns its code.
+    pub fn compile_block(
+        &mut self,
+        emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
+    ) -> Result<*const u8, JitError> {
+        self.compile_with(CallConv::Tail, false, emit)
+    }
+
     /// Compiles one function whose body `emit` builds, given the builder and the CPU-state
     /// and context pointers; `emit` must end every path with a return of one I64.
     pub fn compile(
         &mut self,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<CompiledFn, JitError> {
+        let code = self.compile_with(self.call_conv(), false, emit)?;
+        // SAFETY: `code` is the entry of a function just defined with exactly the
+        // `CompiledFn` signature (two pointer parameters, one I64 result, the host's default
+        // C calling convention), finalized and kept alive by `self.module`.
+        Ok(unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) })
+    }
+
+    /// Compiles a function `(cpu, ctx[, code]) -> I64`: in the host convention when
+    /// `entry` (the trampoline, with the extra code pointer) or for `compile`, else in
+    /// `call_conv`.
+    fn compile_with(
+        &mut self,
+        call_conv: CallConv,
+        entry: bool,
+        emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
+    ) -> Result<*const u8, JitError> {
         let pointer = self.module.target_config().pointer_type();
         let mut signature = self.module.make_signature();
+        if !entry {
+            signature.call_conv = call_conv;
+        }
         signature.params.push(AbiParam::new(pointer));
         signature.params.push(AbiParam::new(pointer));
+        if entry {
+            signature.params.push(AbiParam::new(pointer));
+        }
         signature.returns.push(AbiParam::new(types::I64));
         let name = format!("block{}", self.compiled);
         let id = self
@@ -111,18 +176,14 @@ impl Backend {
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         self.compiled += 1;
-        let code = self.module.get_finalized_function(id);
-        // SAFETY: `code` is the entry of the function just defined with exactly the
-        // `CompiledFn` signature (two pointer parameters, one I64 result, the host's default
-        // C calling convention), finalized and kept alive by `self.module`.
-        Ok(unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) })
+        Ok(self.module.get_finalized_function(id))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cranelift_codegen::ir::{InstBuilder, MemFlagsData};
+    use cranelift_codegen::ir::MemFlagsData;
     use softvisor_cpu::offsets;
 
     #[test]

@@ -68,8 +68,11 @@ pub struct Key {
 
 /// A translated block.
 pub struct Block {
-    /// Its host code.
+    /// Its host code (tail-call convention; entered through the backend's trampoline).
     pub code: CompiledFn,
+    /// Successor slots its direct exits jump through once the dispatcher links them (code
+    /// of a block on the same physical page, or 0).
+    pub slots: Box<[u64]>,
     /// The decoded guest instructions; generated code points at them (helper calls), so
     /// they live as long as the code.
     pub insns: Box<[Instruction]>,
@@ -98,6 +101,8 @@ pub struct BlockCache {
     front: Box<[FrontEntry]>,
     /// Blocks dropped because their page was written.
     pub invalidated: u64,
+    /// Bumped whenever blocks are dropped, so a pending link to a dropped block is refused.
+    pub generation: u64,
 }
 
 impl Default for BlockCache {
@@ -124,6 +129,7 @@ impl BlockCache {
             ]
             .into_boxed_slice(),
             invalidated: 0,
+            generation: 0,
         }
     }
 
@@ -185,6 +191,7 @@ impl BlockCache {
         let Some(keys) = self.by_page.remove(&page) else {
             return;
         };
+        self.generation += 1;
         for entry in self.front.iter_mut() {
             if entry.key.is_some_and(|k| k.phys & !0xfff == page) {
                 entry.key = None;

@@ -138,6 +138,7 @@ impl Checker {
     /// and outcome), or `None` after a divergence (recorded in [`Checker::divergence`]).
     pub(crate) fn run(
         &mut self,
+        entry: crate::backend::EntryFn,
         block: &Block,
         cpu: &mut CpuState,
         mem: &mut dyn Memory,
@@ -158,7 +159,9 @@ impl Checker {
         *cpu = start.clone();
         // The interpreter may have moved the memory's paging context (CPL, CR3, AC).
         softvisor_cpu::system::sync_paging(cpu, mem);
-        let (code, exception, outcome) = crate::engine::execute(block.code, cpu, mem, platform);
+        let until = cpu.icount + block.len() as u64;
+        let (code, exception, outcome, _) =
+            crate::engine::execute(entry, block.code, cpu, mem, platform, until);
         self.checked += 1;
         if let Some(report) = compare(block, &start, &reference, cpu, mem, code, exception) {
             self.divergence = Some(report);

@@ -53,12 +53,30 @@ pub struct JitContext<'a> {
     pub exception: Option<Exception>,
     /// The outcome of an interpreted instruction ([`exit::OUTCOME`]).
     pub outcome: StepOutcome,
+    /// The instruction count a block may not pass: a block whose length does not fit
+    /// returns at its entry (chained blocks check it themselves).
+    pub until: u64,
+    /// Set by a block leaving through an unlinked direct exit: that exit's successor slot,
+    /// the physical page of the block, and the target RIP, for the dispatcher to link.
+    pub link: *mut u64,
+    /// See [`JitContext::link`].
+    pub link_page: u64,
+    /// See [`JitContext::link`].
+    pub link_rip: u64,
 }
 
 /// Offset of [`JitContext::tlb`].
 pub const TLB: i32 = offset_of!(JitContext<'static>, tlb) as i32;
 /// Offset of [`JitContext::status`].
 pub const STATUS: i32 = offset_of!(JitContext<'static>, status) as i32;
+/// Offset of [`JitContext::until`].
+pub const UNTIL: i32 = offset_of!(JitContext<'static>, until) as i32;
+/// Offset of [`JitContext::link`].
+pub const LINK: i32 = offset_of!(JitContext<'static>, link) as i32;
+/// Offset of [`JitContext::link_page`].
+pub const LINK_PAGE: i32 = offset_of!(JitContext<'static>, link_page) as i32;
+/// Offset of [`JitContext::link_rip`].
+pub const LINK_RIP: i32 = offset_of!(JitContext<'static>, link_rip) as i32;
 
 impl<'a> JitContext<'a> {
     /// A context over one CPU, its memory and platform, for one dispatcher call.
@@ -66,6 +84,7 @@ impl<'a> JitContext<'a> {
         cpu: &mut CpuState,
         mem: &'a mut dyn Memory,
         platform: &'a mut dyn Platform,
+        until: u64,
     ) -> Self {
         let tlb = mem.fast_tlb().map_or(core::ptr::null(), |tlb| {
             tlb.entries.as_ptr().cast::<TlbEntry>()
@@ -78,6 +97,10 @@ impl<'a> JitContext<'a> {
             platform,
             exception: None,
             outcome: StepOutcome::Continue,
+            until,
+            link: core::ptr::null_mut(),
+            link_page: 0,
+            link_rip: 0,
         }
     }
 }

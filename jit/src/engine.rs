@@ -8,12 +8,12 @@
 //! stepping, the interpreter steps one instruction. So interrupts and device accesses happen
 //! at the same instruction counts as in the interpreter.
 
-use crate::backend::{Backend, CompiledFn};
+use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
 use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::context::{exit, JitContext};
-use crate::translate::{Mode, Translator};
+use crate::translate::{Chaining, Mode, Translator};
 use crate::JitError;
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::{AC, TF};
@@ -39,6 +39,11 @@ pub struct Stats {
 /// A JIT engine for one vCPU.
 pub struct Jit {
     backend: Option<Backend>,
+    /// The backend's entry trampoline.
+    entry: Option<EntryFn>,
+    /// A direct exit of the last block run, waiting to be linked to the next block:
+    /// (slot, physical page, target RIP, cache generation).
+    pending_link: Option<(*mut u64, u64, u64, u64)>,
     cache: BlockCache,
     decode_cache: DecodeCache,
     /// Most instructions per block.
@@ -51,8 +56,12 @@ pub struct Jit {
 impl Jit {
     /// A JIT for this host.
     pub fn new() -> Result<Self, JitError> {
+        let mut backend = Backend::new()?;
+        let entry = backend.compile_entry()?;
         Ok(Self {
-            backend: Some(Backend::new()?),
+            backend: Some(backend),
+            entry: Some(entry),
+            pending_link: None,
             cache: BlockCache::new(),
             decode_cache: DecodeCache::new(),
             max_block_insns: crate::block::MAX_BLOCK_INSNS,
@@ -111,11 +120,20 @@ impl Jit {
             } else {
                 self.block_for(cpu, mem)
             };
+            let link = self.pending_link.take();
             let result = match block {
                 Some((key, code, len)) if cpu.icount + len as u64 <= until => {
+                    if let Some((slot, page, rip, generation)) = link {
+                        let same = key.phys & !0xfff == page && key.rip == rip;
+                        if same && generation == self.cache.generation {
+                            // SAFETY: the slot belongs to a block of the same page, alive
+                            // (no block was dropped since it was handed out).
+                            unsafe { *slot = code as u64 };
+                        }
+                    }
                     self.stats.blocks_run += 1;
                     self.stats.block_insns += len as u64;
-                    self.run_block(&key, code, cpu, mem, platform)
+                    self.run_block(&key, code, cpu, mem, platform, until)
                 }
                 _ => {
                     self.stats.stepped += 1;
@@ -146,10 +164,12 @@ impl Jit {
             self.cache.invalidate_page(page);
             self.decode_cache.invalidate_page(page);
         }
-        let Some((_, code, _)) = self.block_for(cpu, mem) else {
+        let Some((_, code, len)) = self.block_for(cpu, mem) else {
             return self.decode_cache.step(cpu, mem, platform);
         };
-        let (code, exception, outcome) = execute(code, cpu, mem, platform);
+        let entry = self.entry.expect("a backend");
+        let until = cpu.icount + len as u64;
+        let (code, exception, outcome, _) = execute(entry, code, cpu, mem, platform, until);
         match code {
             exit::FAULT => Err(exception.expect("a fault exit records its exception")),
             exit::OUTCOME => Ok(outcome),
@@ -176,7 +196,7 @@ impl Jit {
         if let Some((code, len)) = self.cache.lookup(&key) {
             return Some((key, code, len));
         }
-        let block = self.translate(cpu, mem, mode, linear)?;
+        let block = self.translate(cpu, mem, mode, linear, phys)?;
         let (code, len) = (block.code, block.len());
         self.cache.insert(key, block);
         Some((key, code, len))
@@ -188,6 +208,7 @@ impl Jit {
         mem: &mut dyn Memory,
         mode: Mode,
         linear: u64,
+        phys: u64,
     ) -> Option<Block> {
         let mut guest = decode_block(cpu, mem).ok()?;
         guest.insns.truncate(self.max_block_insns);
@@ -200,26 +221,53 @@ impl Jit {
             self.flush();
         }
         let insns: Box<[_]> = guest.insns.into_boxed_slice();
+        let mut slots: Box<[u64]> = vec![0; 2].into_boxed_slice();
+        let chaining = Chaining {
+            slots: if self.checker.is_some() || mode.bitness != 64 {
+                core::ptr::null_mut()
+            } else {
+                slots.as_mut_ptr()
+            },
+            page: phys & !0xfff,
+        };
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
+        let block_sig = backend.block_signature();
         let code = backend
-            .compile(|b, cpu_ptr, ctx_ptr| {
-                Translator::emit_block(b, call_conv, cpu_ptr, ctx_ptr, mode, &insns)
+            .compile_block(|b, cpu_ptr, ctx_ptr| {
+                Translator::emit_block(
+                    b,
+                    call_conv,
+                    block_sig,
+                    (cpu_ptr, ctx_ptr),
+                    mode,
+                    chaining,
+                    &insns,
+                )
             })
             .ok()?;
         self.stats.translated += 1;
-        Some(Block { code, insns })
+        // SAFETY: a pointer to code compiled by this backend, kept alive with the block. It
+        // is only ever called through the entry trampoline or a tail call, in the
+        // tail-call convention it was compiled for; the type is a handle.
+        let code = unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) };
+        Some(Block { code, slots, insns })
     }
 
     /// Drops every block and frees their code.
     pub fn flush(&mut self) {
         self.cache = BlockCache::new();
+        self.pending_link = None;
+        self.entry = None;
         if let Some(old) = self.backend.take() {
             // SAFETY: every block compiled by `old` was just dropped with the cache, and no
             // block is running (the dispatcher calls this between blocks).
             unsafe { old.free() };
         }
         self.backend = Backend::new().ok();
+        if let Some(backend) = self.backend.as_mut() {
+            self.entry = backend.compile_entry().ok();
+        }
         self.stats.flushes += 1;
     }
 
@@ -231,10 +279,19 @@ impl Jit {
         cpu: &mut CpuState,
         mem: &mut dyn Memory,
         platform: &mut dyn Platform,
+        until: u64,
     ) -> Option<RunExit> {
+        let entry = self.entry?;
         let (code, ctx_exception, ctx_outcome) = match self.checker.as_mut() {
-            Some(checker) => checker.run(self.cache.get(key)?, cpu, mem, platform)?,
-            None => execute(code, cpu, mem, platform),
+            Some(checker) => checker.run(entry, self.cache.get(key)?, cpu, mem, platform)?,
+            None => {
+                let (code, exception, outcome, link) =
+                    execute(entry, code, cpu, mem, platform, until);
+                if let (exit::NORMAL, Some((slot, page, rip))) = (code, link) {
+                    self.pending_link = Some((slot, page, rip, self.cache.generation));
+                }
+                (code, exception, outcome)
+            }
         };
         match code {
             exit::FAULT => raise(cpu, mem, ctx_exception?),
@@ -248,23 +305,32 @@ impl Jit {
     }
 }
 
-/// Runs a block's code once; returns its exit code and what it left in the context.
+/// What a run of translated code left: exit code, exception, outcome, and the direct exit
+/// it left through unlinked (slot, page, target RIP).
+pub(crate) type Executed = (
+    u64,
+    Option<softvisor_cpu::Exception>,
+    softvisor_cpu::StepOutcome,
+    Option<(*mut u64, u64, u64)>,
+);
+
+/// Runs a block's code (and whatever it chains to) through the entry trampoline, with
+/// `until` as the instruction budget.
 pub(crate) fn execute(
+    entry: EntryFn,
     code: CompiledFn,
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
-) -> (
-    u64,
-    Option<softvisor_cpu::Exception>,
-    softvisor_cpu::StepOutcome,
-) {
-    let mut ctx = JitContext::new(cpu, mem, platform);
+    until: u64,
+) -> Executed {
+    let mut ctx = JitContext::new(cpu, mem, platform, until);
     let cpu_ptr = ctx.cpu;
-    // SAFETY: the code was compiled for `CompiledFn` by this engine's backend and is alive
-    // with its block; `cpu_ptr` and `ctx` are valid and not otherwise used while it runs.
-    let code = unsafe { code(cpu_ptr, &mut ctx) };
-    (code, ctx.exception, ctx.outcome)
+    // SAFETY: `entry` and `code` come from this engine's live backend (the code with its
+    // block); `cpu_ptr` and `ctx` are valid and not otherwise used while it runs.
+    let result = unsafe { entry(cpu_ptr, &mut ctx, code as *const u8) };
+    let link = (!ctx.link.is_null()).then_some((ctx.link, ctx.link_page, ctx.link_rip));
+    (result, ctx.exception, ctx.outcome, link)
 }
 
 /// The mode bits a block is translated for.

@@ -39,6 +39,10 @@ impl Translator<'_, '_> {
                 self.set_gpr(RBP, v);
                 Some(Flow::Next)
             }
+            Mnemonic::Jmp if insn.op_kind(0) == OpKind::NearBranch64 => {
+                self.exit_chained(insn.near_branch_target(), 0);
+                Some(Flow::Terminated)
+            }
             Mnemonic::Jmp => {
                 let target = self.branch_target()?;
                 self.exit_to(target);
@@ -67,13 +71,15 @@ impl Translator<'_, '_> {
                 let not_taken = self.b.create_block();
                 let c = self.condition(cc);
                 self.b.ins().brif(c, taken, &[], not_taken, &[]);
-                for (block, rip) in [
+                for (slot, (block, rip)) in [
                     (taken, insn.near_branch_target()),
                     (not_taken, insn.next_ip()),
-                ] {
+                ]
+                .into_iter()
+                .enumerate()
+                {
                     self.b.switch_to_block(block);
-                    let target = self.constant(rip);
-                    self.exit_to(target);
+                    self.exit_chained(rip, slot);
                 }
                 Some(Flow::Terminated)
             }

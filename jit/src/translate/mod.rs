@@ -61,8 +61,19 @@ struct Cache {
     flags: Flags,
 }
 
+/// Where a block may jump straight to its successor (see [`crate::cache`]).
+#[derive(Clone, Copy)]
+pub struct Chaining {
+    /// The block's successor slots (two: taken and not taken), or null: no chaining.
+    pub slots: *mut u64,
+    /// Physical page of the block.
+    pub page: u64,
+}
+
 /// Signatures of the helpers generated code calls.
 struct Sigs {
+    /// Blocks themselves (tail calls to a chained successor).
+    block: SigRef,
     interpret: SigRef,
     load: SigRef,
     store: SigRef,
@@ -91,6 +102,9 @@ pub(crate) struct Translator<'a, 'f> {
     /// Index of the current instruction in the block.
     index: usize,
     insn: Instruction,
+    chaining: Chaining,
+    /// RIP of the block's first instruction.
+    block_rip: u64,
 }
 
 /// Memory flags for the CPU state and context: always valid and aligned.
@@ -99,7 +113,13 @@ fn state_flags() -> MemFlagsData {
 }
 
 impl<'a, 'f> Translator<'a, 'f> {
-    fn signatures(b: &mut FunctionBuilder<'f>, call_conv: CallConv, ptr: Type) -> Sigs {
+    fn signatures(
+        b: &mut FunctionBuilder<'f>,
+        call_conv: CallConv,
+        ptr: Type,
+        block_sig: Signature,
+    ) -> Sigs {
+        let block = b.import_signature(block_sig);
         let mut sig = |params: &[Type], ret: bool| {
             let mut s = Signature::new(call_conv);
             s.params.push(AbiParam::new(ptr));
@@ -111,6 +131,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         };
         let i64 = types::I64;
         Sigs {
+            block,
             interpret: sig(&[ptr], true),
             load: sig(&[i64, i64], true),
             store: sig(&[i64, i64, i64], false),
@@ -124,16 +145,39 @@ impl<'a, 'f> Translator<'a, 'f> {
     pub(crate) fn emit_block(
         b: &'a mut FunctionBuilder<'f>,
         call_conv: CallConv,
-        cpu: Value,
-        ctx: Value,
+        block_sig: Signature,
+        (cpu, ctx): (Value, Value),
         mode: Mode,
+        chaining: Chaining,
         insns: &[Instruction],
     ) {
         let ptr = types::I64;
-        let sigs = Self::signatures(b, call_conv, ptr);
+        let sigs = Self::signatures(b, call_conv, ptr, block_sig);
         let icount0 = b
             .ins()
             .load(types::I64, state_flags(), cpu, offsets::ICOUNT as i32);
+        let block_rip = insns.first().map_or(0, Instruction::ip);
+        // A block that does not fit in the budget returns before its first instruction
+        // (reached by chaining; the dispatcher checks before it enters one).
+        let until = b
+            .ins()
+            .load(types::I64, state_flags(), ctx, crate::context::UNTIL);
+        let end = b.ins().iadd_imm_s(icount0, insns.len() as i64);
+        let over = b.ins().icmp(
+            cranelift_codegen::ir::condcodes::IntCC::UnsignedGreaterThan,
+            end,
+            until,
+        );
+        let stop = b.create_block();
+        let body = b.create_block();
+        b.set_cold_block(stop);
+        b.ins().brif(over, stop, &[], body, &[]);
+        b.switch_to_block(stop);
+        let rip = b.ins().iconst(types::I64, block_rip as i64);
+        b.ins().store(state_flags(), rip, cpu, offsets::RIP as i32);
+        let normal = b.ins().iconst(types::I64, exit::NORMAL as i64);
+        b.ins().return_(&[normal]);
+        b.switch_to_block(body);
         let tlb = mode
             .inline_memory
             .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
@@ -158,6 +202,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             start: empty,
             index: 0,
             insn: Instruction::default(),
+            chaining,
+            block_rip,
         };
         let mut last = Flow::Next;
         for (index, insn) in insns.iter().enumerate() {
@@ -168,7 +214,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let end = insns.last().map_or(0, |i| i.next_ip());
         match last {
-            Flow::Next => t.exit_with(Some(end), insns.len(), exit::NORMAL),
+            Flow::Next => t.exit_chained(end, 0),
             _ => t.exit_with(None, insns.len(), exit::NORMAL),
         }
     }
@@ -407,6 +453,48 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.write_back(&cache);
         self.store_rip_value(rip);
         self.store_icount(self.index + 1);
+        let code = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
+        self.b.ins().return_(&[code]);
+    }
+
+    /// Ends the block after the current instruction at the constant `rip`: jumps straight
+    /// to the successor through slot `slot` when it is linked, else returns to the
+    /// dispatcher asking it to link the slot. Only targets on the block's own page chain
+    /// (a page's blocks are dropped together, so a link never outlives its target).
+    fn exit_chained(&mut self, rip: u64, slot: usize) {
+        let same_page = rip & !0xfff == self.block_rip & !0xfff;
+        if self.chaining.slots.is_null() || !same_page {
+            let retired = self.index + 1;
+            return self.exit_with(Some(rip), retired, exit::NORMAL);
+        }
+        let cache = self.cache.clone();
+        self.write_back(&cache);
+        self.store_rip(rip);
+        self.store_icount(self.index + 1);
+        // SAFETY-free address arithmetic: the slot lives in the block's own allocation.
+        let slot_addr = self.chaining.slots.wrapping_add(slot) as i64;
+        let slot_addr = self.b.ins().iconst(types::I64, slot_addr);
+        let next = self.b.ins().load(types::I64, state_flags(), slot_addr, 0);
+        let linked = self.b.create_block();
+        let unlinked = self.b.create_block();
+        self.b.ins().brif(next, linked, &[], unlinked, &[]);
+        self.b.switch_to_block(linked);
+        self.b
+            .ins()
+            .return_call_indirect(self.sigs.block, next, &[self.cpu, self.ctx]);
+        self.b.switch_to_block(unlinked);
+        let f = state_flags();
+        self.b
+            .ins()
+            .store(f, slot_addr, self.ctx, crate::context::LINK);
+        let page = self.b.ins().iconst(types::I64, self.chaining.page as i64);
+        self.b
+            .ins()
+            .store(f, page, self.ctx, crate::context::LINK_PAGE);
+        let target = self.b.ins().iconst(types::I64, rip as i64);
+        self.b
+            .ins()
+            .store(f, target, self.ctx, crate::context::LINK_RIP);
         let code = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
         self.b.ins().return_(&[code]);
     }
