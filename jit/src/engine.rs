@@ -128,7 +128,7 @@ impl Jit {
                         if same && generation == self.cache.generation {
                             // SAFETY: the slot belongs to a block of the same page, alive
                             // (no block was dropped since it was handed out).
-                            unsafe { *slot = code as u64 };
+                            unsafe { *slot = code as usize as u64 };
                         }
                     }
                     self.stats.blocks_run += 1;
