@@ -32,11 +32,7 @@ fn bench(c: &mut Criterion) {
     for kernel in KERNELS {
         let mut mem = FlatMemory::new(kernels::ram(kernel));
         let cpu = run(&mut mem);
-        assert!(
-            (kernel.check)(&cpu, &mem.ram),
-            "kernel {} computed a wrong result",
-            kernel.name
-        );
+        kernel.assert_result(&cpu, &mem.ram);
         group.throughput(Throughput::Elements(cpu.icount));
         group.bench_function(kernel.name, |b| {
             b.iter(|| black_box(run(&mut mem).icount));

@@ -58,11 +58,7 @@ fn throughput(c: &mut Criterion) {
         let mut mem = SystemMemory::new(kernels::ram(kernel), Bus::new());
         let mut jit = Jit::new().expect("a JIT for this host");
         let cpu = run(&mut jit, &mut mem);
-        assert!(
-            (kernel.check)(&cpu, &mem.ram),
-            "kernel {} computed a wrong result",
-            kernel.name
-        );
+        kernel.assert_result(&cpu, &mem.ram);
         group.throughput(Throughput::Elements(cpu.icount));
         group.bench_function(kernel.name, |b| {
             b.iter(|| black_box(run(&mut jit, &mut mem).icount));

@@ -14,6 +14,18 @@ pub struct Kernel {
     pub check: fn(&CpuState, &GuestRam) -> bool,
 }
 
+impl Kernel {
+    /// Panics unless the run left the kernel's expected result: a broken kernel (or
+    /// engine) is never timed.
+    pub fn assert_result(&self, cpu: &CpuState, ram: &GuestRam) {
+        assert!(
+            (self.check)(cpu, ram),
+            "kernel {} computed a wrong result",
+            self.name
+        );
+    }
+}
+
 pub const KERNELS: &[Kernel] = &[
     Kernel {
         name: "checksum",

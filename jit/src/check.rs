@@ -151,7 +151,7 @@ impl Checker {
         let reference = reference_run(block, cpu, mem, platform);
         if reference.touched_device {
             self.unchecked += 1;
-            return Some(reference_exit(&reference, cpu));
+            return Some(reference_exit(&reference));
         }
         for write in reference.writes.iter().rev() {
             let _ = mem.write_supervisor(write.addr, &write.old);
@@ -217,8 +217,7 @@ fn reference_run(
 }
 
 /// The exit the dispatcher acts on when the interpreter's run stands alone.
-fn reference_exit(reference: &Reference, cpu: &CpuState) -> (u64, Option<Exception>, StepOutcome) {
-    let _ = cpu;
+fn reference_exit(reference: &Reference) -> (u64, Option<Exception>, StepOutcome) {
     match (reference.fault, reference.outcome) {
         (Some(e), _) => (exit::FAULT, Some(e), StepOutcome::Continue),
         (None, StepOutcome::Continue) => (exit::NORMAL, None, StepOutcome::Continue),

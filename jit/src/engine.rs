@@ -26,9 +26,10 @@ use softvisor_mmu::{Memory, PAGE_SIZE};
 pub struct Stats {
     /// Blocks translated.
     pub translated: u64,
-    /// Translated blocks run.
+    /// Entries into translated code from the dispatcher (chained blocks not counted).
     pub blocks_run: u64,
-    /// Guest instructions in the blocks run (entered; a block may leave early).
+    /// Guest instructions in the blocks entered from the dispatcher (a block may leave
+    /// early; chained successors not counted).
     pub block_insns: u64,
     /// Instructions stepped by the interpreter outside blocks.
     pub stepped: u64,
@@ -49,6 +50,9 @@ pub struct Jit {
     /// Most instructions per block.
     max_block_insns: usize,
     checker: Option<Checker>,
+    /// Whether the memory of the current run has a TLB for inline accesses (asked once
+    /// per run, not per dispatch).
+    has_tlb: bool,
     /// Counters.
     pub stats: Stats,
 }
@@ -66,6 +70,7 @@ impl Jit {
             decode_cache: DecodeCache::new(),
             max_block_insns: crate::block::MAX_BLOCK_INSNS,
             checker: None,
+            has_tlb: false,
             stats: Stats::default(),
         })
     }
@@ -103,11 +108,9 @@ impl Jit {
         platform: &mut dyn Platform,
         until: u64,
     ) -> RunExit {
+        self.has_tlb = mem.fast_tlb().is_some();
         while cpu.icount < until {
-            for page in mem.take_written_code() {
-                self.cache.invalidate_page(page);
-                self.decode_cache.invalidate_page(page);
-            }
+            self.drop_written_code(mem);
             let shadowed = cpu.interrupt_shadow;
             if let Some(exit) = take_interrupt(cpu, mem, platform) {
                 return exit;
@@ -160,10 +163,8 @@ impl Jit {
         mem: &mut dyn Memory,
         platform: &mut dyn Platform,
     ) -> Result<softvisor_cpu::StepOutcome, softvisor_cpu::Exception> {
-        for page in mem.take_written_code() {
-            self.cache.invalidate_page(page);
-            self.decode_cache.invalidate_page(page);
-        }
+        self.drop_written_code(mem);
+        self.has_tlb = mem.fast_tlb().is_some();
         let Some((_, code, len)) = self.block_for(cpu, mem) else {
             return self.decode_cache.step(cpu, mem, platform);
         };
@@ -187,7 +188,7 @@ impl Jit {
     ) -> Option<(Key, CompiledFn, usize)> {
         let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
         let phys = mem.code_address(linear)?;
-        let mode = mode_of(cpu, mem);
+        let mode = mode_of(cpu, self.has_tlb);
         let key = Key {
             phys,
             rip: cpu.rip,
@@ -252,6 +253,14 @@ impl Jit {
         // tail-call convention it was compiled for; the type is a handle.
         let code = unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) };
         Some(Block { code, slots, insns })
+    }
+
+    /// Drops the blocks (and decoded instructions) of code pages written since last time.
+    fn drop_written_code(&mut self, mem: &mut dyn Memory) {
+        for page in mem.take_written_code() {
+            self.cache.invalidate_page(page);
+            self.decode_cache.invalidate_page(page);
+        }
     }
 
     /// Drops every block and frees their code.
@@ -334,13 +343,13 @@ pub(crate) fn execute(
 }
 
 /// The mode bits a block is translated for.
-fn mode_of(cpu: &CpuState, mem: &mut dyn Memory) -> Mode {
+fn mode_of(cpu: &CpuState, has_tlb: bool) -> Mode {
     let bitness = cpu.bitness();
     let cpl = cpu.cpl();
     let alignment_checks = cpu.cr0 & (1 << 18) != 0 && cpu.flags.bits & AC != 0 && cpl == 3;
     Mode {
         bitness,
         tlb_mode: usize::from(cpl == 3),
-        inline_memory: bitness == 64 && !alignment_checks && mem.fast_tlb().is_some(),
+        inline_memory: bitness == 64 && !alignment_checks && has_tlb,
     }
 }

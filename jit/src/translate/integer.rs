@@ -19,7 +19,7 @@ impl Translator<'_, '_> {
         let m = insn.mnemonic();
         match m {
             Mnemonic::Nop | Mnemonic::Endbr64 | Mnemonic::Endbr32 => {}
-            Mnemonic::Mov => self.mov(insn)?,
+            Mnemonic::Mov => self.mov()?,
             Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => self.extend(insn, m)?,
             Mnemonic::Lea => self.lea(insn)?,
             Mnemonic::Add
@@ -30,8 +30,8 @@ impl Translator<'_, '_> {
             | Mnemonic::Cmp
             | Mnemonic::Test
             | Mnemonic::Adc
-            | Mnemonic::Sbb => self.binary(insn, m)?,
-            Mnemonic::Inc | Mnemonic::Dec | Mnemonic::Neg | Mnemonic::Not => self.unary(insn, m)?,
+            | Mnemonic::Sbb => self.binary(m)?,
+            Mnemonic::Inc | Mnemonic::Dec | Mnemonic::Neg | Mnemonic::Not => self.unary(m)?,
             Mnemonic::Cmove
             | Mnemonic::Cmovne
             | Mnemonic::Cmovb
@@ -101,10 +101,9 @@ impl Translator<'_, '_> {
         Some(())
     }
 
-    fn mov(&mut self, insn: &Instruction) -> Option<()> {
+    fn mov(&mut self) -> Option<()> {
         let size = self.op_size(0);
         let v = self.read_operand(1, size)?;
-        let _ = insn;
         self.write_operand0(v)
     }
 
@@ -134,7 +133,7 @@ impl Translator<'_, '_> {
         Some(())
     }
 
-    fn binary(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
+    fn binary(&mut self, m: Mnemonic) -> Option<()> {
         let size = self.op_size(0);
         let a = self.read_operand(0, size)?;
         let b = self.read_operand(1, size)?;
@@ -163,11 +162,10 @@ impl Translator<'_, '_> {
         if let (Some(cin), super::flags::Flags::Pending(p)) = (cin, &mut self.cache.flags) {
             p.extra = Some(cin);
         }
-        let _ = insn;
         Some(())
     }
 
-    fn unary(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
+    fn unary(&mut self, m: Mnemonic) -> Option<()> {
         let size = self.op_size(0);
         let a = self.read_operand(0, size)?;
         // INC/DEC need the carry of the previous producer before anything is written.
@@ -195,7 +193,6 @@ impl Translator<'_, '_> {
                 self.set_inc_dec_flags(op, size, res, a, keep_cf?);
             }
         }
-        let _ = insn;
         Some(())
     }
 

@@ -471,7 +471,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.write_back(&cache);
         self.store_rip(rip);
         self.store_icount(self.index + 1);
-        // SAFETY-free address arithmetic: the slot lives in the block's own allocation.
+        // The slot lives in the block's own allocation, as long as this code.
         let slot_addr = self.chaining.slots.wrapping_add(slot) as i64;
         let slot_addr = self.b.ins().iconst(types::I64, slot_addr);
         let next = self.b.ins().load(types::I64, state_flags(), slot_addr, 0);
