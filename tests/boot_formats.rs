@@ -4,6 +4,8 @@
 //! zero page, the command line, the initrd) and exit through port 0xf4, so a pass is exit
 //! status 1 ((0 << 1) | 1) and the command line appears on the debug console.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -49,7 +51,7 @@ fn build(source: &str, bits: u32, text: &str) -> PathBuf {
 fn run(kernel: &Path, cmdline: &str) -> (i32, String, String) {
     let initrd = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boot_formats/initrd");
     std::fs::write(&initrd, b"MOD!").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_softvisor"))
+    let out = support::softvisor()
         .args([
             "run",
             "--memory",

@@ -1,10 +1,11 @@
 //! The command line: a flat image runs to HLT, and bad input gets a one-line error and a
 //! non-zero exit, never a panic.
 
-use std::process::Command;
+mod support;
+
 
 fn softvisor(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_softvisor"))
+    let out = support::softvisor()
         .args(args)
         .output()
         .expect("softvisor runs");

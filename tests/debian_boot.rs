@@ -3,10 +3,12 @@
 //! `console=ttyS0 panic=-1`.
 //!
 //! One scripted console session is run in the interpreter and in the JIT (side by side, one
-//! core each). Each run must reach `/init`, print the workload's results (the md5 of 64 MiB
+//! core each; `SOFTVISOR_DEBIAN_ENGINES` picks others, as `scripts/aarch64-check.sh` does). Each run must reach `/init`, print the workload's results (the md5 of 64 MiB
 //! of zeros and a 20,000-iteration shell loop), answer a command typed on the console, and
 //! end with `poweroff -f` and exit status 0. The two serial logs must be byte-identical,
 //! kernel timestamps included: the engines agree instruction count for instruction count.
+
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,7 +41,7 @@ fn guest() -> (PathBuf, PathBuf) {
 
 /// Boots the guest with the console script on stdin; returns exit code and serial output.
 fn boot(kernel: &Path, initrd: &Path, engine: &str) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_softvisor"))
+    let mut child = support::softvisor()
         .args([
             "run", "--engine", engine, "--append", "panic=-1", "--kernel",
         ])
@@ -101,34 +103,76 @@ fn check_session(code: i32, log: &str) {
     assert!(log.contains("reboot: Power down"), "{tail}");
 }
 
+/// The first line where two logs differ, as a panic message.
+fn first_difference(what: &str, a: &str, b: &str) -> String {
+    let line = a
+        .lines()
+        .zip(b.lines())
+        .position(|(x, y)| x != y)
+        .unwrap_or_else(|| a.lines().count().min(b.lines().count()));
+    format!(
+        "{what} differ from line {}:\n  {:?}\n  {:?}",
+        line + 1,
+        a.lines().nth(line),
+        b.lines().nth(line)
+    )
+}
+
+/// Where each engine's serial log is kept, per host architecture, for comparing builds.
+fn log_path(engine: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("debian-boot")
+        .join(format!("{engine}-{}.log", std::env::consts::ARCH))
+}
+
+/// Boots the guest in each engine (default `interp,jit`, or `SOFTVISOR_DEBIAN_ENGINES`),
+/// side by side, and requires byte-identical serial logs; with
+/// `SOFTVISOR_DEBIAN_REFERENCE=<log>` also identical to that log (another build's).
 #[test]
 fn debian_kernel_boots_in_both_engines_with_identical_serial_logs() {
     let (kernel, initrd) = guest();
-    let jit = {
-        let (kernel, initrd) = (kernel.clone(), initrd.clone());
-        std::thread::spawn(move || boot(&kernel, &initrd, "jit"))
-    };
-    let (first_code, first) = boot(&kernel, &initrd, "interp");
-    let (second_code, second) = jit.join().expect("the JIT boot thread");
-    check_session(first_code, &first);
-    check_session(second_code, &second);
-    if first != second {
-        let line = first
-            .lines()
-            .zip(second.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        panic!(
-            "the interpreter's and the JIT's serial logs differ from line {}:\n  {:?}\n  {:?}",
-            line + 1,
-            first.lines().nth(line),
-            second.lines().nth(line)
-        );
+    let engines = std::env::var("SOFTVISOR_DEBIAN_ENGINES").unwrap_or("interp,jit".into());
+    let engines: Vec<String> = engines.split(',').map(|e| e.trim().to_owned()).collect();
+    let boots: Vec<_> = engines
+        .iter()
+        .map(|engine| {
+            let (kernel, initrd, engine) = (kernel.clone(), initrd.clone(), engine.clone());
+            std::thread::spawn(move || boot(&kernel, &initrd, &engine))
+        })
+        .collect();
+    let logs: Vec<String> = boots
+        .into_iter()
+        .zip(&engines)
+        .map(|(boot, engine)| {
+            let (code, log) = boot.join().expect("a boot thread");
+            let path = log_path(engine);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &log).unwrap();
+            check_session(code, &log);
+            log
+        })
+        .collect();
+    for (engine, log) in engines.iter().zip(&logs).skip(1) {
+        if *log != logs[0] {
+            let what = format!("the {} and {engine} serial logs", engines[0]);
+            panic!("{}", first_difference(&what, &logs[0], log));
+        }
+    }
+    let mut verdict = format!("{} serial bytes each, byte-identical", logs[0].len());
+    if let Ok(reference) = std::env::var("SOFTVISOR_DEBIAN_REFERENCE") {
+        let expected = std::fs::read_to_string(&reference)
+            .unwrap_or_else(|e| panic!("reading the reference log {reference}: {e}"));
+        if expected != logs[0] {
+            let what = format!("this build's log and {reference}");
+            panic!("{}", first_difference(&what, &expected, &logs[0]));
+        }
+        verdict += &format!(" and identical to {reference}");
     }
     // Written past libtest's capture, so the README's test command shows it.
     let _ = writeln!(
         std::io::stderr(),
-        "debian-boot: interp and jit boots to /init, workload and poweroff, {} serial bytes each, byte-identical",
-        first.len()
+        "debian-boot ({} host): {} boots to /init, workload and poweroff, {verdict}",
+        std::env::consts::ARCH,
+        engines.join(" and "),
     );
 }

@@ -6,6 +6,7 @@
 //! not depend on `cpu`.
 
 pub mod acpi;
+pub mod bootparam;
 pub mod elf;
 mod error;
 pub mod layout;

@@ -3,14 +3,14 @@
 //! write the command line and the zero page (with an e820 map), and build identity page
 //! tables and a GDT with the selectors the protocol expects (__BOOT_CS 0x10, __BOOT_DS 0x18).
 //!
-//! The boot_params and setup_header layouts come from linux-loader; the bytes are copied
-//! into guest RAM here.
+//! The structures are [`crate::bootparam`]'s, little-endian on any host.
 
 use crate::layout::{CMDLINE, GDT, KERNEL_LOAD, LOW_RESERVED, MMIO_HOLE, PML4, ZERO_PAGE};
 use crate::{elf, BootDescription, FirmwareError};
-use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
+use crate::bootparam::{BootParams, E820Entry, SetupHeader};
 use softvisor_mmu::GuestRam;
 use std::mem::size_of;
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 /// Offset of the setup header in a bzImage.
 const HEADER_OFFSET: usize = 0x1f1;
@@ -29,34 +29,25 @@ const E820_RESERVED: u32 = 2;
 /// The smallest guest the loader accepts.
 const MIN_RAM: u64 = 16 << 20;
 
-/// Views a plain-old-data boot structure as bytes.
-fn bytes_of<T: Copy>(value: &T) -> &[u8] {
-    // SAFETY: only instantiated with linux-loader's `repr(C, packed)` boot structures, which
-    // are made of integers and arrays of integers: no padding, no invalid bit patterns.
-    unsafe { std::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) }
-}
-
 /// Reads the setup header of `kernel`, validated for a 64-bit boot.
-pub fn read_header(kernel: &[u8]) -> Result<setup_header, FirmwareError> {
-    let end = HEADER_OFFSET + size_of::<setup_header>();
+pub fn read_header(kernel: &[u8]) -> Result<SetupHeader, FirmwareError> {
+    let end = HEADER_OFFSET + size_of::<SetupHeader>();
     if kernel.len() < end.max(0x1000) {
         return Err(FirmwareError::TooShort(kernel.len()));
     }
-    // SAFETY: `setup_header` is `repr(C, packed)` plain data and the slice holds enough
-    // bytes; read_unaligned copies them without alignment requirements.
-    let header: setup_header =
-        unsafe { std::ptr::read_unaligned(kernel[HEADER_OFFSET..end].as_ptr().cast()) };
-    if { header.header } != HDRS {
+    let header = SetupHeader::read_from_bytes(&kernel[HEADER_OFFSET..end])
+        .map_err(|_| FirmwareError::TooShort(kernel.len()))?;
+    if header.header.get() != HDRS {
         return Err(FirmwareError::NoSignature);
     }
-    let version = header.version;
+    let version = header.version.get();
     if version < 0x020c {
         return Err(FirmwareError::OldProtocol {
             major: (version >> 8) as u8,
             minor: version as u8,
         });
     }
-    if header.xloadflags & XLF_KERNEL_64 == 0 {
+    if header.xloadflags.get() & XLF_KERNEL_64 == 0 {
         return Err(FirmwareError::No64BitEntry);
     }
     Ok(header)
@@ -64,11 +55,11 @@ pub fn read_header(kernel: &[u8]) -> Result<setup_header, FirmwareError> {
 
 /// The e820 map for `ram_size` bytes of RAM: low memory, the reserved area below 1 MiB,
 /// and the rest.
-pub(crate) fn e820_map(ram_size: u64) -> Vec<boot_e820_entry> {
-    let entry = |addr: u64, size: u64, kind: u32| boot_e820_entry {
-        addr,
-        size,
-        r#type: kind,
+pub(crate) fn e820_map(ram_size: u64) -> Vec<E820Entry> {
+    let entry = |addr: u64, size: u64, kind: u32| E820Entry {
+        addr: addr.into(),
+        size: size.into(),
+        kind: kind.into(),
     };
     vec![
         entry(0, LOW_RESERVED, E820_RAM),
@@ -116,7 +107,7 @@ pub fn load(
         usize::from(header.setup_sects)
     };
     let payload = &kernel[((setup_sects + 1) * 512).min(kernel.len())..];
-    let needed = u64::from(header.init_size).max(payload.len() as u64);
+    let needed = u64::from(header.init_size.get()).max(payload.len() as u64);
     if KERNEL_LOAD + needed > ram.size() {
         return Err(FirmwareError::KernelTooLarge {
             needed: (KERNEL_LOAD + needed) >> 20,
@@ -150,15 +141,16 @@ pub fn load_vmlinux(
         return Err(FirmwareError::BadElf("a vmlinux must be ELF64"));
     }
     image.load(kernel, ram)?;
-    let header = setup_header {
-        header: HDRS,
-        version: 0x020f,
-        boot_flag: 0xaa55,
+    let pref_address = image.segments.iter().map(|s| s.paddr).min().unwrap_or(0);
+    let header = SetupHeader {
+        header: HDRS.into(),
+        version: 0x020f.into(),
+        boot_flag: 0xaa55.into(),
         loadflags: LOADED_HIGH,
-        cmdline_size: VMLINUX_CMDLINE_SIZE,
-        initrd_addr_max: 0x7fff_ffff,
-        kernel_alignment: 0x20_0000,
-        pref_address: image.segments.iter().map(|s| s.paddr).min().unwrap_or(0),
+        cmdline_size: VMLINUX_CMDLINE_SIZE.into(),
+        initrd_addr_max: 0x7fff_ffff.into(),
+        kernel_alignment: 0x20_0000.into(),
+        pref_address: pref_address.into(),
         ..Default::default()
     };
     let kernel = Placed {
@@ -171,7 +163,7 @@ pub fn load_vmlinux(
 
 /// A kernel in memory, before the zero page is written.
 struct Placed {
-    header: setup_header,
+    header: SetupHeader,
     /// First byte past the kernel (and its decompression space).
     end: u64,
     /// The 64-bit entry point.
@@ -197,31 +189,29 @@ fn finish(
     let ram_size = ram.size();
     let too_small = |_| FirmwareError::MemoryTooSmall(ram_size >> 20);
     let mut header = kernel.header;
-    write_cmdline(ram, cmdline, header.cmdline_size)?;
+    write_cmdline(ram, cmdline, header.cmdline_size.get())?;
 
     header.type_of_loader = 0xff;
     header.loadflags |= CAN_USE_HEAP;
-    header.heap_end_ptr = 0xfe00;
-    header.cmd_line_ptr = CMDLINE as u32;
-    header.code32_start = KERNEL_LOAD as u32;
+    header.heap_end_ptr.set(0xfe00);
+    header.cmd_line_ptr.set(CMDLINE as u32);
+    header.code32_start.set(KERNEL_LOAD as u32);
     if let Some(initrd) = initrd {
         let addr = place_initrd(&header, ram_size, kernel.end, initrd.len() as u64)?;
         ram.write_bytes(addr, initrd).map_err(too_small)?;
-        header.ramdisk_image = addr as u32;
-        header.ramdisk_size = initrd.len() as u32;
+        header.ramdisk_image.set(addr as u32);
+        header.ramdisk_size.set(initrd.len() as u32);
     }
 
-    let mut params = boot_params {
-        hdr: header,
-        ..Default::default()
-    };
+    let mut params = BootParams::new_zeroed();
+    params.hdr = header;
     let map = e820_map(ram_size);
     for (slot, entry) in params.e820_table.iter_mut().zip(&map) {
         *slot = *entry;
     }
     params.e820_entries = map.len() as u8;
-    params.acpi_rsdp_addr = acpi_rsdp.unwrap_or(0);
-    ram.write_bytes(ZERO_PAGE, bytes_of(&params))
+    params.acpi_rsdp_addr.set(acpi_rsdp.unwrap_or(0));
+    ram.write_bytes(ZERO_PAGE, params.as_bytes())
         .map_err(too_small)?;
 
     write_page_tables(ram)?;
@@ -265,12 +255,12 @@ pub(crate) fn write_cmdline(
 /// The highest page-aligned address for the initrd below the kernel's limit and the top of
 /// RAM (and the MMIO hole), above the kernel.
 fn place_initrd(
-    header: &setup_header,
+    header: &SetupHeader,
     ram_size: u64,
     kernel_end: u64,
     size: u64,
 ) -> Result<u64, FirmwareError> {
-    let limit = u64::from(header.initrd_addr_max)
+    let limit = u64::from(header.initrd_addr_max.get())
         .min(ram_size - 1)
         .min(MMIO_HOLE - 1);
     let top = limit + 1;
@@ -317,20 +307,14 @@ mod tests {
         let mut b = [0u8; 3];
         ram.read_bytes(KERNEL_LOAD, &mut b).unwrap();
         assert_eq!(b, [0xeb, 0xfe, 0x90]);
-        // SAFETY: reading back the packed structure we wrote, as plain bytes.
-        let params: boot_params = unsafe {
-            std::ptr::read_unaligned(
-                ram.slice(ZERO_PAGE, size_of::<boot_params>())
-                    .unwrap()
-                    .as_ptr()
-                    .cast(),
-            )
-        };
-        assert_eq!({ params.hdr.type_of_loader }, 0xff);
-        assert_eq!({ params.hdr.cmd_line_ptr }, CMDLINE as u32);
-        assert_eq!({ params.e820_entries }, 3);
-        assert_eq!({ params.acpi_rsdp_addr }, 0xe0000);
-        let initrd = u64::from(params.hdr.ramdisk_image);
+        let page = ram.slice(ZERO_PAGE, size_of::<BootParams>()).unwrap();
+        let params = BootParams::read_from_bytes(page).unwrap();
+        assert_eq!(params.hdr.type_of_loader, 0xff);
+        assert_eq!(params.hdr.cmd_line_ptr.get(), CMDLINE as u32);
+        assert_eq!(params.e820_entries, 3);
+        assert_eq!(params.acpi_rsdp_addr.get(), 0xe0000);
+        assert_eq!(page[0x1e8], 3, "e820_entries at its protocol offset");
+        let initrd = u64::from(params.hdr.ramdisk_image.get());
         assert_eq!(initrd % 4096, 0);
         assert!(initrd + 5000 <= 64 << 20 && initrd >= KERNEL_LOAD + (4 << 20));
         let mut line = [0u8; 14];

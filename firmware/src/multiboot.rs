@@ -6,6 +6,7 @@
 
 use crate::layout::{CMDLINE, GDT, KERNEL_LOAD, MMIO_HOLE};
 use crate::linux::{e820_map, write_cmdline};
+use zerocopy::IntoBytes;
 use crate::{elf, BootDescription, FirmwareError};
 use softvisor_mmu::GuestRam;
 
@@ -182,9 +183,7 @@ pub fn load(
     let mut mmap = Vec::new();
     for e in e820_map(ram_size.min(MMIO_HOLE)) {
         mmap.extend_from_slice(&20u32.to_le_bytes());
-        mmap.extend_from_slice(&{ e.addr }.to_le_bytes());
-        mmap.extend_from_slice(&{ e.size }.to_le_bytes());
-        mmap.extend_from_slice(&{ e.r#type }.to_le_bytes());
+        mmap.extend_from_slice(e.as_bytes());
     }
     ram.write_bytes(MMAP, &mmap).map_err(too_small)?;
     ram.write_bytes(LOADER_NAME, LOADER_NAME_TEXT)
