@@ -3,7 +3,6 @@
 
 mod support;
 
-
 fn softvisor(args: &[&str]) -> (i32, String, String) {
     let out = support::softvisor()
         .args(args)

@@ -123,18 +123,43 @@ mod tests {
                 );)*
             };
         }
-        same!(BootParams, boot_params,
-            acpi_rsdp_addr = acpi_rsdp_addr, ext_ramdisk_image = ext_ramdisk_image,
-            ext_cmd_line_ptr = ext_cmd_line_ptr, e820_entries = e820_entries, hdr = hdr,
-            e820_table = e820_table);
-        same!(SetupHeader, setup_header,
-            setup_sects = setup_sects, boot_flag = boot_flag, header = header,
-            version = version, type_of_loader = type_of_loader, loadflags = loadflags,
-            code32_start = code32_start, ramdisk_image = ramdisk_image,
-            ramdisk_size = ramdisk_size, heap_end_ptr = heap_end_ptr,
-            cmd_line_ptr = cmd_line_ptr, initrd_addr_max = initrd_addr_max,
-            kernel_alignment = kernel_alignment, xloadflags = xloadflags,
-            cmdline_size = cmdline_size, pref_address = pref_address, init_size = init_size);
-        same!(E820Entry, boot_e820_entry, addr = addr, size = size, kind = r#type);
+        same!(
+            BootParams,
+            boot_params,
+            acpi_rsdp_addr = acpi_rsdp_addr,
+            ext_ramdisk_image = ext_ramdisk_image,
+            ext_cmd_line_ptr = ext_cmd_line_ptr,
+            e820_entries = e820_entries,
+            hdr = hdr,
+            e820_table = e820_table
+        );
+        same!(
+            SetupHeader,
+            setup_header,
+            setup_sects = setup_sects,
+            boot_flag = boot_flag,
+            header = header,
+            version = version,
+            type_of_loader = type_of_loader,
+            loadflags = loadflags,
+            code32_start = code32_start,
+            ramdisk_image = ramdisk_image,
+            ramdisk_size = ramdisk_size,
+            heap_end_ptr = heap_end_ptr,
+            cmd_line_ptr = cmd_line_ptr,
+            initrd_addr_max = initrd_addr_max,
+            kernel_alignment = kernel_alignment,
+            xloadflags = xloadflags,
+            cmdline_size = cmdline_size,
+            pref_address = pref_address,
+            init_size = init_size
+        );
+        same!(
+            E820Entry,
+            boot_e820_entry,
+            addr = addr,
+            size = size,
+            kind = r#type
+        );
     }
 }

@@ -5,9 +5,9 @@
 //!
 //! The structures are [`crate::bootparam`]'s, little-endian on any host.
 
+use crate::bootparam::{BootParams, E820Entry, SetupHeader};
 use crate::layout::{CMDLINE, GDT, KERNEL_LOAD, LOW_RESERVED, MMIO_HOLE, PML4, ZERO_PAGE};
 use crate::{elf, BootDescription, FirmwareError};
-use crate::bootparam::{BootParams, E820Entry, SetupHeader};
 use softvisor_mmu::GuestRam;
 use std::mem::size_of;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};

@@ -6,9 +6,9 @@
 
 use crate::layout::{CMDLINE, GDT, KERNEL_LOAD, MMIO_HOLE};
 use crate::linux::{e820_map, write_cmdline};
-use zerocopy::IntoBytes;
 use crate::{elf, BootDescription, FirmwareError};
 use softvisor_mmu::GuestRam;
+use zerocopy::IntoBytes;
 
 /// The header's magic.
 const HEADER_MAGIC: u32 = 0x1bad_b002;
