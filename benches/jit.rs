@@ -56,7 +56,9 @@ fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("jit");
     for kernel in KERNELS.iter().chain([&LOADS]) {
         let mut mem = SystemMemory::new(kernels::ram(kernel), Bus::new());
-        let mut jit = Jit::new().expect("a JIT for this host");
+        let mut jit = Jit::new()
+            .expect("a JIT for this host")
+            .with_translate_after(1);
         let cpu = run(&mut jit, &mut mem);
         kernel.assert_result(&cpu, &mem.ram);
         group.throughput(Throughput::Elements(cpu.icount));

@@ -39,6 +39,10 @@ pub struct RunOptions {
     /// divergence with a report (slow).
     #[arg(long)]
     pub check: bool,
+    /// With --engine jit: translate a block the N-th time it is reached (1: at once); the
+    /// interpreter runs it until then. --check translates at once.
+    #[arg(long, default_value_t = softvisor_jit::TRANSLATE_AFTER, value_parser = clap::value_parser!(u32).range(1..))]
+    pub translate_after: u32,
     /// With --engine jit: print the JIT's counters at exit.
     #[arg(long)]
     pub jit_stats: bool,
@@ -152,9 +156,9 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
     if options.engine == "jit" {
         let jit = softvisor_jit::Jit::new().map_err(RunError::Jit)?;
         let jit = if options.check {
-            jit.with_lockstep_check()
+            jit.with_lockstep_check().with_translate_after(1)
         } else {
-            jit
+            jit.with_translate_after(options.translate_after)
         };
         machine.set_engine(Engine::Jit(Box::new(jit)));
     } else if options.check {

@@ -53,7 +53,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
+pub(crate) type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// What identifies a translated block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

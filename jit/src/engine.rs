@@ -7,10 +7,15 @@
 //! which ends at the next timer deadline; otherwise, and under an interrupt shadow or single
 //! stepping, the interpreter steps one instruction. So interrupts and device accesses happen
 //! at the same instruction counts as in the interpreter.
+//!
+//! A block is translated only once its start has been reached [`TRANSLATE_AFTER`] times;
+//! until then the interpreter steps through it. Cranelift spends about as long on one block
+//! as the interpreter on thousands of instructions, and most of a kernel boot's code runs a
+//! handful of times, so translating on first sight made compilation a third of the boot.
 
 use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
-use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
+use crate::cache::{Block, BlockCache, Key, KeyMap, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::context::{exit, JitContext};
 use crate::translate::{Chaining, Mode, Translator};
@@ -20,6 +25,17 @@ use softvisor_cpu::flags::{AC, TF};
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
 use softvisor_cpu::{CpuState, Platform, SegReg};
 use softvisor_mmu::{Memory, PAGE_SIZE};
+
+/// Times a block start is reached before its block is translated.
+pub const TRANSLATE_AFTER: u32 = 64;
+
+/// A block start not translated yet.
+#[derive(Clone, Copy)]
+struct Heat {
+    reached: u32,
+    /// Instructions the block would hold, stepped by the interpreter without a lookup.
+    insns: u32,
+}
 
 /// Counters of what the engine did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,6 +69,12 @@ pub struct Jit {
     /// Whether the memory of the current run has a TLB for inline accesses (asked once
     /// per run, not per dispatch).
     has_tlb: bool,
+    /// Block starts reached but not translated yet.
+    heat: KeyMap<Heat>,
+    /// See [`Jit::with_translate_after`].
+    translate_after: u32,
+    /// Instructions of a cold block still to step before the next lookup.
+    cold_left: u32,
     /// Counters.
     pub stats: Stats,
 }
@@ -71,8 +93,18 @@ impl Jit {
             max_block_insns: crate::block::MAX_BLOCK_INSNS,
             checker: None,
             has_tlb: false,
+            heat: KeyMap::default(),
+            translate_after: TRANSLATE_AFTER,
+            cold_left: 0,
             stats: Stats::default(),
         })
+    }
+
+    /// Translates a block the `n`-th time its start is reached (1: at once, which tests use
+    /// to put every block through the translator).
+    pub fn with_translate_after(mut self, n: u32) -> Self {
+        self.translate_after = n.max(1);
+        self
     }
 
     /// Limits blocks to `n` instructions (1 translates each instruction on its own).
@@ -120,8 +152,11 @@ impl Jit {
             }
             let block = if shadowed || cpu.flags.bits & TF != 0 {
                 None
+            } else if self.cold_left > 0 {
+                self.cold_left -= 1;
+                None
             } else {
-                self.block_for(cpu, mem)
+                self.block_for(cpu, mem, true)
             };
             let link = self.pending_link.take();
             let result = match block {
@@ -165,7 +200,7 @@ impl Jit {
     ) -> Result<softvisor_cpu::StepOutcome, softvisor_cpu::Exception> {
         self.drop_written_code(mem);
         self.has_tlb = mem.fast_tlb().is_some();
-        let Some((_, code, len)) = self.block_for(cpu, mem) else {
+        let Some((_, code, len)) = self.block_for(cpu, mem, false) else {
             return self.decode_cache.step(cpu, mem, platform);
         };
         let entry = self.entry.expect("a backend");
@@ -179,12 +214,14 @@ impl Jit {
         }
     }
 
-    /// The translated block at CS:RIP, translating it if needed; `None` when the code
-    /// cannot be cached (MMIO, a fault on fetch, an instruction crossing the page).
+    /// The translated block at CS:RIP, translating it if needed (when `heated`, only once
+    /// it is hot); `None` when the code cannot be cached (MMIO, a fault on fetch, an
+    /// instruction crossing the page) or is still cold.
     fn block_for(
         &mut self,
         cpu: &CpuState,
         mem: &mut dyn Memory,
+        heated: bool,
     ) -> Option<(Key, CompiledFn, usize)> {
         let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
         let phys = mem.code_address(linear)?;
@@ -197,10 +234,33 @@ impl Jit {
         if let Some((code, len)) = self.cache.lookup(&key) {
             return Some((key, code, len));
         }
+        if heated && self.is_cold(&key, cpu, mem) {
+            return None;
+        }
         let block = self.translate(cpu, mem, mode, linear, phys)?;
         let (code, len) = (block.code, block.len());
         self.cache.insert(key, block);
         Some((key, code, len))
+    }
+
+    /// Counts a reach of the untranslated block `key`; while it stays below the threshold,
+    /// arranges for the interpreter to step through the block and says so.
+    fn is_cold(&mut self, key: &Key, cpu: &CpuState, mem: &mut dyn Memory) -> bool {
+        if self.translate_after <= 1 {
+            return false;
+        }
+        let max_insns = self.max_block_insns;
+        let heat = self.heat.entry(*key).or_insert_with(|| Heat {
+            reached: 0,
+            insns: decode_block(cpu, mem).map_or(1, |b| b.insns.len().min(max_insns) as u32),
+        });
+        heat.reached += 1;
+        if heat.reached < self.translate_after {
+            self.cold_left = heat.insns - 1;
+            return true;
+        }
+        self.heat.remove(key);
+        false
     }
 
     fn translate(
@@ -266,6 +326,7 @@ impl Jit {
     /// Drops every block and frees their code.
     pub fn flush(&mut self) {
         self.cache = BlockCache::new();
+        self.heat.clear();
         self.pending_link = None;
         self.entry = None;
         if let Some(old) = self.backend.take() {

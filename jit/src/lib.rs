@@ -16,7 +16,7 @@ mod error;
 pub mod helpers;
 pub mod translate;
 
-pub use engine::{Jit, Stats};
+pub use engine::{Jit, Stats, TRANSLATE_AFTER};
 pub use error::JitError;
 
 /// Whether this build has a JIT engine that can run guests.

@@ -15,6 +15,10 @@ pub struct SystemMemory {
     pub mmio: Bus,
     /// The software TLB (boxed: about 24 KiB).
     pub tlb: Box<Tlb>,
+    /// Kernel (explicit, CPL < 3) translations of user pages under SMAP, valid only while
+    /// RFLAGS.AC is set: kept apart from `tlb`, whose entries the JIT's inline path trusts
+    /// whatever AC is. Without it every byte of copy_to_user walked the page tables.
+    smap_tlb: Box<Tlb>,
     paging: PagingContext,
     /// One bit per RAM page: the page holds translated code.
     code_pages: Vec<u64>,
@@ -38,6 +42,7 @@ impl SystemMemory {
             ram,
             mmio,
             tlb: Box::new(Tlb::new()),
+            smap_tlb: Box::new(Tlb::new()),
             paging: PagingContext::default(),
             code_pages: vec![0; pages.div_ceil(64)],
             written_code: Vec::new(),
@@ -57,6 +62,7 @@ impl SystemMemory {
         if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
             *word |= 1 << (page % 64);
             self.tlb.protect_phys_page(page * PAGE_SIZE);
+            self.smap_tlb.protect_phys_page(page * PAGE_SIZE);
         }
     }
 
@@ -90,6 +96,11 @@ impl SystemMemory {
         if let Some(host) = self.tlb.lookup(mode, linear, kind) {
             return Ok(host.wrapping_sub(self.ram_base()));
         }
+        if mode == 0 && who == Privilege::Current && self.smap_override() {
+            if let Some(host) = self.smap_tlb.lookup(0, linear, kind) {
+                return Ok(host.wrapping_sub(self.ram_base()));
+            }
+        }
         let t = paging::translate(&self.paging, &mut self.ram, linear, kind, who).map_err(|f| {
             MemFault {
                 addr: f.addr,
@@ -99,6 +110,11 @@ impl SystemMemory {
         })?;
         self.fill_tlb(mode, linear, &t, who);
         Ok(t.phys)
+    }
+
+    /// Whether SMAP is on and RFLAGS.AC lets explicit kernel accesses reach user pages.
+    fn smap_override(&self) -> bool {
+        self.paging.ac && self.paging.cr4 & CR4_SMAP != 0 && self.paging.mode() != PagingMode::Off
     }
 
     fn ram_base(&self) -> u64 {
@@ -112,14 +128,10 @@ impl SystemMemory {
         if phys_page >= self.ram.size() || who == Privilege::Supervisor {
             return;
         }
-        if self.paging.cr4 & CR4_SMAP != 0
+        let smap_guarded = self.paging.cr4 & CR4_SMAP != 0
             && mode == 0
             && t.user
-            && self.paging.mode() != PagingMode::Off
-        {
-            // Kernel access to a user page under SMAP depends on RFLAGS.AC: slow path.
-            return;
-        }
+            && self.paging.mode() != PagingMode::Off;
         let fill = TlbFill {
             linear,
             phys_page,
@@ -130,7 +142,22 @@ impl SystemMemory {
             page_size: t.page_size,
             global: t.global,
         };
-        self.tlb.fill(mode, &fill);
+        if smap_guarded {
+            // Allowed only because AC is set now (the walk succeeded): the AC-only TLB.
+            self.smap_tlb.fill(0, &fill);
+        } else {
+            self.tlb.fill(mode, &fill);
+        }
+    }
+
+    fn flush_all_tlbs(&mut self, keep_global: bool) {
+        for tlb in [&mut self.tlb, &mut self.smap_tlb] {
+            if keep_global {
+                tlb.flush_non_global();
+            } else {
+                tlb.flush_all();
+            }
+        }
     }
 
     fn target(&self, phys: u64) -> Target {
@@ -261,9 +288,9 @@ impl Memory for SystemMemory {
         self.paging = *ctx;
         let structural = old.cr0 != ctx.cr0 || old.cr4 != ctx.cr4 || old.efer != ctx.efer;
         if structural || (old.cr3 != ctx.cr3 && ctx.cr4 & CR4_PGE == 0) {
-            self.tlb.flush_all();
+            self.flush_all_tlbs(false);
         } else if old.cr3 != ctx.cr3 {
-            self.tlb.flush_non_global();
+            self.flush_all_tlbs(true);
         }
     }
 
@@ -298,14 +325,11 @@ impl Memory for SystemMemory {
 
     fn invalidate_page(&mut self, linear: u64) {
         self.tlb.flush_page(linear);
+        self.smap_tlb.flush_page(linear);
     }
 
     fn flush_tlb(&mut self) {
-        if self.paging.cr4 & CR4_PGE == 0 {
-            self.tlb.flush_all();
-        } else {
-            self.tlb.flush_non_global();
-        }
+        self.flush_all_tlbs(self.paging.cr4 & CR4_PGE != 0);
     }
 }
 
@@ -351,6 +375,34 @@ mod tests {
         assert!(mem.tlb.lookup(0, 0x40_0010, AccessKind::Read).is_some());
         let fault = mem.read_u8(0x60_0000).unwrap_err();
         assert_eq!((fault.addr, fault.error_code), (0x60_0000, 0));
+    }
+
+    #[test]
+    fn kernel_translations_of_user_pages_under_smap_are_cached_for_ac_only() {
+        let mut mem = machine();
+        let smap = PagingContext {
+            cr4: CR4_PAE | CR4_SMAP,
+            ..*mem.paging()
+        };
+        mem.set_paging(&smap);
+        assert!(mem.read_u8(0x6000).is_err(), "SMAP without AC faults");
+        mem.set_paging(&PagingContext { ac: true, ..smap });
+        mem.write_u8(0x6000, 5).unwrap();
+        assert!(
+            mem.tlb.lookup(0, 0x6000, AccessKind::Read).is_none(),
+            "not in the TLB the inline path trusts"
+        );
+        // Unmapping without INVLPG: the cached translation still serves, as on hardware.
+        mem.write_u64(0x4000 + 8 * 6, 0).unwrap();
+        assert_eq!(mem.read_u8(0x6000).unwrap(), 5);
+        mem.set_paging(&smap);
+        assert!(
+            mem.read_u8(0x6000).is_err(),
+            "the cache is not used once AC is clear"
+        );
+        mem.set_paging(&PagingContext { ac: true, ..smap });
+        mem.invalidate_page(0x6000);
+        assert!(mem.read_u8(0x6000).is_err(), "INVLPG drops it");
     }
 
     #[test]

@@ -93,7 +93,8 @@ fn run_suite(forms: &[Code], seed: u64, cases_per_form: u64) -> Summary {
     let mut s = Summary::default();
     let mut jit = softvisor_jit::Jit::new()
         .expect("a JIT for this host")
-        .with_max_block_insns(1);
+        .with_max_block_insns(1)
+        .with_translate_after(1);
     for &code in forms {
         // One form's translations at a time in executable memory.
         jit.flush();

@@ -124,8 +124,13 @@ impl Runner {
     fn new(engine: Engine) -> Self {
         match engine {
             Engine::Interp => Runner::Interp(DecodeCache::new()),
-            Engine::Jit => Runner::Jit(Box::new(Jit::new().unwrap())),
-            Engine::JitCheck => Runner::Jit(Box::new(Jit::new().unwrap().with_lockstep_check())),
+            Engine::Jit => Runner::Jit(Box::new(Jit::new().unwrap().with_translate_after(1))),
+            Engine::JitCheck => Runner::Jit(Box::new(
+                Jit::new()
+                    .unwrap()
+                    .with_lockstep_check()
+                    .with_translate_after(1),
+            )),
         }
     }
 
@@ -275,8 +280,13 @@ fn compare_engines(image: &[u8]) -> Result<(), String> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(37);
+    // Blocks are translated the second time they are reached, so the comparison covers
+    // stepping through cold blocks, the switch to translated code, and translated code.
     let mut jit = Runner::Jit(Box::new(
-        Jit::new().unwrap().with_max_block_insns(slice as usize),
+        Jit::new()
+            .unwrap()
+            .with_max_block_insns(slice as usize)
+            .with_translate_after(2),
     ));
     let canonical = |cpu: &CpuState| {
         let mut c = cpu.clone();
