@@ -99,6 +99,14 @@ pub trait Memory {
         None
     }
 
+    /// Whether an access of kind `kind` at `linear` would reach RAM (not MMIO, no fault), so
+    /// that a page-sized run of accesses may be done as one (bulk REP MOVS/STOS). It has
+    /// the side effects of the access's translation (accessed and dirty bits). `false`
+    /// (the default) keeps callers on element-by-element accesses.
+    fn is_ram(&mut self, _linear: u64, _kind: AccessKind) -> bool {
+        false
+    }
+
     /// Whether an access since the last call did something a translated block must stop
     /// after: it reached MMIO (a device may now raise an interrupt) or wrote a tracked code
     /// page. Clears the MMIO part; written code pages stay until [`Memory::take_written_code`].

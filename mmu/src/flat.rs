@@ -57,6 +57,10 @@ impl Memory for FlatMemory {
         }
     }
 
+    fn is_ram(&mut self, linear: u64, _kind: AccessKind) -> bool {
+        linear < self.ram.size()
+    }
+
     fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MemFault> {
         let size = self.ram.size();
         if addr >= size {

@@ -319,6 +319,11 @@ impl Memory for SystemMemory {
         Some(&mut self.tlb)
     }
 
+    fn is_ram(&mut self, linear: u64, kind: AccessKind) -> bool {
+        self.translate(linear, kind, Privilege::Current)
+            .is_ok_and(|phys| phys < self.ram.size())
+    }
+
     fn take_side_exit(&mut self) -> bool {
         std::mem::take(&mut self.mmio_touched) || !self.written_code.is_empty()
     }

@@ -5,10 +5,15 @@
 //! (RIP is left on it), so a long copy cannot starve interrupts. If an iteration faults
 //! after others completed, the completed ones stand and RIP stays on the instruction, as
 //! on hardware.
+//!
+//! REP MOVS and REP STOS with DF clear and 64-bit addressing copy or fill whole runs of
+//! elements at once while source and destination stay within one RAM page each and do not
+//! overlap: one translation per page instead of one per element, the same result.
 
 use super::operand::{Ctx, Exec};
 use crate::flags::{size_mask, CcOp, DF, ZF};
 use iced_x86::{Mnemonic, OpKind, Register};
+use softvisor_mmu::{AccessKind, PAGE_SIZE};
 
 /// Iterations of a REP string instruction per interpreter step.
 pub const BATCH: u64 = 4096;
@@ -39,19 +44,32 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         m,
         Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd | Mnemonic::Scasq
     );
+    let bulk_allowed = rep && width == 8 && !compares && !ctx.cpu.flags.test(DF);
     let mut done = 0u64;
     loop {
         if rep && ctx.cpu.gpr[1] & mask == 0 {
             return Ok(());
         }
-        if let Err(e) = iteration(ctx, m, size, width) {
-            if done == 0 {
-                return Err(e);
-            }
-            ctx.cpu.rip = ctx.insn.ip();
-            return Ok(());
+        let ran = match bulk_allowed {
+            true => bulk(ctx, m, size, ctx.cpu.gpr[1].min(BATCH - done)),
+            false => Ok(0),
         }
-        done += 1;
+        .and_then(|n| match n {
+            0 => iteration(ctx, m, size, width).map(|()| 1),
+            n => Ok(n),
+        });
+        let ran = match ran {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => {
+                ctx.cpu.rip = ctx.insn.ip();
+                return Ok(());
+            }
+        };
+        done += ran;
+        if ran > 1 {
+            ctx.cpu.gpr[1] -= ran - 1;
+        }
         if !rep {
             return Ok(());
         }
@@ -71,6 +89,67 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             return Ok(());
         }
     }
+}
+
+/// Up to `limit` iterations of REP MOVS/STOS (DF clear, 64-bit addressing) as one copy or
+/// fill, leaving RCX one iteration short, as after [`iteration`]. Returns how many ran, 0
+/// when the run is not one RAM page each way or the areas overlap (then the element path
+/// runs, and raises any fault in order).
+fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
+    let size = u64::from(size);
+    let in_page = |addr: u64| (PAGE_SIZE - (addr & (PAGE_SIZE - 1))) / size;
+    let movs = matches!(
+        m,
+        Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq
+    );
+    let stos = matches!(
+        m,
+        Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd | Mnemonic::Stosq
+    );
+    if !movs && !stos {
+        return Ok(0);
+    }
+    // In the element path's order, so that a bad address raises the same exception.
+    let src = if movs {
+        Some(source_addr(ctx, 8)?)
+    } else {
+        None
+    };
+    let dst = dest_addr(ctx, 8)?;
+    let mut count = limit.min(in_page(dst));
+    let src = if let Some(src) = src {
+        count = count.min(in_page(src));
+        let bytes = count * size;
+        if src < dst.wrapping_add(bytes) && dst < src.wrapping_add(bytes) {
+            return Ok(0);
+        }
+        Some(src)
+    } else {
+        None
+    };
+    if count < 2
+        || src.is_some_and(|src| !ctx.mem.is_ram(src, AccessKind::Read))
+        || !ctx.mem.is_ram(dst, AccessKind::Write)
+    {
+        return Ok(0);
+    }
+    let bytes = (count * size) as usize;
+    let mut buf = [0u8; PAGE_SIZE as usize];
+    match src {
+        Some(src) => ctx.mem.read(src, &mut buf[..bytes], AccessKind::Read)?,
+        None => {
+            let pattern = ctx.cpu.gpr[0].to_le_bytes();
+            for (i, byte) in buf[..bytes].iter_mut().enumerate() {
+                *byte = pattern[i % size as usize];
+            }
+        }
+    }
+    ctx.mem.write(dst, &buf[..bytes])?;
+    if movs {
+        ctx.cpu.gpr[6] = ctx.cpu.gpr[6].wrapping_add(bytes as u64);
+    }
+    ctx.cpu.gpr[7] = ctx.cpu.gpr[7].wrapping_add(bytes as u64);
+    Ok(count)
 }
 
 /// Advances RSI or RDI (register `index`) by one element in the DF direction.

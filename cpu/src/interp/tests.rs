@@ -411,3 +411,69 @@ fn xsave_family_round_trip_and_checks() {
     );
     assert_ne!(ecx & (1 << 27), 0, "OSXSAVE follows CR4");
 }
+
+/// Forwards to a flat memory but says nothing is RAM, so REP MOVS/STOS take the
+/// element-by-element path.
+struct ElementByElement<'a>(&'a mut FlatMemory);
+
+impl Memory for ElementByElement<'_> {
+    fn read(
+        &mut self,
+        addr: u64,
+        buf: &mut [u8],
+        kind: softvisor_mmu::AccessKind,
+    ) -> Result<(), softvisor_mmu::MemFault> {
+        self.0.read(addr, buf, kind)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), softvisor_mmu::MemFault> {
+        self.0.write(addr, data)
+    }
+}
+
+#[test]
+fn bulk_rep_movs_and_stos_match_the_element_path() {
+    // (instruction, rsi, rdi, rcx): page crossings, misaligned elements, a count above one
+    // batch, overlapping areas, and runs that fault at the end of RAM after progress.
+    let cases: [(&[u8], u64, u64, u64); 10] = [
+        (&[0xf3, 0xa4], 0x2ff0, 0x5008, 0x1800),       // rep movsb
+        (&[0xf3, 0x48, 0xa5], 0x2003, 0x7ffd, 0x300),  // rep movsq, misaligned
+        (&[0xf3, 0x66, 0xa5], 0x3000, 0x9001, 0x2100), // rep movsw, beyond one batch
+        (&[0xf3, 0xa5], 0x4000, 0x4002, 0x200),        // rep movsd, overlapping
+        (&[0xf3, 0xa4], 0x4001, 0x4000, 0x900),        // rep movsb, overlapping back
+        (&[0xf3, 0xaa], 0, 0x2345, 0x2000),            // rep stosb
+        (&[0xf3, 0x48, 0xab], 0, 0x3ffc, 0x801),       // rep stosq, misaligned
+        (&[0xf3, 0x48, 0xab], 0, 0xf000, 0x400),       // rep stosq, runs off RAM
+        (&[0xf3, 0x48, 0xa5], 0x2000, 0xfe00, 0x100),  // rep movsq, runs off RAM
+        (&[0xf3, 0xa4], 0xfff0, 0x3000, 0x20),         // rep movsb, source runs off
+    ];
+    for (index, &(code, rsi, rdi, rcx)) in cases.iter().enumerate() {
+        let setup = || {
+            let (mut cpu, mut mem) = machine(code);
+            for i in 0..0x10000u64 / 8 {
+                if !(CODE..CODE + 16).contains(&(i * 8)) {
+                    let _ = mem.write_u64(i * 8, i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                }
+            }
+            cpu.gpr[0] = 0x0102_0304_0506_0708;
+            (cpu.gpr[6], cpu.gpr[7], cpu.gpr[1]) = (rsi, rdi, rcx);
+            (cpu, mem)
+        };
+        let (mut bulk_cpu, mut bulk_mem) = setup();
+        let (mut ref_cpu, mut ref_mem) = setup();
+        for _ in 0..8 {
+            let bulk = step(&mut bulk_cpu, &mut bulk_mem);
+            let reference = step(&mut ref_cpu, &mut ElementByElement(&mut ref_mem));
+            assert_eq!(bulk, reference, "case {index}: outcome");
+            assert_eq!(bulk_cpu.gpr, ref_cpu.gpr, "case {index}: registers");
+            assert_eq!(bulk_cpu.rip, ref_cpu.rip, "case {index}: rip");
+            if bulk.is_err() || bulk_cpu.rip != CODE {
+                break;
+            }
+        }
+        let (mut a, mut b) = (vec![0; 0x10000], vec![0; 0x10000]);
+        bulk_mem.ram.read_bytes(0, &mut a).unwrap();
+        ref_mem.ram.read_bytes(0, &mut b).unwrap();
+        assert!(a == b, "case {index}: memory");
+    }
+}
