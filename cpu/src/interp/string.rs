@@ -50,11 +50,12 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         if rep && ctx.cpu.gpr[1] & mask == 0 {
             return Ok(());
         }
-        let ran = match bulk_allowed {
-            true => bulk(ctx, m, size, ctx.cpu.gpr[1].min(BATCH - done)),
-            false => Ok(0),
-        }
-        .and_then(|n| match n {
+        let bulk_ran = if bulk_allowed {
+            bulk(ctx, m, size, ctx.cpu.gpr[1].min(BATCH - done))
+        } else {
+            Ok(0)
+        };
+        let ran = bulk_ran.and_then(|n| match n {
             0 => iteration(ctx, m, size, width).map(|()| 1),
             n => Ok(n),
         });

@@ -72,32 +72,31 @@ impl Translator<'_, '_> {
             }
             (CcOp::Inc | CcOp::Dec, Some(cf)) => {
                 // INC/DEC read CF from `bits`.
-                let bits = self
-                    .b
-                    .ins()
-                    .load(types::I64, f, self.cpu, offsets::FLAGS_BITS as i32);
-                let cleared = self.b.ins().band_imm_s(bits, !(CF as i64));
-                let bits = self.b.ins().bor(cleared, cf);
-                self.b
-                    .ins()
-                    .store(f, bits, self.cpu, offsets::FLAGS_BITS as i32);
+                self.merge_flag_bits(CF, cf);
             }
             _ => {}
         }
     }
 
-    /// Stores computed arithmetic flags: `bits` takes them and the lazy operation is none.
-    fn store_computed(&mut self, arith: Value) {
+    /// Replaces the `mask` bits of the state's RFLAGS `bits` with `value` (which has no
+    /// bits outside `mask`).
+    fn merge_flag_bits(&mut self, mask: u64, value: Value) {
         let f = state_flags();
         let bits = self
             .b
             .ins()
             .load(types::I64, f, self.cpu, offsets::FLAGS_BITS as i32);
-        let kept = self.b.ins().band_imm_s(bits, !(ARITH as i64));
-        let bits = self.b.ins().bor(kept, arith);
+        let kept = self.b.ins().band_imm_s(bits, !(mask as i64));
+        let bits = self.b.ins().bor(kept, value);
         self.b
             .ins()
             .store(f, bits, self.cpu, offsets::FLAGS_BITS as i32);
+    }
+
+    /// Stores computed arithmetic flags: `bits` takes them and the lazy operation is none.
+    fn store_computed(&mut self, arith: Value) {
+        let f = state_flags();
+        self.merge_flag_bits(ARITH, arith);
         let op = self.b.ins().iconst(types::I32, CcOp::Eflags as i64);
         self.b
             .ins()
