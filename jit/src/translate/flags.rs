@@ -11,7 +11,7 @@ use super::{state_flags, Translator};
 use crate::helpers;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
-use softvisor_cpu::flags::{CcOp, ARITH, CF, OF, PF, SF, ZF};
+use softvisor_cpu::flags::{CcOp, AF, ARITH, CF, OF, PF, SF, ZF};
 use softvisor_cpu::offsets;
 
 /// Where the arithmetic flags are.
@@ -160,6 +160,36 @@ impl Translator<'_, '_> {
             src2: one,
             extra: Some(cf),
         });
+    }
+
+    /// The six arithmetic flags at their RFLAGS positions (an I64), for instructions that
+    /// change only some of them. Unused results cost nothing: Cranelift drops them.
+    pub(super) fn arith_flags(&mut self) -> Value {
+        let p = match self.cache.flags {
+            Flags::Computed(arith) => return arith,
+            Flags::InMemory => {
+                let f = helpers::rflags as *const ();
+                let all = self
+                    .call_helper(self.sigs.rflags, f, &[self.ctx])
+                    .expect("rflags returns a value");
+                return self.b.ins().band_imm_s(all, ARITH as i64);
+            }
+            Flags::Pending(p) => p,
+        };
+        let mut arith = self.zsp(p.res, p.size);
+        if p.op != CcOp::Logic {
+            // AF: the carry out of bit 3, for every arithmetic producer.
+            let x = self.b.ins().bxor(p.src1, p.src2);
+            let x = self.b.ins().bxor(x, p.res);
+            let af = self.b.ins().band_imm_s(x, AF as i64);
+            arith = self.b.ins().bor(arith, af);
+        }
+        for (flag, bit) in [(self.pending_cf(&p), CF), (self.of(&p), OF)] {
+            let wide = self.widen(flag, types::I64);
+            let placed = self.b.ins().ishl_imm_s(wide, bit.trailing_zeros() as i64);
+            arith = self.b.ins().bor(arith, placed);
+        }
+        arith
     }
 
     /// The current carry flag as an I64 0/1.

@@ -1,5 +1,6 @@
 //! Integer instructions translated inline: MOV, MOVZX/MOVSX/MOVSXD, LEA, the two-operand
-//! ALU group, INC/DEC/NEG/NOT, SETcc, CMOVcc and NOPs. Their semantics follow the
+//! ALU group, INC/DEC/NEG/NOT, SETcc, CMOVcc, NOPs and PAUSE; the dispatch to the other
+//! groups ([`super::shift`], [`super::muldiv`], [`super::control`]). Their semantics follow the
 //! interpreter's `alu.rs` and `data.rs`; the lockstep mode and the host-differential suite
 //! hold the two together.
 
@@ -18,7 +19,7 @@ impl Translator<'_, '_> {
         }
         let m = insn.mnemonic();
         match m {
-            Mnemonic::Nop | Mnemonic::Endbr64 | Mnemonic::Endbr32 => {}
+            Mnemonic::Nop | Mnemonic::Pause | Mnemonic::Endbr64 | Mnemonic::Endbr32 => {}
             Mnemonic::Mov => self.mov()?,
             Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => self.extend(insn, m)?,
             Mnemonic::Lea => self.lea(insn)?,
@@ -48,9 +49,13 @@ impl Translator<'_, '_> {
             | Mnemonic::Cmovno
             | Mnemonic::Cmovp
             | Mnemonic::Cmovnp => self.cmov(insn)?,
-            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => {
-                self.shift_by_immediate(insn, m)?
-            }
+            Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Rol
+            | Mnemonic::Ror => self.shift(insn, m)?,
+            Mnemonic::Imul | Mnemonic::Mul => self.multiply(insn, m)?,
             _ if is_setcc(m) => self.setcc(insn)?,
             _ => return self.emit_control(insn),
         }
@@ -88,7 +93,7 @@ impl Translator<'_, '_> {
 
     /// Writes operand 0: a register or memory. Memory stores must come before any other
     /// state change of the instruction (see the module docs of `translate`).
-    fn write_operand0(&mut self, v: cranelift_codegen::ir::Value) -> Option<()> {
+    pub(super) fn write_operand0(&mut self, v: cranelift_codegen::ir::Value) -> Option<()> {
         match self.insn.op_kind(0) {
             OpKind::Register => self.write_reg(self.insn.op_register(0), v),
             OpKind::Memory => {
@@ -193,74 +198,6 @@ impl Translator<'_, '_> {
                 self.set_inc_dec_flags(op, size, res, a, keep_cf?);
             }
         }
-        Some(())
-    }
-
-    /// SHL/SHR/SAR by a constant count (not CL): all six flags are set, AF to 1, as the
-    /// interpreter's `shift.rs` sets them. A zero count goes to the interpreter.
-    fn shift_by_immediate(&mut self, insn: &Instruction, m: Mnemonic) -> Option<()> {
-        use softvisor_cpu::flags::{AF, OF};
-        let size = self.op_size(0);
-        let bits = size * 8;
-        let n = match insn.op_count() {
-            1 => 1,
-            _ if insn.op_kind(1) == OpKind::Immediate8 => {
-                (insn.immediate(1) as u32) & if size == 8 { 63 } else { 31 }
-            }
-            _ => return None,
-        };
-        if n == 0 {
-            return None;
-        }
-        let a = self.read_operand(0, size)?;
-        let bit = |t: &mut Self, v, at: u32| {
-            let shifted = t.b.ins().ushr_imm_s(v, i64::from(at));
-            t.b.ins().band_imm_s(shifted, 1)
-        };
-        let (res, cf, of) = match m {
-            Mnemonic::Shl | Mnemonic::Sal => {
-                let res = if n < 64 {
-                    let r = self.b.ins().ishl_imm_s(a, i64::from(n));
-                    self.mask(r, size)
-                } else {
-                    self.constant(0)
-                };
-                let cf = if n <= bits {
-                    bit(self, a, bits - n)
-                } else {
-                    self.constant(0)
-                };
-                let msb = bit(self, res, bits - 1);
-                let of = self.b.ins().bxor(msb, cf);
-                (res, cf, Some(of))
-            }
-            Mnemonic::Shr => {
-                let res = self.b.ins().ushr_imm_s(a, i64::from(n));
-                let cf = if n <= bits {
-                    bit(self, a, n - 1)
-                } else {
-                    self.constant(0)
-                };
-                (res, cf, Some(bit(self, a, bits - 1)))
-            }
-            _ => {
-                let signed = self.sign_extend(a, size);
-                let r = self.b.ins().sshr_imm_s(signed, i64::from(n.min(63)));
-                let res = self.mask(r, size);
-                let c = self.b.ins().sshr_imm_s(signed, i64::from((n - 1).min(63)));
-                let cf = self.b.ins().band_imm_s(c, 1);
-                (res, cf, None)
-            }
-        };
-        self.write_operand0(res)?;
-        let zsp = self.zsp(res, size);
-        let mut arith = self.b.ins().bor_imm_s(zsp, AF as i64);
-        arith = self.b.ins().bor(arith, cf);
-        if let Some(of) = of {
-            let placed = self.b.ins().ishl_imm_s(of, OF.trailing_zeros() as i64);
-            arith = self.b.ins().bor(arith, placed);
-        }
-        self.set_computed_flags(arith);
         Some(())
     }
 

@@ -19,6 +19,8 @@ mod control;
 mod flags;
 mod integer;
 mod memory;
+mod muldiv;
+mod shift;
 
 use crate::context::{exit, JitContext};
 use crate::helpers;
