@@ -196,7 +196,10 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         profile.print();
     }
     if let (true, Some((stats, checked))) = (options.jit_stats, machine.jit_stats()) {
-        eprintln!("softvisor: jit {stats:?}, lockstep (checked, unchecked) {checked:?}");
+        eprintln!(
+            "softvisor: jit {stats:?} in {} guest instructions, lockstep (checked, unchecked) {checked:?}",
+            machine.cpu.icount
+        );
     }
     let where_ = format!(
         "rip {:#x} after {} instructions",

@@ -23,6 +23,19 @@ pub type CompiledFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>) -
 /// can jump to each other with `return_call_indirect`) from Rust.
 pub type EntryFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>, *const u8) -> u64;
 
+/// Trampolines to the slow-path memory helpers, compiled in Cranelift's preserve-all
+/// convention: a call to one clobbers no register, so the inline fast path around it keeps
+/// the CPU-state, context and TLB pointers in registers instead of spilling them for a call
+/// that rarely happens. They take the helpers' arguments and return nothing; a load's
+/// value is left in [`JitContext::loaded`].
+#[derive(Clone, Copy, Debug)]
+pub struct SlowPaths {
+    /// `(ctx, addr, size)`: [`crate::helpers::load`].
+    pub load: *const u8,
+    /// `(ctx, addr, size, value)`: [`crate::helpers::store`].
+    pub store: *const u8,
+}
+
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
     module: JITModule,
@@ -105,6 +118,70 @@ impl Backend {
         Ok(unsafe { std::mem::transmute::<*const u8, EntryFn>(code) })
     }
 
+    /// Compiles the slow-path trampolines ([`SlowPaths`]).
+    pub fn compile_slow_paths(&mut self) -> Result<SlowPaths, JitError> {
+        let load = self.compile_trampoline(
+            crate::helpers::load as *const (),
+            3,
+            Some(crate::context::LOADED),
+        )?;
+        let store = self.compile_trampoline(crate::helpers::store as *const (), 4, None)?;
+        Ok(SlowPaths { load, store })
+    }
+
+    /// A preserve-all function of `args` I64 parameters (the first is the context) that
+    /// calls the C function `target` with them and stores its I64 result at
+    /// `ctx + result_at`, if given.
+    fn compile_trampoline(
+        &mut self,
+        target: *const (),
+        args: usize,
+        result_at: Option<i32>,
+    ) -> Result<*const u8, JitError> {
+        let mut signature = cranelift_codegen::ir::Signature::new(CallConv::PreserveAll);
+        signature.params = vec![AbiParam::new(types::I64); args];
+        let mut callee_sig = cranelift_codegen::ir::Signature::new(self.call_conv());
+        callee_sig.params = signature.params.clone();
+        if result_at.is_some() {
+            callee_sig.returns.push(AbiParam::new(types::I64));
+        }
+        let name = format!("slow_path{}", self.compiled);
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Local, &signature)
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let mut context = self.module.make_context();
+        context.func.signature = signature;
+        context.func.name = UserFuncName::user(0, id.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut context.func, &mut self.builder_context);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let sig = b.import_signature(callee_sig);
+            let callee = b.ins().iconst(types::I64, target as i64);
+            let call = b.ins().call_indirect(sig, callee, &params);
+            if let Some(offset) = result_at {
+                let value = b.inst_results(call)[0];
+                let flags = cranelift_codegen::ir::MemFlagsData::trusted();
+                b.ins().store(flags, value, params[0], offset);
+            }
+            b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(self.module.target_config());
+        }
+        self.module
+            .define_function(id, &mut context)
+            .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        self.module.clear_context(&mut context);
+        self.module
+            .finalize_definitions()
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        self.compiled += 1;
+        Ok(self.module.get_finalized_function(id))
+    }
+
     /// Compiles one block function (tail-call convention, see [`Backend::block_signature`])
     /// whose body `emit` builds, given the builder and the CPU-state and context pointers;
     /// `emit` must end every path with a return (or tail call) of one I64. Returns its code.
@@ -171,10 +248,12 @@ impl Backend {
         self.module
             .define_function(id, &mut context)
             .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+
         self.module.clear_context(&mut context);
         self.module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
+
         self.compiled += 1;
         Ok(self.module.get_finalized_function(id))
     }

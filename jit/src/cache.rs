@@ -186,10 +186,12 @@ impl BlockCache {
         };
     }
 
-    /// Drops every block translated from physical page `page`.
-    pub fn invalidate_page(&mut self, page: u64) {
+    /// Drops every block translated from physical page `page`; returns their keys and
+    /// code (whose addresses other tables must forget).
+    pub fn invalidate_page(&mut self, page: u64) -> Vec<(Key, CompiledFn)> {
+        let mut dropped = Vec::new();
         let Some(keys) = self.by_page.remove(&page) else {
-            return;
+            return dropped;
         };
         self.generation += 1;
         for entry in self.front.iter_mut() {
@@ -202,11 +204,13 @@ impl BlockCache {
             let Some(slot) = self.by_key.remove(&key) else {
                 continue;
             };
-            if self.slots[slot].take().is_some() {
+            if let Some((_, block)) = self.slots[slot].take() {
                 self.invalidated += 1;
                 self.free.push(slot);
+                dropped.push((key, block.code));
             }
         }
+        dropped
     }
 
     /// Blocks held.

@@ -160,8 +160,15 @@ impl Checker {
         // The interpreter may have moved the memory's paging context (CPL, CR3, AC).
         softvisor_cpu::system::sync_paging(cpu, mem);
         let until = cpu.icount + block.len() as u64;
-        let (code, exception, outcome, _) =
-            crate::engine::execute(entry, block.code, cpu, mem, platform, until);
+        let (code, exception, outcome, _) = crate::engine::execute(
+            entry,
+            block.code,
+            core::ptr::null(),
+            cpu,
+            mem,
+            platform,
+            until,
+        );
         self.checked += 1;
         if let Some(report) = compare(block, &start, &reference, cpu, mem, code, exception) {
             self.divergence = Some(report);

@@ -26,7 +26,9 @@ pub mod exit {
     pub const INTERPRET: u64 = 4;
 }
 
-/// What a slow-path memory helper reports in [`JitContext::status`].
+/// What a slow-path memory helper reports in [`JitContext::status`]. The status only
+/// rises within a run of translated code (a later access of the same instruction does not
+/// hide an earlier one's side exit); any value but [`status::OK`] ends the run.
 pub mod status {
     /// Done.
     pub const OK: u64 = 0;
@@ -43,6 +45,9 @@ pub struct JitContext<'a> {
     pub tlb: *const TlbEntry,
     /// Written by the slow-path memory helpers, see [`status`].
     pub status: u64,
+    /// The value the last slow-path load read (the preserve-all trampolines return
+    /// nothing in registers).
+    pub loaded: u64,
     /// The guest CPU.
     pub cpu: *mut CpuState,
     /// Guest memory.
@@ -63,12 +68,16 @@ pub struct JitContext<'a> {
     pub link_page: u64,
     /// See [`JitContext::link`].
     pub link_rip: u64,
+    /// The jump cache ([`crate::jump_cache`]), or null where blocks do not use it.
+    pub jump_cache: *const crate::jump_cache::JumpEntry,
 }
 
 /// Offset of [`JitContext::tlb`].
 pub const TLB: i32 = offset_of!(JitContext<'static>, tlb) as i32;
 /// Offset of [`JitContext::status`].
 pub const STATUS: i32 = offset_of!(JitContext<'static>, status) as i32;
+/// Offset of [`JitContext::loaded`].
+pub const LOADED: i32 = offset_of!(JitContext<'static>, loaded) as i32;
 /// Offset of [`JitContext::until`].
 pub const UNTIL: i32 = offset_of!(JitContext<'static>, until) as i32;
 /// Offset of [`JitContext::link`].
@@ -77,6 +86,8 @@ pub const LINK: i32 = offset_of!(JitContext<'static>, link) as i32;
 pub const LINK_PAGE: i32 = offset_of!(JitContext<'static>, link_page) as i32;
 /// Offset of [`JitContext::link_rip`].
 pub const LINK_RIP: i32 = offset_of!(JitContext<'static>, link_rip) as i32;
+/// Offset of [`JitContext::jump_cache`].
+pub const JUMP_CACHE: i32 = offset_of!(JitContext<'static>, jump_cache) as i32;
 
 impl<'a> JitContext<'a> {
     /// A context over one CPU, its memory and platform, for one dispatcher call.
@@ -92,6 +103,7 @@ impl<'a> JitContext<'a> {
         Self {
             tlb,
             status: status::OK,
+            loaded: 0,
             cpu,
             mem,
             platform,
@@ -101,6 +113,7 @@ impl<'a> JitContext<'a> {
             link: core::ptr::null_mut(),
             link_page: 0,
             link_rip: 0,
+            jump_cache: core::ptr::null(),
         }
     }
 }

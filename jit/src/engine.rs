@@ -18,6 +18,7 @@ use crate::block::decode_block;
 use crate::cache::{Block, BlockCache, Key, KeyMap, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::context::{exit, JitContext};
+use crate::jump_cache::{JumpCache, JumpEntry};
 use crate::translate::{Chaining, Mode, Translator};
 use crate::JitError;
 use softvisor_cpu::decode_cache::DecodeCache;
@@ -27,7 +28,7 @@ use softvisor_cpu::{CpuState, Platform, SegReg};
 use softvisor_mmu::{Memory, PAGE_SIZE};
 
 /// Times a block start is reached before its block is translated.
-pub const TRANSLATE_AFTER: u32 = 64;
+pub const TRANSLATE_AFTER: u32 = 512;
 
 /// A block start not translated yet.
 #[derive(Clone, Copy)]
@@ -51,6 +52,8 @@ pub struct Stats {
     pub stepped: u64,
     /// Full cache flushes.
     pub flushes: u64,
+    /// Host time spent translating blocks (decoding, IR, Cranelift), in microseconds.
+    pub translate_us: u64,
 }
 
 /// A JIT engine for one vCPU.
@@ -58,10 +61,13 @@ pub struct Jit {
     backend: Option<Backend>,
     /// The backend's entry trampoline.
     entry: Option<EntryFn>,
+    /// The backend's slow-path trampolines.
+    slow_paths: Option<crate::backend::SlowPaths>,
     /// A direct exit of the last block run, waiting to be linked to the next block:
     /// (slot, physical page, target RIP, cache generation).
     pending_link: Option<(*mut u64, u64, u64, u64)>,
     cache: BlockCache,
+    jump_cache: JumpCache,
     decode_cache: DecodeCache,
     /// Most instructions per block.
     max_block_insns: usize,
@@ -84,11 +90,14 @@ impl Jit {
     pub fn new() -> Result<Self, JitError> {
         let mut backend = Backend::new()?;
         let entry = backend.compile_entry()?;
+        let slow_paths = backend.compile_slow_paths()?;
         Ok(Self {
             backend: Some(backend),
             entry: Some(entry),
+            slow_paths: Some(slow_paths),
             pending_link: None,
             cache: BlockCache::new(),
+            jump_cache: JumpCache::new(),
             decode_cache: DecodeCache::new(),
             max_block_insns: crate::block::MAX_BLOCK_INSNS,
             checker: None,
@@ -169,6 +178,7 @@ impl Jit {
                             unsafe { *slot = code as usize as u64 };
                         }
                     }
+                    self.remember_jump_target(&key, code, mem);
                     self.stats.blocks_run += 1;
                     self.stats.block_insns += len as u64;
                     self.run_block(&key, code, cpu, mem, platform, until)
@@ -205,7 +215,9 @@ impl Jit {
         };
         let entry = self.entry.expect("a backend");
         let until = cpu.icount + len as u64;
-        let (code, exception, outcome, _) = execute(entry, code, cpu, mem, platform, until);
+        let jump_cache = self.jump_cache.as_ptr();
+        let (code, exception, outcome, _) =
+            execute(entry, code, jump_cache, cpu, mem, platform, until);
         match code {
             exit::FAULT => Err(exception.expect("a fault exit records its exception")),
             exit::OUTCOME => Ok(outcome),
@@ -271,6 +283,7 @@ impl Jit {
         linear: u64,
         phys: u64,
     ) -> Option<Block> {
+        let started = std::time::Instant::now();
         let mut guest = decode_block(cpu, mem).ok()?;
         guest.insns.truncate(self.max_block_insns);
         let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
@@ -290,7 +303,9 @@ impl Jit {
                 slots.as_mut_ptr()
             },
             page: phys & !0xfff,
+            jump_cache: uses_jump_cache(mode, self.checker.is_some()),
         };
+        let slow = self.slow_paths?;
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
@@ -303,11 +318,13 @@ impl Jit {
                     (cpu_ptr, ctx_ptr),
                     mode,
                     chaining,
+                    slow,
                     &insns,
                 )
             })
             .ok()?;
         self.stats.translated += 1;
+        self.stats.translate_us += started.elapsed().as_micros() as u64;
         // SAFETY: a pointer to code compiled by this backend, kept alive with the block. It
         // is only ever called through the entry trampoline or a tail call, in the
         // tail-call convention it was compiled for; the type is a handle.
@@ -315,20 +332,38 @@ impl Jit {
         Some(Block { code, slots, insns })
     }
 
-    /// Drops the blocks (and decoded instructions) of code pages written since last time.
+    /// Drops the blocks (and decoded instructions) of code pages written since last time,
+    /// and their jump-cache entries.
     fn drop_written_code(&mut self, mem: &mut dyn Memory) {
         for page in mem.take_written_code() {
-            self.cache.invalidate_page(page);
+            for (key, code) in self.cache.invalidate_page(page) {
+                self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
+            }
             self.decode_cache.invalidate_page(page);
+        }
+    }
+
+    /// Records a block the dispatcher is about to enter in the jump cache, so exits of
+    /// other blocks that reach its RIP go to it directly.
+    fn remember_jump_target(&mut self, key: &Key, code: CompiledFn, mem: &mut dyn Memory) {
+        if !uses_jump_cache(key.mode, self.checker.is_some()) {
+            return;
+        }
+        if let Some(tlb) = mem.fast_tlb() {
+            let flushes = tlb.flushes;
+            self.jump_cache
+                .fill(key.mode.tlb_mode, key.rip, flushes, code);
         }
     }
 
     /// Drops every block and frees their code.
     pub fn flush(&mut self) {
         self.cache = BlockCache::new();
+        self.jump_cache.clear();
         self.heat.clear();
         self.pending_link = None;
         self.entry = None;
+        self.slow_paths = None;
         if let Some(old) = self.backend.take() {
             // SAFETY: every block compiled by `old` was just dropped with the cache, and no
             // block is running (the dispatcher calls this between blocks).
@@ -337,6 +372,7 @@ impl Jit {
         self.backend = Backend::new().ok();
         if let Some(backend) = self.backend.as_mut() {
             self.entry = backend.compile_entry().ok();
+            self.slow_paths = backend.compile_slow_paths().ok();
         }
         self.stats.flushes += 1;
     }
@@ -355,8 +391,9 @@ impl Jit {
         let (code, ctx_exception, ctx_outcome) = match self.checker.as_mut() {
             Some(checker) => checker.run(entry, self.cache.get(key)?, cpu, mem, platform)?,
             None => {
+                let jump_cache = self.jump_cache.as_ptr();
                 let (code, exception, outcome, link) =
-                    execute(entry, code, cpu, mem, platform, until);
+                    execute(entry, code, jump_cache, cpu, mem, platform, until);
                 if let (exit::NORMAL, Some((slot, page, rip))) = (code, link) {
                     self.pending_link = Some((slot, page, rip, self.cache.generation));
                 }
@@ -385,16 +422,19 @@ pub(crate) type Executed = (
 );
 
 /// Runs a block's code (and whatever it chains to) through the entry trampoline, with
-/// `until` as the instruction budget.
+/// `until` as the instruction budget and the jump cache `jump_cache` (null only for code
+/// translated without jump-cache exits).
 pub(crate) fn execute(
     entry: EntryFn,
     code: CompiledFn,
+    jump_cache: *const JumpEntry,
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
     until: u64,
 ) -> Executed {
     let mut ctx = JitContext::new(cpu, mem, platform, until);
+    ctx.jump_cache = jump_cache;
     let cpu_ptr = ctx.cpu;
     // SAFETY: `entry` and `code` come from this engine's live backend (the code with its
     // block); `cpu_ptr` and `ctx` are valid and not otherwise used while it runs.
@@ -413,4 +453,11 @@ fn mode_of(cpu: &CpuState, has_tlb: bool) -> Mode {
         tlb_mode: usize::from(cpl == 3),
         inline_memory: bitness == 64 && !alignment_checks && has_tlb,
     }
+}
+
+/// Whether blocks of `mode` look their other exits up in the jump cache, and are recorded
+/// in it: 64-bit code (CS base 0) with the TLB inline, outside the lockstep check (which
+/// runs one block at a time).
+fn uses_jump_cache(mode: Mode, checking: bool) -> bool {
+    !checking && mode.bitness == 64 && mode.inline_memory
 }

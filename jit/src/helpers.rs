@@ -64,7 +64,7 @@ pub unsafe extern "C" fn load(ctx: *mut JitContext<'_>, addr: u64, size: u64) ->
     }
     match mem.read_sized(addr, size as usize) {
         Ok(value) => {
-            ctx.status = side_exit_status(mem.take_side_exit());
+            ctx.status = ctx.status.max(side_exit_status(mem.take_side_exit()));
             value
         }
         Err(_) => {
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn store(ctx: *mut JitContext<'_>, addr: u64, size: u64, v
         return;
     }
     ctx.status = match mem.write_sized(addr, size as usize, value) {
-        Ok(()) => side_exit_status(mem.take_side_exit()),
+        Ok(()) => ctx.status.max(side_exit_status(mem.take_side_exit())),
         Err(_) => status::REDO,
     };
 }

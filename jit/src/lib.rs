@@ -14,6 +14,7 @@ pub mod context;
 pub mod engine;
 mod error;
 pub mod helpers;
+pub mod jump_cache;
 pub mod translate;
 
 pub use engine::{Jit, Stats, TRANSLATE_AFTER};

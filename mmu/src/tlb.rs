@@ -79,8 +79,16 @@ pub struct TlbFill {
 pub struct Tlb {
     /// Fast-path entries, `[mode][index]`.
     pub entries: [[TlbEntry; TLB_ENTRIES]; TLB_MODES],
+    /// Flushes so far (whole, non-global or one page): whatever caches translations
+    /// outside the TLB (the JIT's jump cache) is valid only while this stays the same.
+    pub flushes: u64,
     meta: [[TlbMeta; TLB_ENTRIES]; TLB_MODES],
 }
+
+/// Offset of [`Tlb::flushes`] from the first entry, for generated code that holds a
+/// pointer to the entries.
+pub const FLUSHES_FROM_ENTRIES: i32 = core::mem::offset_of!(Tlb, flushes) as i32;
+const _: () = assert!(core::mem::offset_of!(Tlb, entries) == 0);
 
 impl Default for Tlb {
     fn default() -> Self {
@@ -105,6 +113,7 @@ impl Tlb {
     pub fn new() -> Self {
         Tlb {
             entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; TLB_MODES],
+            flushes: 0,
             meta: [[TlbMeta::default(); TLB_ENTRIES]; TLB_MODES],
         }
     }
@@ -150,6 +159,7 @@ impl Tlb {
 
     /// Drops every entry (CR0/CR4/EFER paging changes, CR3 writes without PGE).
     pub fn flush_all(&mut self) {
+        self.flushes += 1;
         for set in self.entries.iter_mut() {
             set.fill(TlbEntry::EMPTY);
         }
@@ -157,6 +167,7 @@ impl Tlb {
 
     /// Drops every non-global entry (CR3 writes with CR4.PGE set).
     pub fn flush_non_global(&mut self) {
+        self.flushes += 1;
         for (set, meta) in self.entries.iter_mut().zip(self.meta.iter()) {
             for (entry, meta) in set.iter_mut().zip(meta.iter()) {
                 if !meta.global {
@@ -169,6 +180,7 @@ impl Tlb {
     /// INVLPG: drops the entries for the page containing `linear`, including every 4 KiB
     /// entry that came from the same large page.
     pub fn flush_page(&mut self, linear: u64) {
+        self.flushes += 1;
         for (set, meta) in self.entries.iter_mut().zip(self.meta.iter()) {
             for (entry, meta) in set.iter_mut().zip(meta.iter()) {
                 let tag = [entry.read_tag, entry.write_tag, entry.exec_tag]
@@ -255,6 +267,7 @@ mod tests {
         tlb.fill(1, &fill(0x3000, true, true, 4096));
         tlb.flush_all();
         assert!(tlb.lookup(1, 0x3000, AccessKind::Read).is_none());
+        assert_eq!(tlb.flushes, 3, "every kind of flush is counted");
     }
 
     #[test]

@@ -52,7 +52,11 @@ impl Translator<'_, '_> {
                 let target = self.branch_target()?;
                 let ret = self.constant(insn.next_ip());
                 self.push(ret);
-                self.exit_to(target);
+                if insn.op_kind(0) == OpKind::NearBranch64 {
+                    self.exit_chained(insn.near_branch_target(), 0);
+                } else {
+                    self.exit_to(target);
+                }
                 Some(Flow::Terminated)
             }
             Mnemonic::Ret if insn.code() == Code::Retnq || insn.code() == Code::Retnq_imm16 => {

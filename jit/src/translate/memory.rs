@@ -8,13 +8,13 @@
 //! path helper instead, which goes through the same `Memory` the interpreter uses.
 
 use super::{size_mask, state_flags, Translator};
-use crate::context::{status, STATUS};
-use crate::helpers;
+use crate::context::{status, LOADED, STATUS};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use iced_x86::Register;
 use softvisor_cpu::offsets;
 use softvisor_mmu::tlb::{TlbEntry, TLB_ENTRIES};
+const _: () = assert!(core::mem::size_of::<TlbEntry>().is_power_of_two());
 
 /// Flags for guest memory through a host pointer: may be unaligned, never traps (the
 /// TLB only maps RAM), always little-endian.
@@ -108,6 +108,8 @@ impl Translator<'_, '_> {
     }
 
     /// One access: inline TLB probe, slow path on a miss; a fault redoes the instruction.
+    /// A slow path asking the block to stop leaves [`status::SIDE_EXIT`] in the context,
+    /// which the end of the instruction tests (see `finish_insn`).
     fn access(&mut self, linear: Value, size: u32, kind: Access, value: Option<Value>) -> Value {
         self.touched_memory = true;
         let merge = self.b.create_block();
@@ -125,17 +127,11 @@ impl Translator<'_, '_> {
                 .b
                 .ins()
                 .load(types::I64, state_flags(), entry, tag_offset);
-            let page = self.b.ins().band_imm_s(linear, !0xfff);
-            let mut hit = self.b.ins().icmp(IntCC::Equal, page, tag);
-            if size > 1 {
-                let in_page = self.b.ins().band_imm_s(linear, 0xfff);
-                let fits = self.b.ins().icmp_imm_s(
-                    IntCC::UnsignedLessThanOrEqual,
-                    in_page,
-                    i64::from(4096 - size),
-                );
-                hit = self.b.ins().band(hit, fits);
-            }
+            // The page of the last byte: an access crossing into the next page compares
+            // that page with the tag of the first byte's entry, which never holds it.
+            let last = self.b.ins().iadd_imm_s(linear, i64::from(size - 1));
+            let page = self.b.ins().band_imm_s(last, !0xfff);
+            let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
             self.b.ins().brif(hit, fast, &[], slow, &[]);
             self.b.switch_to_block(fast);
             let addend = self.b.ins().load(
@@ -160,14 +156,16 @@ impl Translator<'_, '_> {
         let size_v = self.b.ins().iconst(types::I64, i64::from(size));
         let slow_value = match value {
             Some(v) => {
-                let f = helpers::store as *const ();
+                let f = self.slow.store.cast::<()>();
                 self.call_helper(self.sigs.store, f, &[self.ctx, linear, size_v, v]);
                 v
             }
             None => {
-                let f = helpers::load as *const ();
-                self.call_helper(self.sigs.load, f, &[self.ctx, linear, size_v])
-                    .expect("load returns a value")
+                let f = self.slow.load.cast::<()>();
+                self.call_helper(self.sigs.load, f, &[self.ctx, linear, size_v]);
+                self.b
+                    .ins()
+                    .load(types::I64, state_flags(), self.ctx, LOADED)
             }
         };
         let st = self
@@ -179,13 +177,6 @@ impl Translator<'_, '_> {
             .ins()
             .icmp_imm_s(IntCC::Equal, st, status::REDO as i64);
         self.redo_if(failed);
-        let side = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, st, status::SIDE_EXIT as i64);
-        let previous = self.b.use_var(self.side_exit);
-        let side = self.b.ins().bor(previous, side);
-        self.b.def_var(self.side_exit, side);
         self.jump_with(merge, slow_value);
         self.b.switch_to_block(merge);
         result
@@ -193,16 +184,16 @@ impl Translator<'_, '_> {
 
     /// Address of the TLB entry for `linear` in the block's privilege set.
     fn tlb_entry(&mut self, tlb: Value, linear: Value) -> Value {
-        let entry_size = core::mem::size_of::<TlbEntry>() as i64;
-        let page_number = self.b.ins().ushr_imm_s(linear, 12);
-        let index = self
+        const ENTRY_SHIFT: i64 = core::mem::size_of::<TlbEntry>().trailing_zeros() as i64;
+        // The page number's low bits, already scaled to the entry size.
+        let scaled = self.b.ins().ushr_imm_s(linear, 12 - ENTRY_SHIFT);
+        let offset = self
             .b
             .ins()
-            .band_imm_s(page_number, (TLB_ENTRIES - 1) as i64);
-        let offset = self.b.ins().imul_imm_s(index, entry_size);
-        let set = (self.mode.tlb_mode * TLB_ENTRIES) as i64 * entry_size;
-        let offset = self.b.ins().iadd_imm_s(offset, set);
-        self.b.ins().iadd(tlb, offset)
+            .band_imm_s(scaled, ((TLB_ENTRIES - 1) as i64) << ENTRY_SHIFT);
+        let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
+        let base = self.b.ins().iadd_imm_s(tlb, set);
+        self.b.ins().iadd(base, offset)
     }
 
     fn host_load(&mut self, host: Value, size: u32) -> Value {

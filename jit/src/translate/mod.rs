@@ -24,11 +24,12 @@ mod shift;
 
 use crate::context::{exit, JitContext};
 use crate::helpers;
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, BlockArg, InstBuilder, MemFlagsData, SigRef, Signature, Type, Value,
 };
 use cranelift_codegen::isa::CallConv;
-use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_frontend::FunctionBuilder;
 use flags::Flags;
 use iced_x86::{Instruction, Register};
 use softvisor_cpu::offsets;
@@ -59,18 +60,22 @@ enum Flow {
 #[derive(Clone)]
 struct Cache {
     regs: [Option<Value>; 16],
-    dirty: [bool; 16],
     flags: Flags,
 }
 
-/// Where a block may jump straight to its successor (see [`crate::cache`]).
+/// Where a block may jump straight to its successor (see [`crate::cache`] and
+/// [`crate::jump_cache`]).
 #[derive(Clone, Copy)]
 pub struct Chaining {
     /// The block's successor slots (two: taken and not taken), or null: no chaining.
     pub slots: *mut u64,
     /// Physical page of the block.
     pub page: u64,
+    /// Whether exits to other targets may look them up in the jump cache.
+    pub jump_cache: bool,
 }
+
+pub use crate::backend::SlowPaths;
 
 /// Signatures of the helpers generated code calls.
 struct Sigs {
@@ -93,8 +98,7 @@ pub(crate) struct Translator<'a, 'f> {
     icount0: Value,
     tlb: Option<Value>,
     sigs: Sigs,
-    /// Set to 1 on a slow-path access that asks the block to stop after this instruction.
-    side_exit: Variable,
+    slow: SlowPaths,
     /// Whether the current instruction made a slow-path access.
     touched_memory: bool,
     /// The exit redoing the current instruction in the interpreter, once one is needed.
@@ -107,6 +111,8 @@ pub(crate) struct Translator<'a, 'f> {
     chaining: Chaining,
     /// RIP of the block's first instruction.
     block_rip: u64,
+    /// The loop header (see `emit_block`).
+    header: cranelift_codegen::ir::Block,
 }
 
 /// Memory flags for the CPU state and context: always valid and aligned.
@@ -122,6 +128,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         block_sig: Signature,
     ) -> Sigs {
         let block = b.import_signature(block_sig);
+        let load = preserve_all(b, 3);
+        let store = preserve_all(b, 4);
         let mut sig = |params: &[Type], ret: bool| {
             let mut s = Signature::new(call_conv);
             s.params.push(AbiParam::new(ptr));
@@ -135,8 +143,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         Sigs {
             block,
             interpret: sig(&[ptr], true),
-            load: sig(&[i64, i64], true),
-            store: sig(&[i64, i64, i64], false),
+            load,
+            store,
             condition: sig(&[i64], true),
             rflags: sig(&[], true),
         }
@@ -151,16 +159,26 @@ impl<'a, 'f> Translator<'a, 'f> {
         (cpu, ctx): (Value, Value),
         mode: Mode,
         chaining: Chaining,
+        slow: SlowPaths,
         insns: &[Instruction],
     ) {
         let ptr = types::I64;
         let sigs = Self::signatures(b, call_conv, ptr, block_sig);
-        let icount0 = b
+        let block_rip = insns.first().map_or(0, Instruction::ip);
+        let tlb = mode
+            .inline_memory
+            .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
+        let start_count = b
             .ins()
             .load(types::I64, state_flags(), cpu, offsets::ICOUNT as i32);
-        let block_rip = insns.first().map_or(0, Instruction::ip);
+        // The loop header: a branch back to the block's own start comes here with the new
+        // instruction count (registers and flags in the CPU state).
+        let header = b.create_block();
+        let icount0 = b.append_block_param(header, types::I64);
+        b.ins().jump(header, &[BlockArg::Value(start_count)]);
+        b.switch_to_block(header);
         // A block that does not fit in the budget returns before its first instruction
-        // (reached by chaining; the dispatcher checks before it enters one).
+        // (reached by chaining or looping; the dispatcher checks before it enters one).
         let until = b
             .ins()
             .load(types::I64, state_flags(), ctx, crate::context::UNTIL);
@@ -177,16 +195,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         b.switch_to_block(stop);
         let rip = b.ins().iconst(types::I64, block_rip as i64);
         b.ins().store(state_flags(), rip, cpu, offsets::RIP as i32);
+        b.ins()
+            .store(state_flags(), icount0, cpu, offsets::ICOUNT as i32);
         let normal = b.ins().iconst(types::I64, exit::NORMAL as i64);
         b.ins().return_(&[normal]);
         b.switch_to_block(body);
-        let tlb = mode
-            .inline_memory
-            .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
-        let side_exit = b.declare_var(types::I8);
         let empty = Cache {
             regs: [None; 16],
-            dirty: [false; 16],
             flags: Flags::InMemory,
         };
         let mut t = Translator {
@@ -198,7 +213,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             icount0,
             tlb,
             sigs,
-            side_exit,
+            slow,
             touched_memory: false,
             redo: None,
             start: empty,
@@ -206,6 +221,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             insn: Instruction::default(),
             chaining,
             block_rip,
+            header,
         };
         let mut last = Flow::Next;
         for (index, insn) in insns.iter().enumerate() {
@@ -228,8 +244,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.start = self.cache.clone();
         self.touched_memory = false;
         self.redo = None;
-        let zero = self.b.ins().iconst(types::I8, 0);
-        self.b.def_var(self.side_exit, zero);
         let flow = if self.mode.bitness == 64 && !insn.has_lock_prefix() {
             self.emit_inline(insn)
         } else {
@@ -247,7 +261,12 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// instruction's redo exit if it needs one.
     fn finish_insn(&mut self, flow: &Flow) {
         if self.touched_memory && matches!(flow, Flow::Next) {
-            let side = self.b.use_var(self.side_exit);
+            // Only a slow-path access sets the status, to SIDE_EXIT (or REDO, which has
+            // left already).
+            let side =
+                self.b
+                    .ins()
+                    .load(types::I64, state_flags(), self.ctx, crate::context::STATUS);
             let stop = self.b.create_block();
             let go_on = self.b.create_block();
             self.b.set_cold_block(stop);
@@ -329,10 +348,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         v
     }
 
-    /// Replaces the 64-bit value of GPR `n`.
+    /// Replaces the 64-bit value of GPR `n`, in the cache and in the CPU state. Storing at
+    /// once keeps every exit free of register write-back (a block's exits were most of its
+    /// code, and of its translation time); an instruction writes registers only after its
+    /// memory accesses, so the state still holds the instruction's start when one faults.
     fn set_gpr(&mut self, n: usize, v: Value) {
         self.cache.regs[n] = Some(v);
-        self.cache.dirty[n] = true;
+        self.b
+            .ins()
+            .store(state_flags(), v, self.cpu, offsets::gpr(n) as i32);
     }
 
     /// Reads a general-purpose register of any width, zero-extended to 64 bits.
@@ -372,10 +396,14 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// `v` truncated to `size` bytes (kept in an I64).
     fn mask(&mut self, v: Value, size: u32) -> Value {
-        if size >= 8 {
-            v
-        } else {
-            self.b.ins().band_imm_s(v, size_mask(size) as i64)
+        match size {
+            8.. => v,
+            // A 32-bit move zero-extends for free; the mask would be a constant-pool load.
+            4 => {
+                let low = self.b.ins().ireduce(types::I32, v);
+                self.b.ins().uextend(types::I64, low)
+            }
+            _ => self.b.ins().band_imm_s(v, size_mask(size) as i64),
         }
     }
 
@@ -391,16 +419,9 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     // ----- write-back and exits -----
 
-    /// Writes `cache`'s dirty registers and pending flags to the CPU state (no state change
-    /// of the translator: used on exit paths).
+    /// Writes `cache`'s pending flags to the CPU state (registers are stored as they are
+    /// written; no state change of the translator: used on exit paths).
     fn write_back(&mut self, cache: &Cache) {
-        for n in 0..16 {
-            if let (Some(v), true) = (cache.regs[n], cache.dirty[n]) {
-                self.b
-                    .ins()
-                    .store(state_flags(), v, self.cpu, offsets::gpr(n) as i32);
-            }
-        }
         self.store_flags(&cache.flags);
     }
 
@@ -408,7 +429,6 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn flush(&mut self) {
         let cache = self.cache.clone();
         self.write_back(&cache);
-        self.cache.dirty = [false; 16];
         self.cache.flags = Flags::InMemory;
     }
 
@@ -449,14 +469,54 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.emit_exit(&cache, rip, retired, code);
     }
 
-    /// Ends the block at a computed RIP after the current instruction.
+    /// Ends the block at a computed RIP after the current instruction: goes to the
+    /// target's block when the jump cache has it, else returns to the dispatcher.
     fn exit_to(&mut self, rip: Value) {
         let cache = self.cache.clone();
         self.write_back(&cache);
         self.store_rip_value(rip);
         self.store_icount(self.index + 1);
+        if let (true, Some(tlb)) = (self.chaining.jump_cache, self.tlb) {
+            self.jump_through_cache(rip, tlb);
+        }
         let code = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
         self.b.ins().return_(&[code]);
+    }
+
+    /// Tail-calls the block the jump cache holds for `rip` if its entry is current, else
+    /// falls through (in a new current block) with the state already stored.
+    fn jump_through_cache(&mut self, rip: Value, tlb: Value) {
+        use crate::jump_cache::{self as jc, ENTRIES, ENTRY_SHIFT, HASH_SHIFT};
+        let f = state_flags();
+        let table = self
+            .b
+            .ins()
+            .load(types::I64, f, self.ctx, crate::context::JUMP_CACHE);
+        let folded = self.b.ins().ushr_imm_s(rip, HASH_SHIFT);
+        let hash = self.b.ins().bxor(rip, folded);
+        let index = self.b.ins().band_imm_s(hash, (ENTRIES - 1) as i64);
+        let offset = self.b.ins().ishl_imm_s(index, ENTRY_SHIFT);
+        let set = ((self.mode.tlb_mode * ENTRIES) as i64) << ENTRY_SHIFT;
+        let offset = self.b.ins().iadd_imm_s(offset, set);
+        let entry = self.b.ins().iadd(table, offset);
+        let entry_rip = self.b.ins().load(types::I64, f, entry, jc::RIP);
+        let entry_flushes = self.b.ins().load(types::I64, f, entry, jc::FLUSHES);
+        let flushes =
+            self.b
+                .ins()
+                .load(types::I64, f, tlb, softvisor_mmu::tlb::FLUSHES_FROM_ENTRIES);
+        let same_rip = self.b.ins().icmp(IntCC::Equal, entry_rip, rip);
+        let current = self.b.ins().icmp(IntCC::Equal, entry_flushes, flushes);
+        let hit = self.b.ins().band(same_rip, current);
+        let found = self.b.create_block();
+        let missed = self.b.create_block();
+        self.b.ins().brif(hit, found, &[], missed, &[]);
+        self.b.switch_to_block(found);
+        let code = self.b.ins().load(types::I64, f, entry, jc::CODE);
+        self.b
+            .ins()
+            .return_call_indirect(self.sigs.block, code, &[self.cpu, self.ctx]);
+        self.b.switch_to_block(missed);
     }
 
     /// Ends the block after the current instruction at the constant `rip`: jumps straight
@@ -465,9 +525,18 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// (a page's blocks are dropped together, so a link never outlives its target).
     fn exit_chained(&mut self, rip: u64, slot: usize) {
         let same_page = rip & !0xfff == self.block_rip & !0xfff;
+        if rip == self.block_rip && !self.chaining.slots.is_null() {
+            // A loop: round again inside this function, with the registers (already
+            // stored) and flags in the state.
+            let cache = self.cache.clone();
+            self.write_back(&cache);
+            let next = self.b.ins().iadd_imm_s(self.icount0, self.index as i64 + 1);
+            self.b.ins().jump(self.header, &[BlockArg::Value(next)]);
+            return;
+        }
         if self.chaining.slots.is_null() || !same_page {
-            let retired = self.index + 1;
-            return self.exit_with(Some(rip), retired, exit::NORMAL);
+            let target = self.constant(rip);
+            return self.exit_to(target);
         }
         let cache = self.cache.clone();
         self.write_back(&cache);
@@ -520,6 +589,13 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn jump_with(&mut self, to: cranelift_codegen::ir::Block, v: Value) {
         self.b.ins().jump(to, &[BlockArg::Value(v)]);
     }
+}
+
+/// The signature of a preserve-all slow-path trampoline of `args` I64 parameters.
+fn preserve_all(b: &mut FunctionBuilder, args: usize) -> SigRef {
+    let mut s = Signature::new(CallConv::PreserveAll);
+    s.params = vec![AbiParam::new(types::I64); args];
+    b.import_signature(s)
 }
 
 /// Mask of the low `size` bytes.
