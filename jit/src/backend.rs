@@ -145,41 +145,17 @@ impl Backend {
         if result_at.is_some() {
             callee_sig.returns.push(AbiParam::new(types::I64));
         }
-        let name = format!("slow_path{}", self.compiled);
-        let id = self
-            .module
-            .declare_function(&name, Linkage::Local, &signature)
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        let mut context = self.module.make_context();
-        context.func.signature = signature;
-        context.func.name = UserFuncName::user(0, id.as_u32());
-        {
-            let mut b = FunctionBuilder::new(&mut context.func, &mut self.builder_context);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            let params = b.block_params(entry).to_vec();
+        self.define("slow_path", signature, |b, params| {
             let sig = b.import_signature(callee_sig);
             let callee = b.ins().iconst(types::I64, target as i64);
-            let call = b.ins().call_indirect(sig, callee, &params);
+            let call = b.ins().call_indirect(sig, callee, params);
             if let Some(offset) = result_at {
                 let value = b.inst_results(call)[0];
                 let flags = cranelift_codegen::ir::MemFlagsData::trusted();
                 b.ins().store(flags, value, params[0], offset);
             }
             b.ins().return_(&[]);
-            b.seal_all_blocks();
-            b.finalize(self.module.target_config());
-        }
-        self.module
-            .define_function(id, &mut context)
-            .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-        self.module.clear_context(&mut context);
-        self.module
-            .finalize_definitions()
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        self.compiled += 1;
-        Ok(self.module.get_finalized_function(id))
+        })
     }
 
     /// Compiles one block function (tail-call convention, see [`Backend::block_signature`])
@@ -225,7 +201,20 @@ impl Backend {
             signature.params.push(AbiParam::new(pointer));
         }
         signature.returns.push(AbiParam::new(types::I64));
-        let name = format!("block{}", self.compiled);
+        self.define("block", signature, |b, params| {
+            emit(b, params[0], params[1])
+        })
+    }
+
+    /// Declares, builds (`body` gets the builder, in the entry block, and the parameters),
+    /// compiles and finalizes one function named `prefix` plus a number; returns its code.
+    fn define(
+        &mut self,
+        prefix: &str,
+        signature: cranelift_codegen::ir::Signature,
+        body: impl FnOnce(&mut FunctionBuilder, &[Value]),
+    ) -> Result<*const u8, JitError> {
+        let name = format!("{prefix}{}", self.compiled);
         let id = self
             .module
             .declare_function(&name, Linkage::Local, &signature)
@@ -239,21 +228,18 @@ impl Backend {
             let entry = builder.create_block();
             builder.append_block_params_for_function_params(entry);
             builder.switch_to_block(entry);
-            let cpu = builder.block_params(entry)[0];
-            let ctx = builder.block_params(entry)[1];
-            emit(&mut builder, cpu, ctx);
+            let params = builder.block_params(entry).to_vec();
+            body(&mut builder, &params);
             builder.seal_all_blocks();
             builder.finalize(target);
         }
         self.module
             .define_function(id, &mut context)
             .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-
         self.module.clear_context(&mut context);
         self.module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-
         self.compiled += 1;
         Ok(self.module.get_finalized_function(id))
     }
