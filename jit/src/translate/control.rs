@@ -49,13 +49,17 @@ impl Translator<'_, '_> {
                 Some(Flow::Terminated)
             }
             Mnemonic::Call if insn.stack_pointer_increment() == -8 => {
-                let target = self.branch_target()?;
+                // A direct call chains like a JMP; the target operand is read (and may
+                // fault) before the push.
+                let target = match insn.op_kind(0) {
+                    OpKind::NearBranch64 => None,
+                    _ => Some(self.branch_target()?),
+                };
                 let ret = self.constant(insn.next_ip());
                 self.push(ret);
-                if insn.op_kind(0) == OpKind::NearBranch64 {
-                    self.exit_chained(insn.near_branch_target(), 0);
-                } else {
-                    self.exit_to(target);
+                match target {
+                    None => self.exit_chained(insn.near_branch_target(), 0),
+                    Some(target) => self.exit_to(target),
                 }
                 Some(Flow::Terminated)
             }
