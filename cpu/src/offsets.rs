@@ -43,6 +43,8 @@ pub const X87: usize = offset_of!(CpuState, x87);
 pub const X87_TOP: usize = X87 + offset_of!(X87State, top);
 /// Offset of CR0.
 pub const CR0: usize = offset_of!(CpuState, cr0);
+/// Offset of CR4.
+pub const CR4: usize = offset_of!(CpuState, cr4);
 /// Offset of the retired-instruction counter.
 pub const ICOUNT: usize = offset_of!(CpuState, icount);
 

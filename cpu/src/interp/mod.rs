@@ -40,6 +40,7 @@ use softvisor_mmu::Memory;
 
 pub use operand::is_integer_immediate;
 pub(crate) use operand::{is_canonical, Ctx};
+pub use simd_int::needs_alignment as sse_needs_alignment;
 pub use state_save::{XCR0_SUPPORTED, XSAVE_AREA_SIZE};
 
 /// What happened when one instruction ran.

@@ -1,6 +1,6 @@
 //! Integer instructions translated inline: MOV, MOVZX/MOVSX/MOVSXD, LEA, the two-operand
 //! ALU group, INC/DEC/NEG/NOT, SETcc, CMOVcc, NOPs and PAUSE; the dispatch to the other
-//! groups ([`super::shift`], [`super::muldiv`], [`super::control`]). Their semantics follow the
+//! groups ([`super::sse`], [`super::shift`], [`super::muldiv`], [`super::control`]). Their semantics follow the
 //! interpreter's `alu.rs` and `data.rs`; the lockstep mode and the host-differential suite
 //! hold the two together.
 
@@ -14,6 +14,9 @@ impl Translator<'_, '_> {
     /// Translates `insn` inline if this module or [`super::control`] knows how; `None`
     /// sends it to the interpreter. Nothing is emitted when `None` is returned.
     pub(super) fn emit_inline(&mut self, insn: &Instruction) -> Option<Flow> {
+        if let Some(flow) = self.emit_sse(insn) {
+            return Some(flow);
+        }
         if !self.operands_supported(insn) {
             return None;
         }

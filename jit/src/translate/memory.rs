@@ -117,30 +117,7 @@ impl Translator<'_, '_> {
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         if let Some(tlb) = self.tlb {
-            let fast = self.b.create_block();
-            let entry = self.tlb_entry(tlb, linear);
-            let tag_offset = match kind {
-                Access::Read => core::mem::offset_of!(TlbEntry, read_tag),
-                Access::Write => core::mem::offset_of!(TlbEntry, write_tag),
-            } as i32;
-            let tag = self
-                .b
-                .ins()
-                .load(types::I64, state_flags(), entry, tag_offset);
-            // The page of the last byte: an access crossing into the next page compares
-            // that page with the tag of the first byte's entry, which never holds it.
-            let last = self.b.ins().iadd_imm_s(linear, i64::from(size - 1));
-            let page = self.b.ins().band_imm_s(last, !0xfff);
-            let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
-            self.b.ins().brif(hit, fast, &[], slow, &[]);
-            self.b.switch_to_block(fast);
-            let addend = self.b.ins().load(
-                types::I64,
-                state_flags(),
-                entry,
-                core::mem::offset_of!(TlbEntry, addend) as i32,
-            );
-            let host = self.b.ins().iadd(linear, addend);
+            let host = self.tlb_hit(tlb, linear, size, kind, slow);
             let loaded = match value {
                 Some(v) => {
                     self.host_store(host, size, v);
@@ -180,6 +157,82 @@ impl Translator<'_, '_> {
         self.jump_with(merge, slow_value);
         self.b.switch_to_block(merge);
         result
+    }
+
+    /// The inline TLB probe for `size` bytes at `linear`: a hit continues in a new current
+    /// block and returns the host address; a miss, or an access crossing the page, goes to
+    /// `miss`.
+    fn tlb_hit(
+        &mut self,
+        tlb: Value,
+        linear: Value,
+        size: u32,
+        kind: Access,
+        miss: cranelift_codegen::ir::Block,
+    ) -> Value {
+        let fast = self.b.create_block();
+        let entry = self.tlb_entry(tlb, linear);
+        let tag_offset = match kind {
+            Access::Read => core::mem::offset_of!(TlbEntry, read_tag),
+            Access::Write => core::mem::offset_of!(TlbEntry, write_tag),
+        } as i32;
+        let tag = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), entry, tag_offset);
+        // The page of the last byte: an access crossing into the next page compares that
+        // page with the tag of the first byte's entry, which never holds it.
+        let last = self.b.ins().iadd_imm_s(linear, i64::from(size - 1));
+        let page = self.b.ins().band_imm_s(last, !0xfff);
+        let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
+        self.b.ins().brif(hit, fast, &[], miss, &[]);
+        self.b.switch_to_block(fast);
+        let addend = self.b.ins().load(
+            types::I64,
+            state_flags(),
+            entry,
+            core::mem::offset_of!(TlbEntry, addend) as i32,
+        );
+        self.b.ins().iadd(linear, addend)
+    }
+
+    /// A 16-byte access (an I8X16 `value` to store, or the loaded vector). Only the TLB
+    /// fast path runs inline: a miss, a page crossing, an MMIO or code page, or a
+    /// misaligned operand that must be aligned redoes the instruction in the interpreter,
+    /// which makes the access (or raises the fault) with nothing half-done.
+    pub(super) fn access_vector(
+        &mut self,
+        linear: Value,
+        aligned: bool,
+        value: Option<Value>,
+    ) -> Value {
+        if aligned {
+            let low = self.b.ins().band_imm_s(linear, 15);
+            self.redo_if(low);
+        }
+        let kind = if value.is_some() {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        let redo = self.redo_block();
+        let Some(tlb) = self.tlb else {
+            // Without the inline TLB every access takes the interpreter (the SSE translator
+            // does not take memory operands then; this keeps the function total).
+            self.b.ins().jump(redo, &[]);
+            let dead = self.b.create_block();
+            self.b.switch_to_block(dead);
+            return self.vector_zero();
+        };
+        let host = self.tlb_hit(tlb, linear, 16, kind, redo);
+        let f = guest_flags();
+        match value {
+            Some(v) => {
+                self.b.ins().store(f, v, host, 0);
+                v
+            }
+            None => self.b.ins().load(types::I8X16, f, host, 0),
+        }
     }
 
     /// Address of the TLB entry for `linear` in the block's privilege set.

@@ -21,6 +21,7 @@ mod integer;
 mod memory;
 mod muldiv;
 mod shift;
+mod sse;
 
 use crate::context::{exit, JitContext};
 use crate::helpers;
@@ -113,6 +114,8 @@ pub(crate) struct Translator<'a, 'f> {
     block_rip: u64,
     /// The loop header (see `emit_block`).
     header: cranelift_codegen::ir::Block,
+    /// Whether the SSE state checks were made since the last interpreted instruction.
+    sse_checked: bool,
 }
 
 /// Memory flags for the CPU state and context: always valid and aligned.
@@ -222,6 +225,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             chaining,
             block_rip,
             header,
+            sse_checked: false,
         };
         let mut last = Flow::Next;
         for (index, insn) in insns.iter().enumerate() {
@@ -323,6 +327,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let code = self.b.inst_results(call)[0];
         self.cache.regs = [None; 16];
         self.cache.flags = Flags::InMemory;
+        self.sse_checked = false;
         let leave = self.b.create_block();
         let go_on = self.b.create_block();
         self.b.set_cold_block(leave);

@@ -24,6 +24,7 @@ mod tests;
 
 use super::operand::{Ctx, Exec};
 use iced_x86::Mnemonic as M;
+pub use operand_ext::needs_alignment;
 use operand_ext::{check_state, enter_mmx_mode, has_mm, has_xmm};
 
 /// Executes one instruction of this group (its operands come from `ctx.insn`).

@@ -4,7 +4,7 @@
 use crate::interp::operand::{Ctx, Exec};
 use crate::state::{CR0_EM, CR0_NE, CR0_TS, CR4_OSFXSR};
 use crate::Exception;
-use iced_x86::{Mnemonic as M, OpKind, Register};
+use iced_x86::{Instruction, MemorySize, Mnemonic as M, OpKind, Register};
 
 /// Whether operand `op` is a register for which `is` holds.
 fn reg_is(ctx: &Ctx, op: u32, is: fn(Register) -> bool) -> bool {
@@ -36,10 +36,10 @@ pub(super) fn imm8(ctx: &Ctx) -> usize {
 }
 
 /// Legacy SSE m128 operands must be 16-byte aligned, except for the explicitly unaligned
-/// loads/stores and the SSE4.2 string instructions.
-fn needs_alignment(ctx: &Ctx) -> bool {
+/// loads/stores and the SSE4.2 string instructions. The JIT applies the same rule.
+pub fn needs_alignment(insn: &Instruction) -> bool {
     let unaligned = matches!(
-        ctx.insn.mnemonic(),
+        insn.mnemonic(),
         M::Movups
             | M::Movupd
             | M::Movdqu
@@ -51,12 +51,12 @@ fn needs_alignment(ctx: &Ctx) -> bool {
             | M::Pcmpistri
             | M::Pcmpistrm
     );
-    ctx.is_mem128() && !unaligned
+    insn.memory_size().size() == 16 && insn.memory_size() != MemorySize::Unknown && !unaligned
 }
 
 /// Reads vector operand `op` (XMM, MMX, GPR or memory, zero-extended to 128 bits).
 pub(super) fn src(ctx: &mut Ctx, op: u32) -> Exec<u128> {
-    if needs_alignment(ctx) {
+    if needs_alignment(ctx.insn) {
         ctx.read_vec_aligned(op)
     } else {
         ctx.read_vec(op)
@@ -72,7 +72,7 @@ pub(super) fn put(ctx: &mut Ctx, op: u32, value: u128) -> Exec {
             Ok(())
         }
         OpKind::Register => ctx.write_vec(op, value),
-        _ if needs_alignment(ctx) => ctx.write_vec_aligned(op, value),
+        _ if needs_alignment(ctx.insn) => ctx.write_vec_aligned(op, value),
         _ => ctx.write_vec(op, value),
     }
 }
