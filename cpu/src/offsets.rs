@@ -4,7 +4,7 @@
 //! automatically, so a field reorder cannot silently break generated code.
 
 use crate::flags::LazyFlags;
-use crate::state::{CpuState, Segment, X87State};
+use crate::state::{CpuState, MsrState, Segment, X87State};
 use core::mem::offset_of;
 
 /// Offset of GPR `n` (encoding order).
@@ -45,6 +45,12 @@ pub const X87_TOP: usize = X87 + offset_of!(X87State, top);
 pub const CR0: usize = offset_of!(CpuState, cr0);
 /// Offset of CR4.
 pub const CR4: usize = offset_of!(CpuState, cr4);
+/// Offset of the TSC offset.
+pub const TSC_OFFSET: usize = offset_of!(CpuState, tsc_offset);
+/// Offset of the instruction-clock rate.
+pub const INSNS_PER_US: usize = offset_of!(CpuState, insns_per_us);
+/// Offset of IA32_TSC_AUX.
+pub const TSC_AUX: usize = offset_of!(CpuState, msr) + offset_of!(MsrState, tsc_aux);
 /// Offset of the retired-instruction counter.
 pub const ICOUNT: usize = offset_of!(CpuState, icount);
 

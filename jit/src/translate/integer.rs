@@ -1,12 +1,14 @@
 //! Integer instructions translated inline: MOV, MOVZX/MOVSX/MOVSXD, LEA, the two-operand
-//! ALU group, INC/DEC/NEG/NOT, SETcc, CMOVcc, NOPs and PAUSE; the dispatch to the other
-//! groups ([`super::sse`], [`super::shift`], [`super::muldiv`], [`super::control`]). Their semantics follow the
+//! ALU group, INC/DEC/NEG/NOT, SETcc, CMOVcc, CBW..CQO, NOPs, PAUSE and the prefetch
+//! hints; the dispatch to the other groups ([`super::sse`], [`super::shift`],
+//! [`super::muldiv`], [`super::bits`], [`super::exchange`], [`super::tsc`],
+//! [`super::control`]). Their semantics follow the
 //! interpreter's `alu.rs` and `data.rs`; the lockstep mode and the host-differential suite
 //! hold the two together.
 
 use super::{Flow, Translator};
 use cranelift_codegen::ir::InstBuilder;
-use iced_x86::{Instruction, Mnemonic, OpKind};
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use softvisor_cpu::flags::CcOp;
 use softvisor_cpu::interp::is_integer_immediate;
 
@@ -23,6 +25,7 @@ impl Translator<'_, '_> {
         let m = insn.mnemonic();
         match m {
             Mnemonic::Nop | Mnemonic::Pause | Mnemonic::Endbr64 | Mnemonic::Endbr32 => {}
+            _ if is_prefetch(m) => {}
             Mnemonic::Mov => self.mov()?,
             Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => self.extend(insn, m)?,
             Mnemonic::Lea => self.lea(insn)?,
@@ -59,6 +62,17 @@ impl Translator<'_, '_> {
             | Mnemonic::Rol
             | Mnemonic::Ror => self.shift(insn, m)?,
             Mnemonic::Imul | Mnemonic::Mul => self.multiply(insn, m)?,
+            Mnemonic::Div | Mnemonic::Idiv => self.divide(m)?,
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => self.bit_test(insn, m)?,
+            Mnemonic::Bsf | Mnemonic::Bsr => self.bit_scan(insn, m)?,
+            Mnemonic::Bswap => self.byte_swap(insn)?,
+            Mnemonic::Xchg => self.exchange(insn)?,
+            Mnemonic::Xadd => self.exchange_add(insn)?,
+            Mnemonic::Cmpxchg => self.compare_exchange(insn)?,
+            Mnemonic::Rdtsc => self.read_tsc(false)?,
+            Mnemonic::Rdtscp => self.read_tsc(true)?,
+            Mnemonic::Cbw | Mnemonic::Cwde | Mnemonic::Cdqe => self.widen_accumulator(m),
+            Mnemonic::Cwd | Mnemonic::Cdq | Mnemonic::Cqo => self.sign_to_rdx(m),
             _ if is_setcc(m) => self.setcc(insn)?,
             _ => return self.emit_control(insn),
         }
@@ -69,8 +83,12 @@ impl Translator<'_, '_> {
     fn operands_supported(&self, insn: &Instruction) -> bool {
         (0..insn.op_count()).all(|op| match insn.op_kind(op) {
             OpKind::Register => super::is_gpr(insn.op_register(op)),
-            // LEA and the multi-byte NOPs only compute an address (no size).
-            OpKind::Memory if matches!(insn.mnemonic(), Mnemonic::Lea | Mnemonic::Nop) => {
+            // LEA, the multi-byte NOPs and the prefetch hints only compute an address (no
+            // size), or not even that.
+            OpKind::Memory
+                if matches!(insn.mnemonic(), Mnemonic::Lea | Mnemonic::Nop)
+                    || is_prefetch(insn.mnemonic()) =>
+            {
                 !insn.memory_index().is_xmm() && !insn.memory_index().is_ymm()
             }
             OpKind::Memory => {
@@ -107,6 +125,31 @@ impl Translator<'_, '_> {
             _ => return None,
         }
         Some(())
+    }
+
+    /// CBW/CWDE/CDQE: sign-extend the low half of the accumulator into all of it.
+    fn widen_accumulator(&mut self, m: Mnemonic) {
+        let (from, to) = match m {
+            Mnemonic::Cbw => (1, Register::AX),
+            Mnemonic::Cwde => (2, Register::EAX),
+            _ => (4, Register::RAX),
+        };
+        let rax = self.gpr(0);
+        let v = self.sign_extend(rax, from);
+        self.write_reg(to, v);
+    }
+
+    /// CWD/CDQ/CQO: fill rDX with the sign of rAX.
+    fn sign_to_rdx(&mut self, m: Mnemonic) {
+        let (size, to) = match m {
+            Mnemonic::Cwd => (2, Register::DX),
+            Mnemonic::Cdq => (4, Register::EDX),
+            _ => (8, Register::RDX),
+        };
+        let rax = self.gpr(0);
+        let v = self.sign_extend(rax, size);
+        let sign = self.b.ins().sshr_imm_s(v, 63);
+        self.write_reg(to, sign);
     }
 
     fn mov(&mut self) -> Option<()> {
@@ -254,4 +297,18 @@ pub(super) fn condition_nibble(insn: &Instruction) -> Option<u8> {
         0 => None,
         n => Some(n - 1),
     }
+}
+
+/// The prefetch hints: no architectural effect, and they never fault.
+fn is_prefetch(m: Mnemonic) -> bool {
+    matches!(
+        m,
+        Mnemonic::Prefetch
+            | Mnemonic::Prefetchw
+            | Mnemonic::Prefetchwt1
+            | Mnemonic::Prefetchnta
+            | Mnemonic::Prefetcht0
+            | Mnemonic::Prefetcht1
+            | Mnemonic::Prefetcht2
+    )
 }

@@ -15,13 +15,16 @@
 //! exits with [`exit::INTERPRET`], and the interpreter redoes the instruction and raises the
 //! exact fault.
 
+mod bits;
 mod control;
+mod exchange;
 mod flags;
 mod integer;
 mod memory;
 mod muldiv;
 mod shift;
 mod sse;
+mod tsc;
 
 use crate::context::{exit, JitContext};
 use crate::helpers;
@@ -248,7 +251,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.start = self.cache.clone();
         self.touched_memory = false;
         self.redo = None;
-        let flow = if self.mode.bitness == 64 && !insn.has_lock_prefix() {
+        // LOCK needs nothing more with one vCPU (the decoder already rejects it where it
+        // is invalid).
+        let flow = if self.mode.bitness == 64 {
             self.emit_inline(insn)
         } else {
             None
@@ -379,8 +384,15 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Writes a general-purpose register with x86 rules: 32-bit writes zero-extend, 8- and
     /// 16-bit writes merge. `v` may carry garbage above the register's width.
     fn write_reg(&mut self, reg: Register, v: Value) {
+        let n = gpr_slot(reg).0;
+        let value = self.merged_reg(reg, v);
+        self.set_gpr(n, value);
+    }
+
+    /// The full 64-bit register `reg` belongs to after writing `v` to `reg`.
+    fn merged_reg(&mut self, reg: Register, v: Value) -> Value {
         let (n, shift, size) = gpr_slot(reg);
-        let value = match size {
+        match size {
             8 => v,
             4 => self.mask(v, 4),
             _ => {
@@ -395,8 +407,7 @@ impl<'a, 'f> Translator<'a, 'f> {
                 };
                 self.b.ins().bor(kept, placed)
             }
-        };
-        self.set_gpr(n, value);
+        }
     }
 
     /// `v` truncated to `size` bytes (kept in an I64).

@@ -1,7 +1,10 @@
-//! Multiplies translated inline: IMUL in its one-, two- and three-operand forms and MUL.
-//! As in the interpreter's `muldiv.rs`, CF and OF say whether the result did not fit the
-//! destination, SF, ZF and PF follow the low half, and AF is cleared. Divides stay in the
-//! interpreter (they fault).
+//! Multiplies and divides translated inline: IMUL in its one-, two- and three-operand
+//! forms, MUL, DIV and IDIV. As in the interpreter's `muldiv.rs`, CF and OF say whether a
+//! product did not fit the destination, SF, ZF and PF follow the low half, and AF is
+//! cleared; divides leave the flags alone. A divide the host cannot do in one 64-bit
+//! division (a zero divisor, a quotient that does not fit, a 128-bit dividend that is not
+//! just RAX extended, or the one signed overflow) is redone in the interpreter, which
+//! raises #DE or computes it; the host division is never reached with those operands.
 
 use super::Translator;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -11,6 +14,8 @@ use softvisor_cpu::flags::{CF, OF};
 
 /// RAX's index.
 const RAX: usize = 0;
+/// RDX's index.
+const RDX: usize = 2;
 
 impl Translator<'_, '_> {
     /// Translates MUL or IMUL, or `None` (nothing emitted) to interpret it.
@@ -40,7 +45,93 @@ impl Translator<'_, '_> {
         let rax = self.gpr(RAX);
         let a = self.mask(rax, size);
         let (low, high, overflow) = self.product(signed, a, src, size);
+        self.set_double(size, low, high);
+        self.set_multiply_flags(low, overflow, size);
+        Some(())
+    }
+
+    /// DIV or IDIV r/m: rDX:rAX (AX for bytes) / r/m, quotient to rAX (AL), remainder to
+    /// rDX (AH).
+    pub(super) fn divide(&mut self, m: Mnemonic) -> Option<()> {
+        let size = self.op_size(0);
+        let signed = m == Mnemonic::Idiv;
+        let src = self.read_operand(0, size)?;
+        let rax = self.gpr(RAX);
+        let rdx = self.gpr(RDX);
+        let (dividend, divisor) = if size == 8 {
+            // Only a dividend that is RAX extended: one 64-bit host division.
+            let high = if signed {
+                self.b.ins().sshr_imm_s(rax, 63)
+            } else {
+                self.constant(0)
+            };
+            let wide = self.b.ins().icmp(IntCC::NotEqual, rdx, high);
+            self.redo_if(wide);
+            (rax, src)
+        } else {
+            self.narrow_dividend(signed, size, rax, rdx, src)
+        };
+        let zero = self.b.ins().icmp_imm_s(IntCC::Equal, divisor, 0);
+        self.redo_if(zero);
+        if signed {
+            // i64::MIN / -1 traps on the host (and never fits the quotient).
+            let min = self.b.ins().icmp_imm_s(IntCC::Equal, dividend, i64::MIN);
+            let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, divisor, -1);
+            let overflow = self.b.ins().band(min, minus_one);
+            self.redo_if(overflow);
+        }
+        let (quotient, remainder) = if signed {
+            let q = self.b.ins().sdiv(dividend, divisor);
+            (q, self.b.ins().srem(dividend, divisor))
+        } else {
+            let q = self.b.ins().udiv(dividend, divisor);
+            (q, self.b.ins().urem(dividend, divisor))
+        };
+        if size < 8 {
+            let back = if signed {
+                self.sign_extend(quotient, size)
+            } else {
+                self.mask(quotient, size)
+            };
+            let misfit = self.b.ins().icmp(IntCC::NotEqual, back, quotient);
+            self.redo_if(misfit);
+        }
+        self.set_double(size, quotient, remainder);
+        Some(())
+    }
+
+    /// The dividend (2 * `size` bytes, extended to 64 bits) and divisor of a divide of at
+    /// most 32 bits.
+    fn narrow_dividend(
+        &mut self,
+        signed: bool,
+        size: u32,
+        rax: Value,
+        rdx: Value,
+        src: Value,
+    ) -> (Value, Value) {
+        let bits = i64::from(size * 8);
+        let wide = if size == 1 {
+            self.mask(rax, 2)
+        } else {
+            let low = self.mask(rax, size);
+            let high = self.mask(rdx, size);
+            let placed = self.b.ins().ishl_imm_s(high, bits);
+            self.b.ins().bor(placed, low)
+        };
+        if signed {
+            let dividend = self.sign_extend(wide, 2 * size);
+            (dividend, self.sign_extend(src, size))
+        } else {
+            (wide, src)
+        }
+    }
+
+    /// Writes a double-width result: AX = `high:low` for bytes, else rDX:rAX.
+    fn set_double(&mut self, size: u32, low: Value, high: Value) {
         if size == 1 {
+            let low = self.mask(low, 1);
+            let high = self.mask(high, 1);
             let placed = self.b.ins().ishl_imm_s(high, 8);
             let ax = self.b.ins().bor(low, placed);
             self.write_reg(Register::AX, ax);
@@ -53,8 +144,6 @@ impl Translator<'_, '_> {
             self.write_reg(acc, low);
             self.write_reg(data, high);
         }
-        self.set_multiply_flags(low, overflow, size);
-        Some(())
     }
 
     /// The `size`-byte product of `x` and `y` (masked to `size`): its low half, its high
