@@ -9,9 +9,11 @@
 //! at the same instruction counts as in the interpreter.
 //!
 //! A block is translated only once its start has been reached [`TRANSLATE_AFTER`] times;
-//! until then the interpreter steps through it. Cranelift spends about as long on one block
-//! as the interpreter on thousands of instructions, and most of a kernel boot's code runs a
-//! handful of times, so translating on first sight made compilation a third of the boot.
+//! until then the interpreter runs it, from instructions decoded once per block start and
+//! without the per-instruction dispatch (see `run_decoded`). Cranelift spends about as long
+//! on one block as the interpreter on thousands of instructions, and most of a kernel
+//! boot's code runs a handful of times, so translating on first sight made compilation a
+//! third of the boot.
 
 use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
@@ -21,21 +23,25 @@ use crate::context::{exit, JitContext};
 use crate::jump_cache::{JumpCache, JumpEntry};
 use crate::translate::{Chaining, Mode, Translator};
 use crate::JitError;
+use iced_x86::Instruction;
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::{AC, TF};
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
-use softvisor_cpu::{CpuState, Platform, SegReg};
+use softvisor_cpu::{CpuState, Platform, SegReg, StepOutcome};
 use softvisor_mmu::{Memory, PAGE_SIZE};
 
 /// Times a block start is reached before its block is translated.
 pub const TRANSLATE_AFTER: u32 = 512;
 
 /// A block start not translated yet.
-#[derive(Clone, Copy)]
 struct Heat {
     reached: u32,
-    /// Instructions the block would hold, stepped by the interpreter without a lookup.
+    /// Instructions the block would hold.
     insns: u32,
+    /// Those instructions, decoded once, when they lie in one page (the page is tracked as
+    /// code, so a write to it drops this entry): the interpreter runs them without a
+    /// lookup per instruction.
+    decoded: Option<Box<[Instruction]>>,
 }
 
 /// Counters of what the engine did.
@@ -81,6 +87,8 @@ pub struct Jit {
     translate_after: u32,
     /// Instructions of a cold block still to step before the next lookup.
     cold_left: u32,
+    /// The cold block the last lookup found, to run decoded (see [`Heat::decoded`]).
+    cold_block: Option<Key>,
     /// Counters.
     pub stats: Stats,
 }
@@ -105,6 +113,7 @@ impl Jit {
             heat: KeyMap::default(),
             translate_after: TRANSLATE_AFTER,
             cold_left: 0,
+            cold_block: None,
             stats: Stats::default(),
         })
     }
@@ -183,10 +192,13 @@ impl Jit {
                     self.stats.block_insns += len as u64;
                     self.run_block(&key, code, cpu, mem, platform, until)
                 }
-                _ => {
-                    self.stats.stepped += 1;
-                    step_one(cpu, mem, platform, &mut self.decode_cache)
-                }
+                _ => match self.cold_block.take() {
+                    Some(key) => self.run_cold(&key, cpu, mem, platform, until),
+                    None => {
+                        self.stats.stepped += 1;
+                        step_one(cpu, mem, platform, &mut self.decode_cache)
+                    }
+                },
             };
             if let Some(exit) = result {
                 return exit;
@@ -256,23 +268,48 @@ impl Jit {
     }
 
     /// Counts a reach of the untranslated block `key`; while it stays below the threshold,
-    /// arranges for the interpreter to step through the block and says so.
+    /// arranges for the interpreter to run the block and says so.
     fn is_cold(&mut self, key: &Key, cpu: &CpuState, mem: &mut dyn Memory) -> bool {
         if self.translate_after <= 1 {
             return false;
         }
         let max_insns = self.max_block_insns;
-        let heat = self.heat.entry(*key).or_insert_with(|| Heat {
-            reached: 0,
-            insns: decode_block(cpu, mem).map_or(1, |b| b.insns.len().min(max_insns) as u32),
-        });
+        let heat = self
+            .heat
+            .entry(*key)
+            .or_insert_with(|| cold_block(cpu, mem, max_insns));
         heat.reached += 1;
         if heat.reached < self.translate_after {
-            self.cold_left = heat.insns - 1;
+            self.cold_block = Some(*key);
             return true;
         }
         self.heat.remove(key);
         false
+    }
+
+    /// Runs the cold block `key` (at CS:RIP) in the interpreter: its decoded instructions
+    /// in one go when it has them and fits in the budget, else one step (and the rest of
+    /// the block stepped before the next lookup).
+    fn run_cold(
+        &mut self,
+        key: &Key,
+        cpu: &mut CpuState,
+        mem: &mut dyn Memory,
+        platform: &mut dyn Platform,
+        until: u64,
+    ) -> Option<RunExit> {
+        if let Some(heat) = self.heat.get(key) {
+            match &heat.decoded {
+                Some(insns) if cpu.icount + insns.len() as u64 <= until => {
+                    let (ran, exit) = run_decoded(insns, cpu, mem, platform);
+                    self.stats.stepped += ran;
+                    return exit;
+                }
+                _ => self.cold_left = heat.insns - 1,
+            }
+        }
+        self.stats.stepped += 1;
+        step_one(cpu, mem, platform, &mut self.decode_cache)
     }
 
     fn translate(
@@ -338,6 +375,10 @@ impl Jit {
         for page in mem.take_written_code() {
             for (key, code) in self.cache.invalidate_page(page) {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
+            }
+            if !self.heat.is_empty() {
+                self.heat
+                    .retain(|key, _| key.phys & !(PAGE_SIZE - 1) != page);
             }
             self.decode_cache.invalidate_page(page);
         }
@@ -441,6 +482,54 @@ pub(crate) fn execute(
     let result = unsafe { entry(cpu_ptr, &mut ctx, code as *const u8) };
     let link = (!ctx.link.is_null()).then_some((ctx.link, ctx.link_page, ctx.link_rip));
     (result, ctx.exception, ctx.outcome, link)
+}
+
+/// The heat entry of a block first reached at CS:RIP.
+fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
+    let Ok(mut block) = decode_block(cpu, mem) else {
+        return Heat {
+            reached: 0,
+            insns: 1,
+            decoded: None,
+        };
+    };
+    block.insns.truncate(max_insns);
+    let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
+    let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
+    let bytes: u64 = block.insns.iter().map(|i| i.len() as u64).sum();
+    Heat {
+        reached: 0,
+        insns: block.insns.len() as u32,
+        decoded: (bytes <= page_left).then(|| block.insns.into_boxed_slice()),
+    }
+}
+
+/// Interprets a cold block's decoded instructions from CS:RIP, stopping where its
+/// translation would leave: after an instruction that touched MMIO or wrote code, faulted
+/// or did not simply continue, or when RIP is not the next instruction's (a REP string
+/// instruction resuming itself). Between instructions nothing can make an interrupt
+/// deliverable (blocks end at every instruction that can), so no check is needed there.
+/// Returns the instructions run and the run's exit.
+fn run_decoded(
+    insns: &[Instruction],
+    cpu: &mut CpuState,
+    mem: &mut dyn Memory,
+    platform: &mut dyn Platform,
+) -> (u64, Option<RunExit>) {
+    let mut ran = 0;
+    for insn in insns {
+        if cpu.rip != insn.ip() {
+            break;
+        }
+        ran += 1;
+        match softvisor_cpu::interp::execute(cpu, mem, platform, insn) {
+            Ok(StepOutcome::Continue) if mem.take_side_exit() => break,
+            Ok(StepOutcome::Continue) => {}
+            Ok(outcome) => return (ran, finish_outcome(cpu, outcome)),
+            Err(exception) => return (ran, raise(cpu, mem, exception)),
+        }
+    }
+    (ran, None)
 }
 
 /// The mode bits a block is translated for.
