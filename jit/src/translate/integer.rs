@@ -63,7 +63,9 @@ impl Translator<'_, '_> {
             | Mnemonic::Ror => self.shift(insn, m)?,
             Mnemonic::Imul | Mnemonic::Mul => self.multiply(insn, m)?,
             Mnemonic::Div | Mnemonic::Idiv => self.divide(m)?,
-            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => self.bit_test(insn, m)?,
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => {
+                self.bit_test(insn, m)?
+            }
             Mnemonic::Bsf | Mnemonic::Bsr => self.bit_scan(insn, m)?,
             Mnemonic::Bswap => self.byte_swap(insn)?,
             Mnemonic::Xchg => self.exchange(insn)?,

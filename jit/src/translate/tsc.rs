@@ -19,9 +19,8 @@ impl Translator<'_, '_> {
     /// RDTSC, or RDTSCP (`with_aux`: ECX also gets IA32_TSC_AUX).
     pub(super) fn read_tsc(&mut self, with_aux: bool) -> Option<()> {
         let f = state_flags();
-        let load = |t: &mut Self, offset: usize| {
-            t.b.ins().load(types::I64, f, t.cpu, offset as i32)
-        };
+        let load =
+            |t: &mut Self, offset: usize| t.b.ins().load(types::I64, f, t.cpu, offset as i32);
         let cr4 = load(self, offsets::CR4);
         let restricted = self.b.ins().band_imm_s(cr4, CR4_TSD);
         self.redo_if(restricted);
