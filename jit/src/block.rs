@@ -84,6 +84,13 @@ pub fn ends_block(insn: &Instruction) -> Option<BlockEnd> {
     (changes_state || is_repeated_string(insn)).then_some(BlockEnd::StateChange)
 }
 
+/// Whether `insn`, in code of `bitness`, crosses into the next page: the one kind of
+/// instruction translated (as a block of its own, 64-bit mode only) that is decoded again
+/// each time it runs, since its block does not track the second page.
+pub(crate) fn runs_fetched(insn: &Instruction, bitness: u32) -> bool {
+    bitness == 64 && (insn.ip() & (PAGE_SIZE - 1)) + insn.len() as u64 > PAGE_SIZE
+}
+
 /// Whether `m` accesses an I/O port.
 pub fn is_port_io(m: Mnemonic) -> bool {
     matches!(
@@ -100,7 +107,7 @@ pub fn is_port_io(m: Mnemonic) -> bool {
 }
 
 /// A string instruction with a REP/REPE/REPNE prefix.
-fn is_repeated_string(insn: &Instruction) -> bool {
+pub(crate) fn is_repeated_string(insn: &Instruction) -> bool {
     use iced_x86::OpKind;
     (insn.has_rep_prefix() || insn.has_repne_prefix())
         && (0..insn.op_count()).any(|op| {

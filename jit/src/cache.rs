@@ -11,7 +11,7 @@ use crate::translate::Mode;
 use iced_x86::Instruction;
 use std::collections::HashMap;
 
-/// Blocks held before a full flush.
+/// Blocks compiled (held, or dropped after a code write) before a full flush.
 pub const MAX_BLOCKS: usize = 1 << 16;
 
 /// Entries of the direct-mapped front table (small enough to stay in cache).

@@ -198,6 +198,18 @@ fn reference_run(
         touched_device: false,
     };
     for insn in block.insns.iter() {
+        // As the translated block does, decode a page-crossing instruction afresh.
+        let fresh = crate::block::runs_fetched(insn, cpu.bitness())
+            .then(|| softvisor_cpu::interp::decode_at(cpu, &mut logging));
+        let insn = match &fresh {
+            Some(Ok(fresh)) => fresh,
+            Some(Err(e)) => {
+                reference.fault = Some(*e);
+                reference.fault_state = Some(cpu.clone());
+                break;
+            }
+            None => insn,
+        };
         if uses_devices(insn) {
             reference.touched_device = true;
         }

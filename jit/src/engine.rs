@@ -87,6 +87,8 @@ pub struct Jit {
     translate_after: u32,
     /// Instructions of a cold block still to step before the next lookup.
     cold_left: u32,
+    /// Blocks compiled into the current backend, live or dropped.
+    compiled_since_flush: usize,
     /// The cold block the last lookup found, to run decoded (see [`Heat::decoded`]).
     cold_block: Option<Key>,
     /// Counters.
@@ -114,6 +116,7 @@ impl Jit {
             translate_after: TRANSLATE_AFTER,
             cold_left: 0,
             cold_block: None,
+            compiled_since_flush: 0,
             stats: Stats::default(),
         })
     }
@@ -325,12 +328,19 @@ impl Jit {
         guest.insns.truncate(self.max_block_insns);
         let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
         let bytes: u64 = guest.insns.iter().map(|i| i.len() as u64).sum();
-        if bytes > page_left {
+        // An instruction crossing into the next page is translated (only in 64-bit mode,
+        // where RIP is the linear address) as a block of its own that decodes it afresh
+        // each time, since the block does not track the second page.
+        let crossing_ok = mode.bitness == 64 && guest.insns.len() == 1;
+        if bytes > page_left && !crossing_ok {
             return None;
         }
-        if self.cache.len() >= MAX_BLOCKS {
+        // The backend frees code only all at once: count blocks dropped by code writes too,
+        // or a guest that keeps rewriting its code would grow the code memory without end.
+        if self.compiled_since_flush >= MAX_BLOCKS {
             self.flush();
         }
+        self.compiled_since_flush += 1;
         let insns: Box<[_]> = guest.insns.into_boxed_slice();
         let mut slots: Box<[u64]> = vec![0; 2].into_boxed_slice();
         let chaining = Chaining {
@@ -399,6 +409,7 @@ impl Jit {
 
     /// Drops every block and frees their code.
     pub fn flush(&mut self) {
+        self.compiled_since_flush = 0;
         self.cache = BlockCache::new();
         self.jump_cache.clear();
         self.heat.clear();

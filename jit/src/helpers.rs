@@ -7,8 +7,8 @@
 
 use crate::context::{exit, status, JitContext};
 use iced_x86::Instruction;
-use softvisor_cpu::interp::execute;
-use softvisor_cpu::StepOutcome;
+use softvisor_cpu::interp::{decode_at, execute};
+use softvisor_cpu::{Exception, StepOutcome};
 
 /// Whether `addr` is a canonical 48-bit linear address.
 fn is_canonical(addr: u64) -> bool {
@@ -34,7 +34,43 @@ pub unsafe extern "C" fn interpret(ctx: *mut JitContext<'_>, insn: *const Instru
     let platform = unsafe { &mut *ctx.platform };
     // SAFETY: `insn` points into the block's instruction list, alive as long as its code.
     let insn = unsafe { &*insn };
-    match execute(cpu, mem, platform, insn) {
+    let result = execute(cpu, mem, platform, insn);
+    exit_of(ctx, mem, result)
+}
+
+/// [`interpret`] on the instruction at CS:RIP decoded afresh from guest memory: for an
+/// instruction that crosses into a page its block does not track, so its bytes there may
+/// have changed since translation. Reads and writes the whole CPU state.
+///
+/// # Safety
+/// `ctx` must be the live context of the running block.
+pub unsafe extern "C" fn interpret_fetched(ctx: *mut JitContext<'_>) -> u64 {
+    // SAFETY: as in `interpret`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `interpret`.
+    let cpu = unsafe { &mut *ctx.cpu };
+    // SAFETY: as in `interpret`.
+    let mem = unsafe { &mut *ctx.mem };
+    // SAFETY: as in `interpret`.
+    let platform = unsafe { &mut *ctx.platform };
+    let fresh = decode_at(cpu, mem);
+    let result = fresh.and_then(|insn| execute(cpu, mem, platform, &insn));
+    match (exit_of(ctx, mem, result), fresh) {
+        // The block goes on as after its own last instruction only if this one, too,
+        // leaves the mode alone (see `translate::may_chain_after`).
+        (exit::CONTINUE, Ok(insn)) if !crate::translate::may_chain_after(&insn) => exit::NORMAL,
+        (code, _) => code,
+    }
+}
+
+/// The exit code of an interpreted instruction's `result`, recording its outcome or
+/// exception in `ctx`.
+fn exit_of(
+    ctx: &mut JitContext<'_>,
+    mem: &mut dyn softvisor_mmu::Memory,
+    result: Result<StepOutcome, Exception>,
+) -> u64 {
+    match result {
         Ok(StepOutcome::Continue) if mem.take_side_exit() => exit::NORMAL,
         Ok(StepOutcome::Continue) => exit::CONTINUE,
         Ok(outcome) => {

@@ -63,6 +63,10 @@ impl Platform for TestPlatform {
 
 /// Assembles `source` into a flat binary linked at 0x7c00.
 fn assemble(source: &Path) -> Vec<u8> {
+    // The tests run in parallel and assemble the same programs into the same files: one
+    // at a time, or one reads an image the other is rewriting.
+    static ASSEMBLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = ASSEMBLING.lock().unwrap_or_else(|e| e.into_inner());
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let stem = source.file_stem().unwrap().to_string_lossy().into_owned();

@@ -1,8 +1,11 @@
 # Self-modifying code: a store into an instruction that has already run (and so is
 # translated) takes effect the next time it runs, whether the store is in the same block,
-# patches the very next instruction, or patches a function on another page.
+# patches the very next instruction, patches a function on another page, or patches the
+# part of an instruction that lies on the page after its start.
 .include "lib/long.inc"
 .set FUNC, 0x200000
+# A function whose first instruction starts 2 bytes before a page boundary.
+.set CROSSING, 0x201ffe
 test_main:
     # 1. A loop whose body patches its own immediate: 1, then 5, then 5.
     xor ebx, ebx
@@ -37,6 +40,25 @@ next_site:
     call rax
     cmp eax, 9
     jne bad
+    # 4. The same with a MOV crossing into the next page, run often enough to be hot, then
+    #    patched in its second page (its immediate's second byte).
+    mov rsi, offset cross_template
+    mov rdi, CROSSING
+    mov ecx, cross_end - cross_template
+    rep movsb
+    mov ecx, 600
+2:
+    mov eax, CROSSING
+    call rax
+    cmp eax, 0x11111111
+    jne bad
+    dec ecx
+    jnz 2b
+    mov byte ptr [CROSSING + 2], 0x22
+    mov eax, CROSSING
+    call rax
+    cmp eax, 0x11112211
+    jne bad
     jmp pass
 bad:
     mov al, 2
@@ -46,3 +68,8 @@ func_template:
     mov eax, 7
     ret
 func_end:
+
+cross_template:
+    mov eax, 0x11111111
+    ret
+cross_end:

@@ -170,7 +170,7 @@ impl Translator<'_, '_> {
             Flags::InMemory => {
                 let f = helpers::rflags as *const ();
                 let all = self
-                    .call_helper(self.sigs.rflags, f, &[self.ctx])
+                    .call_helper(self.sigs.context_only, f, &[self.ctx])
                     .expect("rflags returns a value");
                 return self.b.ins().band_imm_s(all, ARITH as i64);
             }
@@ -203,7 +203,7 @@ impl Translator<'_, '_> {
             Flags::InMemory => {
                 let f = helpers::rflags as *const ();
                 let all = self
-                    .call_helper(self.sigs.rflags, f, &[self.ctx])
+                    .call_helper(self.sigs.context_only, f, &[self.ctx])
                     .expect("rflags returns a value");
                 self.b.ins().band_imm_s(all, CF as i64)
             }

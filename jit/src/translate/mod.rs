@@ -89,7 +89,8 @@ struct Sigs {
     load: SigRef,
     store: SigRef,
     condition: SigRef,
-    rflags: SigRef,
+    /// `fn(ctx) -> u64`: `rflags` and `interpret_fetched`.
+    context_only: SigRef,
 }
 
 /// Translation state of one block.
@@ -152,7 +153,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             load,
             store,
             condition: sig(&[i64], true),
-            rflags: sig(&[], true),
+            context_only: sig(&[], true),
         }
     }
 
@@ -240,8 +241,29 @@ impl<'a, 'f> Translator<'a, 'f> {
         let end = insns.last().map_or(0, |i| i.next_ip());
         match last {
             Flow::Next => t.exit_chained(end, 0),
+            Flow::Interpreted if insns.last().is_some_and(may_chain_after) => {
+                t.exit_after_interpreted(end)
+            }
             _ => t.exit_with(None, insns.len(), exit::NORMAL),
         }
+    }
+
+    /// Ends the block after an interpreted last instruction that leaves the mode alone:
+    /// straight on to the block at `next` when the interpreter left RIP there, else (a
+    /// REP string instruction resuming itself, a branch) through the jump cache.
+    fn exit_after_interpreted(&mut self, next: u64) {
+        let rip = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), self.cpu, offsets::RIP as i32);
+        let straight = self.b.create_block();
+        let elsewhere = self.b.create_block();
+        let is_next = self.b.ins().icmp_imm_s(IntCC::Equal, rip, next as i64);
+        self.b.ins().brif(is_next, straight, &[], elsewhere, &[]);
+        self.b.switch_to_block(straight);
+        self.exit_chained(next, 0);
+        self.b.switch_to_block(elsewhere);
+        self.exit_to(rip);
     }
 
     /// Translates one instruction, inline where possible.
@@ -253,14 +275,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.redo = None;
         // LOCK needs nothing more with one vCPU (the decoder already rejects it where it
         // is invalid).
-        let flow = if self.mode.bitness == 64 {
+        let fetched = crate::block::runs_fetched(insn, self.mode.bitness);
+        let flow = if self.mode.bitness == 64 && !fetched {
             self.emit_inline(insn)
         } else {
             None
         };
         let flow = match flow {
             Some(flow) => flow,
-            None => self.emit_interpreted(insn),
+            None => self.emit_interpreted(insn, fetched),
         };
         self.finish_insn(&flow);
         flow
@@ -312,24 +335,24 @@ impl<'a, 'f> Translator<'a, 'f> {
         block
     }
 
-    /// Runs `insn` through the interpreter helper.
-    fn emit_interpreted(&mut self, insn: &Instruction) -> Flow {
+    /// Runs `insn` through the interpreter helper; `fetched`: decoded afresh at run time (an
+    /// instruction crossing into the next page, whose bytes there the block does not track).
+    fn emit_interpreted(&mut self, insn: &Instruction, fetched: bool) -> Flow {
         self.flush();
         self.store_rip(insn.ip());
         self.store_icount(self.index);
-        let insn_ptr = self
-            .b
-            .ins()
-            .iconst(types::I64, insn as *const Instruction as i64);
-        let callee = self
-            .b
-            .ins()
-            .iconst(types::I64, helpers::interpret as *const () as i64);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sigs.interpret, callee, &[self.ctx, insn_ptr]);
-        let code = self.b.inst_results(call)[0];
+        let code = if fetched {
+            let f = helpers::interpret_fetched as *const ();
+            self.call_helper(self.sigs.context_only, f, &[self.ctx])
+        } else {
+            let insn_ptr = self
+                .b
+                .ins()
+                .iconst(types::I64, insn as *const Instruction as i64);
+            let f = helpers::interpret as *const ();
+            self.call_helper(self.sigs.interpret, f, &[self.ctx, insn_ptr])
+        };
+        let code = code.expect("the interpreter helpers return an exit code");
         self.cache.regs = [None; 16];
         self.cache.flags = Flags::InMemory;
         self.sse_checked = false;
@@ -612,6 +635,15 @@ fn preserve_all(b: &mut FunctionBuilder, args: usize) -> SigRef {
     let mut s = Signature::new(CallConv::PreserveAll);
     s.params = vec![AbiParam::new(types::I64); args];
     b.import_signature(s)
+}
+
+/// Whether a block ending in the interpreted `insn` may go on to the next block without
+/// the dispatcher: the instruction changes no mode bit, interrupt state or code mapping
+/// (it ended the block only for the page, the size cap, or as a REP string instruction).
+/// A page-crossing instruction is decoded again when it runs; its helper returns to the
+/// dispatcher itself when the fresh instruction is not of this kind.
+pub(crate) fn may_chain_after(insn: &Instruction) -> bool {
+    crate::block::ends_block(insn).is_none() || crate::block::is_repeated_string(insn)
 }
 
 /// Mask of the low `size` bytes.
