@@ -401,9 +401,7 @@ impl Jit {
             return;
         }
         if let Some(tlb) = mem.fast_tlb() {
-            let flushes = tlb.flushes;
-            self.jump_cache
-                .fill(key.mode.tlb_mode, key.rip, flushes, code);
+            self.jump_cache.fill(key.mode.tlb_mode, key.rip, tlb, code);
         }
     }
 

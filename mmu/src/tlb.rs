@@ -82,12 +82,17 @@ pub struct Tlb {
     /// Flushes so far (whole, non-global or one page): whatever caches translations
     /// outside the TLB (the JIT's jump cache) is valid only while this stays the same.
     pub flushes: u64,
+    /// Flushes that may drop global translations (whole or one page): what is cached of a
+    /// global page stays valid while this stays the same, across CR3 writes.
+    pub global_flushes: u64,
     meta: [[TlbMeta; TLB_ENTRIES]; TLB_MODES],
 }
 
 /// Offset of [`Tlb::flushes`] from the first entry, for generated code that holds a
 /// pointer to the entries.
 pub const FLUSHES_FROM_ENTRIES: i32 = core::mem::offset_of!(Tlb, flushes) as i32;
+/// Offset of [`Tlb::global_flushes`] from the first entry.
+pub const GLOBAL_FLUSHES_FROM_ENTRIES: i32 = core::mem::offset_of!(Tlb, global_flushes) as i32;
 const _: () = assert!(core::mem::offset_of!(Tlb, entries) == 0);
 
 impl Default for Tlb {
@@ -114,6 +119,7 @@ impl Tlb {
         Tlb {
             entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; TLB_MODES],
             flushes: 0,
+            global_flushes: 0,
             meta: [[TlbMeta::default(); TLB_ENTRIES]; TLB_MODES],
         }
     }
@@ -160,6 +166,7 @@ impl Tlb {
     /// Drops every entry (CR0/CR4/EFER paging changes, CR3 writes without PGE).
     pub fn flush_all(&mut self) {
         self.flushes += 1;
+        self.global_flushes += 1;
         for set in self.entries.iter_mut() {
             set.fill(TlbEntry::EMPTY);
         }
@@ -181,6 +188,7 @@ impl Tlb {
     /// entry that came from the same large page.
     pub fn flush_page(&mut self, linear: u64) {
         self.flushes += 1;
+        self.global_flushes += 1;
         for (set, meta) in self.entries.iter_mut().zip(self.meta.iter()) {
             for (entry, meta) in set.iter_mut().zip(meta.iter()) {
                 let tag = [entry.read_tag, entry.write_tag, entry.exec_tag]

@@ -540,10 +540,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         let entry = self.b.ins().iadd(table, offset);
         let entry_rip = self.b.ins().load(types::I64, f, entry, jc::RIP);
         let entry_flushes = self.b.ins().load(types::I64, f, entry, jc::FLUSHES);
-        let flushes =
-            self.b
-                .ins()
-                .load(types::I64, f, tlb, softvisor_mmu::tlb::FLUSHES_FROM_ENTRIES);
+        // The count the entry was filled under: all flushes, or (a global page) only those
+        // that drop global translations.
+        let counter = self.b.ins().load(types::I64, f, entry, jc::COUNTER);
+        let counter = self.b.ins().iadd(tlb, counter);
+        let flushes = self.b.ins().load(types::I64, f, counter, 0);
         let same_rip = self.b.ins().icmp(IntCC::Equal, entry_rip, rip);
         let current = self.b.ins().icmp(IntCC::Equal, entry_flushes, flushes);
         let hit = self.b.ins().band(same_rip, current);
