@@ -140,8 +140,12 @@ fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
         Some(src) => ctx.mem.read(src, &mut buf[..bytes], AccessKind::Read)?,
         None => {
             let pattern = ctx.cpu.gpr[0].to_le_bytes();
-            for (i, byte) in buf[..bytes].iter_mut().enumerate() {
-                *byte = pattern[i % size as usize];
+            let buf = &mut buf[..bytes];
+            match size {
+                1 => buf.fill(pattern[0]),
+                2 => fill::<2>(buf, &pattern),
+                4 => fill::<4>(buf, &pattern),
+                _ => fill::<8>(buf, &pattern),
             }
         }
     }
@@ -151,6 +155,15 @@ fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
     }
     ctx.cpu.gpr[7] = ctx.cpu.gpr[7].wrapping_add(bytes as u64);
     Ok(count)
+}
+
+/// Fills `buf` with copies of the first `N` bytes of `pattern`, whole elements at a time
+/// (a byte loop with a modulo cost more than the store it feeds).
+fn fill<const N: usize>(buf: &mut [u8], pattern: &[u8; 8]) {
+    let element: [u8; N] = core::array::from_fn(|i| pattern[i]);
+    for chunk in buf.chunks_exact_mut(N) {
+        chunk.copy_from_slice(&element);
+    }
 }
 
 /// Advances RSI or RDI (register `index`) by one element in the DF direction.

@@ -435,7 +435,7 @@ impl Memory for ElementByElement<'_> {
 fn bulk_rep_movs_and_stos_match_the_element_path() {
     // (instruction, rsi, rdi, rcx): page crossings, misaligned elements, a count above one
     // batch, overlapping areas, and runs that fault at the end of RAM after progress.
-    let cases: [(&[u8], u64, u64, u64); 10] = [
+    let cases: [(&[u8], u64, u64, u64); 12] = [
         (&[0xf3, 0xa4], 0x2ff0, 0x5008, 0x1800),       // rep movsb
         (&[0xf3, 0x48, 0xa5], 0x2003, 0x7ffd, 0x300),  // rep movsq, misaligned
         (&[0xf3, 0x66, 0xa5], 0x3000, 0x9001, 0x2100), // rep movsw, beyond one batch
@@ -443,6 +443,8 @@ fn bulk_rep_movs_and_stos_match_the_element_path() {
         (&[0xf3, 0xa4], 0x4001, 0x4000, 0x900),        // rep movsb, overlapping back
         (&[0xf3, 0xaa], 0, 0x2345, 0x2000),            // rep stosb
         (&[0xf3, 0x48, 0xab], 0, 0x3ffc, 0x801),       // rep stosq, misaligned
+        (&[0xf3, 0x66, 0xab], 0, 0x5001, 0x900),       // rep stosw, misaligned
+        (&[0xf3, 0xab], 0, 0x6000, 0x1100),            // rep stosd, beyond a page
         (&[0xf3, 0x48, 0xab], 0, 0xf000, 0x400),       // rep stosq, runs off RAM
         (&[0xf3, 0x48, 0xa5], 0x2000, 0xfe00, 0x100),  // rep movsq, runs off RAM
         (&[0xf3, 0xa4], 0xfff0, 0x3000, 0x20),         // rep movsb, source runs off
