@@ -39,6 +39,9 @@ pub struct SlowPaths {
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
     module: JITModule,
+    /// The same target without Cranelift's optimizer, for blocks where compiling costs
+    /// more than the optimizer would win (see [`Backend::compile_block`]).
+    quick_isa: cranelift_codegen::isa::OwnedTargetIsa,
     builder_context: FunctionBuilderContext,
     compiled: u32,
 }
@@ -46,27 +49,33 @@ pub struct Backend {
 impl Backend {
     /// A backend for the host CPU.
     pub fn new() -> Result<Self, JitError> {
-        let mut flags = settings::builder();
-        let set = |flags: &mut settings::Builder, name: &str, value: &str| {
-            flags
-                .set(name, value)
-                .map_err(|e| JitError::Host(e.to_string()))
-        };
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        // Cranelift's tail calls (block chaining) need frame pointers.
-        set(&mut flags, "preserve_frame_pointers", "true")?;
-        // Translations are checked by the differential suite and the lockstep mode; the
-        // IR verifier costs a tenth of the translation time.
-        set(&mut flags, "enable_verifier", "false")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| JitError::Host(e.to_string()))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| JitError::Host(e.to_string()))?;
+        let isa_with =
+            |opt_level: &str| -> Result<cranelift_codegen::isa::OwnedTargetIsa, JitError> {
+                let mut flags = settings::builder();
+                let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+                    flags
+                        .set(name, value)
+                        .map_err(|e| JitError::Host(e.to_string()))
+                };
+                set(&mut flags, "opt_level", opt_level)?;
+                set(&mut flags, "use_colocated_libcalls", "false")?;
+                set(&mut flags, "is_pic", "false")?;
+                // Cranelift's tail calls (block chaining) need frame pointers.
+                set(&mut flags, "preserve_frame_pointers", "true")?;
+                // Translations are checked by the differential suite and the lockstep mode;
+                // the IR verifier costs a tenth of the translation time.
+                set(&mut flags, "enable_verifier", "false")?;
+                cranelift_native::builder()
+                    .map_err(|e| JitError::Host(e.to_string()))?
+                    .finish(settings::Flags::new(flags))
+                    .map_err(|e| JitError::Host(e.to_string()))
+            };
+        let isa = isa_with("speed")?;
+        let quick_isa = isa_with("none")?;
         let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         Ok(Self {
             module,
+            quick_isa,
             builder_context: FunctionBuilderContext::new(),
             compiled: 0,
         })
@@ -104,7 +113,7 @@ impl Backend {
     /// Compiles the entry trampoline ([`EntryFn`]).
     pub fn compile_entry(&mut self) -> Result<EntryFn, JitError> {
         let block_sig = self.block_signature();
-        let code = self.compile_with(CallConv::Tail, true, |b, cpu, ctx| {
+        let code = self.compile_with(CallConv::Tail, true, false, |b, cpu, ctx| {
             let params = b
                 .block_params(b.current_block().expect("entry block"))
                 .to_vec();
@@ -145,7 +154,7 @@ impl Backend {
         if result_at.is_some() {
             callee_sig.returns.push(AbiParam::new(types::I64));
         }
-        self.define("slow_path", signature, |b, params| {
+        self.define("slow_path", signature, false, |b, params| {
             let sig = b.import_signature(callee_sig);
             let callee = b.ins().iconst(types::I64, target as i64);
             let call = b.ins().call_indirect(sig, callee, params);
@@ -161,11 +170,14 @@ impl Backend {
     /// Compiles one block function (tail-call convention, see [`Backend::block_signature`])
     /// whose body `emit` builds, given the builder and the CPU-state and context pointers;
     /// `emit` must end every path with a return (or tail call) of one I64. Returns its code.
+    /// `quick` compiles without Cranelift's optimizer: a small block's compilation is
+    /// mostly the optimizer's fixed cost, and there is little in it to optimize.
     pub fn compile_block(
         &mut self,
+        quick: bool,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<*const u8, JitError> {
-        self.compile_with(CallConv::Tail, false, emit)
+        self.compile_with(CallConv::Tail, false, quick, emit)
     }
 
     /// Compiles one function whose body `emit` builds, given the builder and the CPU-state
@@ -174,7 +186,7 @@ impl Backend {
         &mut self,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<CompiledFn, JitError> {
-        let code = self.compile_with(self.call_conv(), false, emit)?;
+        let code = self.compile_with(self.call_conv(), false, false, emit)?;
         // SAFETY: `code` is the entry of a function just defined with exactly the
         // `CompiledFn` signature (two pointer parameters, one I64 result, the host's default
         // C calling convention), finalized and kept alive by `self.module`.
@@ -188,6 +200,7 @@ impl Backend {
         &mut self,
         call_conv: CallConv,
         entry: bool,
+        quick: bool,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<*const u8, JitError> {
         let pointer = self.module.target_config().pointer_type();
@@ -201,17 +214,19 @@ impl Backend {
             signature.params.push(AbiParam::new(pointer));
         }
         signature.returns.push(AbiParam::new(types::I64));
-        self.define("block", signature, |b, params| {
+        self.define("block", signature, quick, |b, params| {
             emit(b, params[0], params[1])
         })
     }
 
     /// Declares, builds (`body` gets the builder, in the entry block, and the parameters),
-    /// compiles and finalizes one function named `prefix` plus a number; returns its code.
+    /// compiles (`quick`: without the optimizer) and finalizes one function named `prefix`
+    /// plus a number; returns its code.
     fn define(
         &mut self,
         prefix: &str,
         signature: cranelift_codegen::ir::Signature,
+        quick: bool,
         body: impl FnOnce(&mut FunctionBuilder, &[Value]),
     ) -> Result<*const u8, JitError> {
         let name = format!("{prefix}{}", self.compiled);
@@ -233,15 +248,48 @@ impl Backend {
             builder.seal_all_blocks();
             builder.finalize(target);
         }
-        self.module
-            .define_function(id, &mut context)
-            .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        let quick_code = if quick {
+            self.compile_quick(&mut context)?
+        } else {
+            None
+        };
+        match quick_code {
+            Some((bytes, align)) => self
+                .module
+                .define_function_bytes(id, align, &bytes, &[])
+                .map_err(|e| JitError::Codegen(format!("{e:?}")))?,
+            None => self
+                .module
+                .define_function(id, &mut context)
+                .map_err(|e| JitError::Codegen(format!("{e:?}")))?,
+        }
         self.module.clear_context(&mut context);
         self.module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         self.compiled += 1;
         Ok(self.module.get_finalized_function(id))
+    }
+}
+
+impl Backend {
+    /// Compiles `context`'s function for the quick target; its code and alignment, or
+    /// `None` when it needs relocations (then the module compiles it normally).
+    fn compile_quick(
+        &self,
+        context: &mut cranelift_codegen::Context,
+    ) -> Result<Option<(Vec<u8>, u64)>, JitError> {
+        let mut control = cranelift_codegen::control::ControlPlane::default();
+        let code = context
+            .compile(&*self.quick_isa, &mut control)
+            .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
+        if !code.buffer.relocs().is_empty() {
+            return Ok(None);
+        }
+        let align = u64::from(code.buffer.alignment)
+            .max(u64::from(self.quick_isa.function_alignment().minimum))
+            .max(self.quick_isa.symbol_alignment());
+        Ok(Some((code.code_buffer().to_vec(), align)))
     }
 }
 

@@ -33,6 +33,9 @@ use softvisor_mmu::{Memory, PAGE_SIZE};
 /// Times a block start is reached before its block is translated.
 pub const TRANSLATE_AFTER: u32 = 512;
 
+/// Blocks of fewer instructions are compiled without Cranelift's optimizer.
+const QUICK_BELOW: usize = 40;
+
 /// A block start not translated yet.
 struct Heat {
     reached: u32,
@@ -353,11 +356,12 @@ impl Jit {
             jump_cache: uses_jump_cache(mode, self.checker.is_some()),
         };
         let slow = self.slow_paths?;
+        let quick = insns.len() < QUICK_BELOW;
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
         let code = backend
-            .compile_block(|b, cpu_ptr, ctx_ptr| {
+            .compile_block(quick, |b, cpu_ptr, ctx_ptr| {
                 Translator::emit_block(
                     b,
                     call_conv,
