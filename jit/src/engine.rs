@@ -33,7 +33,8 @@ use softvisor_mmu::{Memory, PAGE_SIZE};
 /// Times a block start is reached before its block is translated.
 pub const TRANSLATE_AFTER: u32 = 512;
 
-/// Blocks of fewer instructions are compiled without Cranelift's optimizer.
+/// Blocks of fewer instructions are compiled without Cranelift's optimizer, unless they
+/// loop to themselves.
 const QUICK_BELOW: usize = 40;
 
 /// A block start not translated yet.
@@ -356,7 +357,7 @@ impl Jit {
             jump_cache: uses_jump_cache(mode, self.checker.is_some()),
         };
         let slow = self.slow_paths?;
-        let quick = insns.len() < QUICK_BELOW;
+        let quick = insns.len() < QUICK_BELOW && !loops_to_itself(&insns);
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
@@ -495,6 +496,21 @@ pub(crate) fn execute(
     let result = unsafe { entry(cpu_ptr, &mut ctx, code as *const u8) };
     let link = (!ctx.link.is_null()).then_some((ctx.link, ctx.link_page, ctx.link_rip));
     (result, ctx.exception, ctx.outcome, link)
+}
+
+/// Whether the block's last instruction may branch back to its first: a loop, whose body
+/// is worth Cranelift's optimizer however short it is.
+fn loops_to_itself(insns: &[Instruction]) -> bool {
+    use iced_x86::FlowControl;
+    match (insns.first(), insns.last()) {
+        (Some(first), Some(last)) => {
+            matches!(
+                last.flow_control(),
+                FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
+            ) && last.near_branch_target() == first.ip()
+        }
+        _ => false,
+    }
 }
 
 /// The heat entry of a block first reached at CS:RIP.

@@ -36,15 +36,19 @@ impl Translator<'_, '_> {
     /// FS and GS add a base).
     pub(super) fn mem_linear(&mut self) -> Value {
         let insn = self.insn;
-        let mut offset = self
-            .b
-            .ins()
-            .iconst(types::I64, insn.memory_displacement64() as i64);
+        // Terms are added only when present: quick compiles do no constant folding.
+        let mut offset: Option<Value> = None;
+        let mut add = |t: &mut Self, v: Value| {
+            offset = Some(match offset {
+                Some(o) => t.b.ins().iadd(o, v),
+                None => v,
+            });
+        };
         match insn.memory_base() {
             Register::None | Register::RIP | Register::EIP => {}
             base => {
                 let v = self.read_reg(base);
-                offset = self.b.ins().iadd(offset, v);
+                add(self, v);
             }
         }
         let index = insn.memory_index();
@@ -52,10 +56,19 @@ impl Translator<'_, '_> {
             let v = self.read_reg(index);
             let scaled = match insn.memory_index_scale() {
                 1 => v,
-                scale => self.b.ins().imul_imm_s(v, i64::from(scale)),
+                scale => self
+                    .b
+                    .ins()
+                    .ishl_imm_s(v, i64::from(scale.trailing_zeros())),
             };
-            offset = self.b.ins().iadd(offset, scaled);
+            add(self, scaled);
         }
+        let displacement = insn.memory_displacement64() as i64;
+        let mut offset = match offset {
+            Some(o) if displacement == 0 => o,
+            Some(o) => self.b.ins().iadd_imm_s(o, displacement),
+            None => self.b.ins().iconst(types::I64, displacement),
+        };
         if self.address_size() == 4 {
             offset = self.mask(offset, 4);
         }
@@ -182,7 +195,11 @@ impl Translator<'_, '_> {
             .load(types::I64, state_flags(), entry, tag_offset);
         // The page of the last byte: an access crossing into the next page compares that
         // page with the tag of the first byte's entry, which never holds it.
-        let last = self.b.ins().iadd_imm_s(linear, i64::from(size - 1));
+        let last = if size == 1 {
+            linear
+        } else {
+            self.b.ins().iadd_imm_s(linear, i64::from(size - 1))
+        };
         let page = self.b.ins().band_imm_s(last, !0xfff);
         let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
         self.b.ins().brif(hit, fast, &[], miss, &[]);
@@ -245,7 +262,11 @@ impl Translator<'_, '_> {
             .ins()
             .band_imm_s(scaled, ((TLB_ENTRIES - 1) as i64) << ENTRY_SHIFT);
         let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
-        let base = self.b.ins().iadd_imm_s(tlb, set);
+        let base = if set == 0 {
+            tlb
+        } else {
+            self.b.ins().iadd_imm_s(tlb, set)
+        };
         self.b.ins().iadd(base, offset)
     }
 

@@ -536,7 +536,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         let index = self.b.ins().band_imm_s(hash, (ENTRIES - 1) as i64);
         let offset = self.b.ins().ishl_imm_s(index, ENTRY_SHIFT);
         let set = ((self.mode.tlb_mode * ENTRIES) as i64) << ENTRY_SHIFT;
-        let offset = self.b.ins().iadd_imm_s(offset, set);
+        let offset = if set == 0 {
+            offset
+        } else {
+            self.b.ins().iadd_imm_s(offset, set)
+        };
         let entry = self.b.ins().iadd(table, offset);
         let entry_rip = self.b.ins().load(types::I64, f, entry, jc::RIP);
         let entry_flushes = self.b.ins().load(types::I64, f, entry, jc::FLUSHES);
