@@ -57,17 +57,12 @@ impl Translator<'_, '_> {
             let top = self.constant(63);
             self.b.ins().isub(top, leading)
         };
-        let zero = self.b.ins().icmp_imm_s(IntCC::Equal, src, 0);
-        let dst = insn.op_register(0);
-        let (n, _, _) = super::gpr_slot(dst);
-        let old = self.gpr(n);
-        let written = self.merged_reg(dst, index);
-        let full = self.b.ins().select(zero, old, written);
-        self.set_gpr(n, full);
+        let found = self.b.ins().icmp_imm_s(IntCC::NotEqual, src, 0);
+        self.write_reg_if(found, insn.op_register(0), index);
         let zsp = self.zsp(index, size);
-        let found = self.b.ins().band_imm_s(zsp, !(ZF as i64));
+        let index_flags = self.b.ins().band_imm_s(zsp, !(ZF as i64));
         let none = self.constant(ZF | PF);
-        let arith = self.b.ins().select(zero, none, found);
+        let arith = self.b.ins().select(found, index_flags, none);
         self.set_computed_flags(arith);
         Some(())
     }

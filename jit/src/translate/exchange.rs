@@ -65,19 +65,12 @@ impl Translator<'_, '_> {
             let value = self.b.ins().select(equal, src, dst);
             self.write_operand0(value)?;
         } else {
-            let reg = insn.op_register(0);
-            let (n, _, _) = super::gpr_slot(reg);
-            let old = self.gpr(n);
-            let written = self.merged_reg(reg, src);
-            let full = self.b.ins().select(equal, written, old);
-            self.set_gpr(n, full);
+            self.write_reg_if(equal, insn.op_register(0), src);
         }
         // After the destination (which may be the accumulator itself): a mismatch loads
         // the old destination into the accumulator.
-        let current = self.gpr(0);
-        let loaded = self.merged_reg(acc_reg, dst);
-        let rax = self.b.ins().select(equal, current, loaded);
-        self.set_gpr(0, rax);
+        let mismatch = self.b.ins().icmp(IntCC::NotEqual, acc, dst);
+        self.write_reg_if(mismatch, acc_reg, dst);
         let diff = self.b.ins().isub(acc, dst);
         let res = self.mask(diff, size);
         self.set_flags(CcOp::Sub, size, res, acc, dst);

@@ -412,6 +412,16 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.set_gpr(n, value);
     }
 
+    /// Writes `v` to `reg` (x86 rules) when `cond` (an I8) holds, else leaves the whole
+    /// register as it was.
+    fn write_reg_if(&mut self, cond: Value, reg: Register, v: Value) {
+        let n = gpr_slot(reg).0;
+        let old = self.gpr(n);
+        let written = self.merged_reg(reg, v);
+        let full = self.b.ins().select(cond, written, old);
+        self.set_gpr(n, full);
+    }
+
     /// The full 64-bit register `reg` belongs to after writing `v` to `reg`.
     fn merged_reg(&mut self, reg: Register, v: Value) -> Value {
         let (n, shift, size) = gpr_slot(reg);
