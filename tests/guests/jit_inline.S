@@ -2,7 +2,9 @@
 # interpreter gives (the slice test compares both engines' state every few instructions):
 # RDTSC counts retired instructions, DIV/IDIV including a 128-bit dividend and a negative
 # one, CMPXCHG matching and not (a register destination is written only on a match), LOCK
-# XADD, BT/BTS/BTR/BTC, BSF/BSR of zero and not, BSWAP, CDQE/CQO, and the SSE string idiom.
+# XADD, BT/BTS/BTR/BTC, BSF/BSR of zero and not, BSWAP, CDQE/CQO, the SSE string idiom,
+# and INC at the start of a block reading the carry left lazily by the previous block's ADD,
+# SUB, ADC, SBB, logic op or INC.
 .include "lib/long.inc"
 .set DATA, 0x300000
 test_main:
@@ -121,6 +123,42 @@ test_main:
     pmovmskb eax, xmm1
     bsf eax, eax
     cmp eax, 13
+    jne bad
+    # The carry across a block boundary (each JMP ends a block; INC keeps CF, ADC reads it).
+    xor ecx, ecx
+    mov eax, -1
+    add eax, 1                      # CF = 1 (ADD)
+    jmp 1f
+1:  inc ebx
+    adc ecx, 0                      # ecx = 1
+    mov eax, 0
+    cmp eax, 1                      # CF = 1 (SUB)
+    jmp 1f
+1:  inc ebx
+    adc ecx, 0                      # ecx = 2
+    stc
+    mov eax, 5
+    adc eax, -6                     # 5 + 0xffffffff... + 1 = 0, CF = 1 (ADC)
+    jmp 1f
+1:  inc ebx
+    adc ecx, 0                      # ecx = 3
+    stc
+    mov eax, 0
+    sbb eax, 0                      # 0 - 0 - 1, CF = 1 (SBB)
+    jmp 1f
+1:  inc ebx
+    adc ecx, 0                      # ecx = 4
+    stc
+    or eax, eax                     # CF = 0 (logic)
+    jmp 1f
+1:  inc ebx
+    adc ecx, 0                      # ecx = 4
+    stc
+    inc eax                         # CF kept = 1 (INC)
+    jmp 1f
+1:  inc ebx
+    adc ecx, 0                      # ecx = 5
+    cmp ecx, 5
     jne bad
     jmp pass
 bad:

@@ -200,14 +200,49 @@ impl Translator<'_, '_> {
                 let cf = self.pending_cf(&p);
                 self.widen(cf, types::I64)
             }
-            Flags::InMemory => {
-                let f = helpers::rflags as *const ();
-                let all = self
-                    .call_helper(self.sigs.context_only, f, &[self.ctx])
-                    .expect("rflags returns a value");
-                self.b.ins().band_imm_s(all, CF as i64)
-            }
+            Flags::InMemory => self.carry_in_memory(),
         }
+    }
+
+    /// CF of the lazy flags in the CPU state, as an I64 0/1, computed inline as
+    /// `LazyFlags::compute_arith` does (pure IR, which Cranelift drops when the carry goes
+    /// unused, where a helper call would stay).
+    fn carry_in_memory(&mut self) -> Value {
+        let f = state_flags();
+        let cpu = self.cpu;
+        let mut load = |offset: usize| self.b.ins().load(types::I64, f, cpu, offset as i32);
+        let bits = load(offsets::FLAGS_BITS);
+        let res = load(offsets::FLAGS_RES);
+        let src1 = load(offsets::FLAGS_SRC1);
+        let src2 = load(offsets::FLAGS_SRC2);
+        let carry_in = load(offsets::FLAGS_CARRY_IN);
+        let op = self
+            .b
+            .ins()
+            .load(types::I32, f, cpu, offsets::FLAGS_OP as i32);
+        let b = &mut self.b;
+        let add = b.ins().icmp(IntCC::UnsignedLessThan, res, src1);
+        let add_carry = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, res, src1);
+        let sub = b.ins().icmp(IntCC::UnsignedLessThan, src1, src2);
+        let sub_borrow = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, src1, src2);
+        let cin = b.ins().icmp_imm_s(IntCC::NotEqual, carry_in, 0);
+        let adc = b.ins().select(cin, add_carry, add);
+        let sbb = b.ins().select(cin, sub_borrow, sub);
+        let zero = b.ins().iconst(types::I8, 0);
+        // EFLAGS, INC and DEC: CF is in the bits.
+        let mut cf = self.b.ins().band_imm_s(bits, CF as i64);
+        for (kind, value) in [
+            (CcOp::Add, add),
+            (CcOp::Adc, adc),
+            (CcOp::Sub, sub),
+            (CcOp::Sbb, sbb),
+            (CcOp::Logic, zero),
+        ] {
+            let is = self.b.ins().icmp_imm_s(IntCC::Equal, op, kind as i64);
+            let wide = self.widen(value, types::I64);
+            cf = self.b.ins().select(is, wide, cf);
+        }
+        cf
     }
 
     /// Condition code `cc` (the low nibble of Jcc) as an I8 boolean.
