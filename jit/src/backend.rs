@@ -270,9 +270,7 @@ impl Backend {
         self.compiled += 1;
         Ok(self.module.get_finalized_function(id))
     }
-}
 
-impl Backend {
     /// Compiles `context`'s function for the quick target; its code and alignment, or
     /// `None` when it needs relocations (then the module compiles it normally).
     fn compile_quick(

@@ -87,6 +87,9 @@ pub struct Jit {
     has_tlb: bool,
     /// Block starts reached but not translated yet.
     heat: KeyMap<Heat>,
+    /// Physical pages that got heat entries since they were last written (so a code write
+    /// scans the heat map only when it can drop something).
+    heat_pages: std::collections::HashSet<u64>,
     /// See [`Jit::with_translate_after`].
     translate_after: u32,
     /// Instructions of a cold block still to step before the next lookup.
@@ -117,6 +120,7 @@ impl Jit {
             checker: None,
             has_tlb: false,
             heat: KeyMap::default(),
+            heat_pages: std::collections::HashSet::new(),
             translate_after: TRANSLATE_AFTER,
             cold_left: 0,
             cold_block: None,
@@ -268,7 +272,7 @@ impl Jit {
         if heated && self.is_cold(&key, cpu, mem) {
             return None;
         }
-        let block = self.translate(cpu, mem, mode, linear, phys)?;
+        let block = self.translate(cpu, mem, mode, phys)?;
         let (code, len) = (block.code, block.len());
         self.cache.insert(key, block);
         Some((key, code, len))
@@ -281,10 +285,11 @@ impl Jit {
             return false;
         }
         let max_insns = self.max_block_insns;
-        let heat = self
-            .heat
-            .entry(*key)
-            .or_insert_with(|| cold_block(cpu, mem, max_insns));
+        let heat_pages = &mut self.heat_pages;
+        let heat = self.heat.entry(*key).or_insert_with(|| {
+            heat_pages.insert(key.phys & !(PAGE_SIZE - 1));
+            cold_block(cpu, mem, max_insns)
+        });
         heat.reached += 1;
         if heat.reached < self.translate_after {
             self.cold_block = Some(*key);
@@ -324,19 +329,15 @@ impl Jit {
         cpu: &CpuState,
         mem: &mut dyn Memory,
         mode: Mode,
-        linear: u64,
         phys: u64,
     ) -> Option<Block> {
         let started = std::time::Instant::now();
-        let mut guest = decode_block(cpu, mem).ok()?;
-        guest.insns.truncate(self.max_block_insns);
-        let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
-        let bytes: u64 = guest.insns.iter().map(|i| i.len() as u64).sum();
+        let (insns, in_page) = decode_capped(cpu, mem, self.max_block_insns).ok()?;
         // An instruction crossing into the next page is translated (only in 64-bit mode,
         // where RIP is the linear address) as a block of its own that decodes it afresh
         // each time, since the block does not track the second page.
-        let crossing_ok = mode.bitness == 64 && guest.insns.len() == 1;
-        if bytes > page_left && !crossing_ok {
+        let crossing_ok = mode.bitness == 64 && insns.len() == 1;
+        if !in_page && !crossing_ok {
             return None;
         }
         // The backend frees code only all at once: count blocks dropped by code writes too,
@@ -345,7 +346,7 @@ impl Jit {
             self.flush();
         }
         self.compiled_since_flush += 1;
-        let insns: Box<[_]> = guest.insns.into_boxed_slice();
+        let insns: Box<[_]> = insns.into_boxed_slice();
         let mut slots: Box<[u64]> = vec![0; 2].into_boxed_slice();
         let chaining = Chaining {
             slots: if self.checker.is_some() || mode.bitness != 64 {
@@ -391,7 +392,7 @@ impl Jit {
             for (key, code) in self.cache.invalidate_page(page) {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
             }
-            if !self.heat.is_empty() {
+            if self.heat_pages.remove(&page) {
                 self.heat
                     .retain(|key, _| key.phys & !(PAGE_SIZE - 1) != page);
             }
@@ -416,6 +417,7 @@ impl Jit {
         self.cache = BlockCache::new();
         self.jump_cache.clear();
         self.heat.clear();
+        self.heat_pages.clear();
         self.pending_link = None;
         self.entry = None;
         self.slow_paths = None;
@@ -513,23 +515,34 @@ fn loops_to_itself(insns: &[Instruction]) -> bool {
     }
 }
 
-/// The heat entry of a block first reached at CS:RIP.
-fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
-    let Ok(mut block) = decode_block(cpu, mem) else {
-        return Heat {
-            reached: 0,
-            insns: 1,
-            decoded: None,
-        };
-    };
-    block.insns.truncate(max_insns);
+/// The block at CS:RIP cut to `max_insns` instructions, and whether all of it lies in the
+/// page it starts in.
+fn decode_capped(
+    cpu: &CpuState,
+    mem: &mut dyn Memory,
+    max_insns: usize,
+) -> Result<(Vec<Instruction>, bool), softvisor_cpu::Exception> {
+    let mut insns = decode_block(cpu, mem)?.insns;
+    insns.truncate(max_insns);
     let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
     let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
-    let bytes: u64 = block.insns.iter().map(|i| i.len() as u64).sum();
+    let bytes: u64 = insns.iter().map(|i| i.len() as u64).sum();
+    Ok((insns, bytes <= page_left))
+}
+
+/// The heat entry of a block first reached at CS:RIP.
+fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
+    let (insns, decoded) = match decode_capped(cpu, mem, max_insns) {
+        Ok((insns, in_page)) => (
+            insns.len() as u32,
+            in_page.then(|| insns.into_boxed_slice()),
+        ),
+        Err(_) => (1, None),
+    };
     Heat {
         reached: 0,
-        insns: block.insns.len() as u32,
-        decoded: (bytes <= page_left).then(|| block.insns.into_boxed_slice()),
+        insns,
+        decoded,
     }
 }
 
