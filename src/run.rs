@@ -43,6 +43,10 @@ pub struct RunOptions {
     /// interpreter runs it until then. --check translates at once.
     #[arg(long, default_value_t = softvisor_jit::TRANSLATE_AFTER, value_parser = clap::value_parser!(u32).range(1..))]
     pub translate_after: u32,
+    /// With --engine jit: write /tmp/perf-<pid>.map so `perf report` names generated code
+    /// by guest address.
+    #[arg(long)]
+    pub perf_map: bool,
     /// With --engine jit: print the JIT's counters at exit.
     #[arg(long)]
     pub jit_stats: bool,
@@ -92,6 +96,9 @@ pub enum RunError {
     /// `--check` compares the JIT against the interpreter, so it needs the JIT.
     #[error("--check needs --engine jit")]
     CheckNeedsJit,
+    /// Only the JIT generates code to name.
+    #[error("--perf-map needs --engine jit")]
+    PerfMapNeedsJit,
 }
 
 const MIB: u64 = 1 << 20;
@@ -160,9 +167,16 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         } else {
             jit.with_translate_after(options.translate_after)
         };
+        let jit = if options.perf_map {
+            jit.with_perf_map().map_err(RunError::Jit)?
+        } else {
+            jit
+        };
         machine.set_engine(Engine::Jit(Box::new(jit)));
     } else if options.check {
         return Err(RunError::CheckNeedsJit);
+    } else if options.perf_map {
+        return Err(RunError::PerfMapNeedsJit);
     }
     machine.apply_boot(&boot);
     machine.set_clock_rate(options.clock_rate);

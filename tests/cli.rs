@@ -91,7 +91,7 @@ fn run_rejects_bad_input_with_one_line_errors() {
     let kernel = image("kernel", &tiny_bzimage());
     let not_kernel = image("notkernel", &[0u8; 8192]);
     let big_initrd = image("initrd", &vec![0u8; 20 << 20]);
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["run", "--kernel", "/nonexistent/bzImage"],
             "cannot read kernel /nonexistent/bzImage",
@@ -132,6 +132,10 @@ fn run_rejects_bad_input_with_one_line_errors() {
         (
             &["run", "--kernel", &kernel, "--check"],
             "--check needs --engine jit",
+        ),
+        (
+            &["run", "--kernel", &kernel, "--perf-map"],
+            "--perf-map needs --engine jit",
         ),
     ];
     for (args, message) in cases {

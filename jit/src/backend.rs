@@ -44,6 +44,11 @@ pub struct Backend {
     quick_isa: cranelift_codegen::isa::OwnedTargetIsa,
     builder_context: FunctionBuilderContext,
     compiled: u32,
+    /// Code size of the function compiled last.
+    last_size: usize,
+    /// `/tmp/perf-<pid>.map`, when asked for: where each function's code lies, so `perf`
+    /// can name samples in generated code.
+    perf_map: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl Backend {
@@ -78,7 +83,24 @@ impl Backend {
             quick_isa,
             builder_context: FunctionBuilderContext::new(),
             compiled: 0,
+            last_size: 0,
+            perf_map: None,
         })
+    }
+
+    /// Writes `/tmp/perf-<pid>.map` (the file `perf report` reads for JIT code) from now
+    /// on: one line per compiled function with its address, size and label.
+    pub fn write_perf_map(&mut self) -> Result<(), JitError> {
+        let path = format!("/tmp/perf-{}.map", std::process::id());
+        let file = std::fs::File::create(&path)
+            .map_err(|e| JitError::Host(format!("cannot create {path}: {e}")))?;
+        self.perf_map = Some(std::io::BufWriter::new(file));
+        Ok(())
+    }
+
+    /// Takes over `old`'s perf map (a flush replaces the backend, not the profile).
+    pub fn keep_perf_map_of(&mut self, old: &mut Backend) {
+        self.perf_map = old.perf_map.take();
     }
 
     /// The host's C calling convention (that of the helpers generated code calls).
@@ -172,12 +194,21 @@ impl Backend {
     /// `emit` must end every path with a return (or tail call) of one I64. Returns its code.
     /// `quick` compiles without Cranelift's optimizer: a small block's compilation is
     /// mostly the optimizer's fixed cost, and there is little in it to optimize.
+    /// `label` names it in the perf map.
     pub fn compile_block(
         &mut self,
         quick: bool,
+        label: impl FnOnce() -> String,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<*const u8, JitError> {
-        self.compile_with(CallConv::Tail, false, quick, emit)
+        let code = self.compile_with(CallConv::Tail, false, quick, emit)?;
+        if let Some(map) = self.perf_map.as_mut() {
+            use std::io::Write;
+            // Best effort: a profiling aid must not stop the guest.
+            let _ = writeln!(map, "{:x} {:x} {}", code as usize, self.last_size, label());
+            let _ = map.flush();
+        }
+        Ok(code)
     }
 
     /// Compiles one function whose body `emit` builds, given the builder and the CPU-state
@@ -254,14 +285,20 @@ impl Backend {
             None
         };
         match quick_code {
-            Some((bytes, align)) => self
-                .module
-                .define_function_bytes(id, align, &bytes, &[])
-                .map_err(|e| JitError::Codegen(format!("{e:?}")))?,
-            None => self
-                .module
-                .define_function(id, &mut context)
-                .map_err(|e| JitError::Codegen(format!("{e:?}")))?,
+            Some((bytes, align)) => {
+                self.last_size = bytes.len();
+                self.module
+                    .define_function_bytes(id, align, &bytes, &[])
+                    .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+            }
+            None => {
+                self.module
+                    .define_function(id, &mut context)
+                    .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+                self.last_size = context
+                    .compiled_code()
+                    .map_or(0, |code| code.code_buffer().len());
+            }
         }
         self.module.clear_context(&mut context);
         self.module

@@ -76,12 +76,15 @@ pub struct Block {
     /// The decoded guest instructions; generated code points at them (helper calls), so
     /// they live as long as the code.
     pub insns: Box<[Instruction]>,
+    /// Instructions of the block it is entered at (the first of `insns`; the rest are the
+    /// other blocks of its region, see [`crate::region`]).
+    pub entry_len: usize,
 }
 
 impl Block {
-    /// Guest instructions in the block.
+    /// Guest instructions in the block it is entered at.
     pub fn len(&self) -> usize {
-        self.insns.len()
+        self.entry_len
     }
 
     /// Whether the block is empty (never, for a translated block).

@@ -142,6 +142,15 @@ impl Jit {
         self
     }
 
+    /// Writes `/tmp/perf-<pid>.map`, naming each block's code by its guest RIP, physical
+    /// address and length, for `perf report`.
+    pub fn with_perf_map(mut self) -> Result<Self, JitError> {
+        if let Some(backend) = self.backend.as_mut() {
+            backend.write_perf_map()?;
+        }
+        Ok(self)
+    }
+
     /// Runs every block in both engines and compares them (see [`crate::check`]).
     pub fn with_lockstep_check(mut self) -> Self {
         self.checker = Some(Checker::default());
@@ -346,35 +355,63 @@ impl Jit {
             self.flush();
         }
         self.compiled_since_flush += 1;
-        let insns: Box<[_]> = insns.into_boxed_slice();
-        let mut slots: Box<[u64]> = vec![0; 2].into_boxed_slice();
+        let chained = self.checker.is_none() && mode.bitness == 64;
+        let region = if chained && in_page {
+            let max_insns = self.max_block_insns;
+            crate::region::form(insns, |rip| {
+                let mut at = cpu.clone();
+                at.rip = rip;
+                match decode_capped(&at, mem, max_insns) {
+                    Ok((insns, true)) => Some(insns),
+                    _ => None,
+                }
+            })
+        } else {
+            crate::region::Region::single(insns)
+        };
+        let mut slots: Box<[u64]> = vec![0; 2 * region.blocks.len()].into_boxed_slice();
         let chaining = Chaining {
-            slots: if self.checker.is_some() || mode.bitness != 64 {
-                core::ptr::null_mut()
-            } else {
+            slots: if chained {
                 slots.as_mut_ptr()
+            } else {
+                core::ptr::null_mut()
             },
             page: phys & !0xfff,
             jump_cache: uses_jump_cache(mode, self.checker.is_some()),
         };
         let slow = self.slow_paths?;
-        let quick = insns.len() < QUICK_BELOW && !loops_to_itself(&insns);
+        let insns: Box<[_]> = region.insns.into_boxed_slice();
+        let quick =
+            region.blocks.len() == 1 && insns.len() < QUICK_BELOW && !loops_to_itself(&insns);
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
+        let blocks = region.blocks;
         let code = backend
-            .compile_block(quick, |b, cpu_ptr, ctx_ptr| {
-                Translator::emit_block(
-                    b,
-                    call_conv,
-                    block_sig,
-                    (cpu_ptr, ctx_ptr),
-                    mode,
-                    chaining,
-                    slow,
-                    &insns,
-                )
-            })
+            .compile_block(
+                quick,
+                || {
+                    format!(
+                        "guest_{:x}_phys_{phys:x}_{}insns_{}blocks",
+                        cpu.rip,
+                        insns.len(),
+                        blocks.len()
+                    )
+                },
+                |b, cpu_ptr, ctx_ptr| {
+                    Translator::emit_region(
+                        b,
+                        call_conv,
+                        block_sig,
+                        (cpu_ptr, ctx_ptr),
+                        mode,
+                        chaining,
+                        slow,
+                        &insns,
+                        &blocks,
+                    )
+                },
+            )
             .ok()?;
         self.stats.translated += 1;
         self.stats.translate_us += started.elapsed().as_micros() as u64;
@@ -382,7 +419,13 @@ impl Jit {
         // is only ever called through the entry trampoline or a tail call, in the
         // tail-call convention it was compiled for; the type is a handle.
         let code = unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) };
-        Some(Block { code, slots, insns })
+        let entry_len = blocks[0].len();
+        Some(Block {
+            code,
+            slots,
+            insns,
+            entry_len,
+        })
     }
 
     /// Drops the blocks (and decoded instructions) of code pages written since last time,
@@ -421,12 +464,16 @@ impl Jit {
         self.pending_link = None;
         self.entry = None;
         self.slow_paths = None;
-        if let Some(old) = self.backend.take() {
+        let mut old = self.backend.take();
+        self.backend = Backend::new().ok();
+        if let (Some(new), Some(old)) = (self.backend.as_mut(), old.as_mut()) {
+            new.keep_perf_map_of(old);
+        }
+        if let Some(old) = old {
             // SAFETY: every block compiled by `old` was just dropped with the cache, and no
             // block is running (the dispatcher calls this between blocks).
             unsafe { old.free() };
         }
-        self.backend = Backend::new().ok();
         if let Some(backend) = self.backend.as_mut() {
             self.entry = backend.compile_entry().ok();
             self.slow_paths = backend.compile_slow_paths().ok();

@@ -1,6 +1,7 @@
 //! The softvisor JIT: guest basic blocks translated to host code with Cranelift.
 //!
-//! [`block`] forms a guest block with iced-x86, [`translate`] emits it as Cranelift IR
+//! [`block`] forms a guest block with iced-x86 ([`region`]: with the blocks of a loop
+//! through it), [`translate`] emits it as Cranelift IR
 //! (registers in SSA values, lazy flags folded into branches, memory through the TLB
 //! inline, the interpreter as a helper for everything else), [`backend`] compiles it for the
 //! host, [`cache`] keeps blocks by physical address and mode, and [`engine::Jit`] runs them
@@ -15,6 +16,7 @@ pub mod engine;
 mod error;
 pub mod helpers;
 pub mod jump_cache;
+pub mod region;
 pub mod translate;
 
 pub use engine::{Jit, Stats, TRANSLATE_AFTER};

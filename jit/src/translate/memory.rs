@@ -10,6 +10,7 @@
 use super::{size_mask, state_flags, Translator};
 use crate::context::{status, LOADED, STATUS};
 use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::BlockArg;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use iced_x86::Register;
 use softvisor_cpu::offsets;
@@ -121,12 +122,14 @@ impl Translator<'_, '_> {
     }
 
     /// One access: inline TLB probe, slow path on a miss; a fault redoes the instruction.
-    /// A slow path asking the block to stop leaves [`status::SIDE_EXIT`] in the context,
-    /// which the end of the instruction tests (see `finish_insn`).
+    /// A slow path asking the block to stop returns [`status::SIDE_EXIT`], which the end
+    /// of the instruction tests (see `finish_insn`).
     fn access(&mut self, linear: Value, size: u32, kind: Access, value: Option<Value>) -> Value {
-        self.touched_memory = true;
         let merge = self.b.create_block();
         let result = self.b.append_block_param(merge, types::I64);
+        // The slow path's status, 0 from the fast path: the end of the instruction tests
+        // it without reading the context back.
+        let side = self.b.append_block_param(merge, types::I64);
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         if let Some(tlb) = self.tlb {
@@ -138,7 +141,10 @@ impl Translator<'_, '_> {
                 }
                 None => self.host_load(host, size),
             };
-            self.jump_with(merge, loaded);
+            let ok = self.b.ins().iconst(types::I64, status::OK as i64);
+            self.b
+                .ins()
+                .jump(merge, &[BlockArg::Value(loaded), BlockArg::Value(ok)]);
         } else {
             self.b.ins().jump(slow, &[]);
         }
@@ -167,8 +173,16 @@ impl Translator<'_, '_> {
             .ins()
             .icmp_imm_s(IntCC::Equal, st, status::REDO as i64);
         self.redo_if(failed);
-        self.jump_with(merge, slow_value);
+        // Still the slow path: cold, so the fast path falls through to the merge.
+        self.mark_current_cold();
+        self.b
+            .ins()
+            .jump(merge, &[BlockArg::Value(slow_value), BlockArg::Value(st)]);
         self.b.switch_to_block(merge);
+        self.side_status = Some(match self.side_status {
+            Some(earlier) => self.b.ins().bor(earlier, side),
+            None => side,
+        });
         result
     }
 

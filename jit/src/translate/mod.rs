@@ -37,6 +37,7 @@ use cranelift_frontend::FunctionBuilder;
 use flags::Flags;
 use iced_x86::{Instruction, Register};
 use softvisor_cpu::offsets;
+use std::ops::Range;
 
 /// Facts about the guest mode a block was translated for (part of the block's key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,7 +72,8 @@ struct Cache {
 /// [`crate::jump_cache`]).
 #[derive(Clone, Copy)]
 pub struct Chaining {
-    /// The block's successor slots (two: taken and not taken), or null: no chaining.
+    /// The successor slots, two (taken and not taken) per guest block of the region, or
+    /// null: no chaining (and no jumps within a region).
     pub slots: *mut u64,
     /// Physical page of the block.
     pub page: u64,
@@ -80,6 +82,17 @@ pub struct Chaining {
 }
 
 pub use crate::backend::SlowPaths;
+
+/// One guest block of a region.
+struct RegionBlock {
+    rip: u64,
+    /// Where the function enters or jumps to the block.
+    header: cranelift_codegen::ir::Block,
+    /// The instruction count on entry (the header's parameter).
+    icount: Value,
+    /// Its instructions in the region's.
+    range: Range<usize>,
+}
 
 /// Signatures of the helpers generated code calls.
 struct Sigs {
@@ -104,8 +117,9 @@ pub(crate) struct Translator<'a, 'f> {
     tlb: Option<Value>,
     sigs: Sigs,
     slow: SlowPaths,
-    /// Whether the current instruction made a slow-path access.
-    touched_memory: bool,
+    /// The OR of the current instruction's access statuses (see `access`), once it has made
+    /// an access.
+    side_status: Option<Value>,
     /// The exit redoing the current instruction in the interpreter, once one is needed.
     redo: Option<cranelift_codegen::ir::Block>,
     /// State at the start of the current instruction.
@@ -114,10 +128,12 @@ pub(crate) struct Translator<'a, 'f> {
     index: usize,
     insn: Instruction,
     chaining: Chaining,
-    /// RIP of the block's first instruction.
-    block_rip: u64,
-    /// The loop header (see `emit_block`).
-    header: cranelift_codegen::ir::Block,
+    /// The page of the region's code.
+    page: u64,
+    /// The region's guest blocks (see `emit_region`).
+    blocks: Vec<RegionBlock>,
+    /// Index of the guest block being translated.
+    current: usize,
     /// Whether the SSE state checks were made since the last interpreted instruction.
     sse_checked: bool,
 }
@@ -157,9 +173,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
     }
 
-    /// Emits the whole block into `b`, whose entry block is current and has the CPU-state
-    /// and context pointers as `cpu` and `ctx`. `insns` must outlive the generated code.
-    pub(crate) fn emit_block(
+    /// Emits a region into `b`, whose entry block is current and has the CPU-state and
+    /// context pointers as `cpu` and `ctx`: the guest blocks `blocks` (ranges of `insns`,
+    /// the entered one first, all on one page). A direct branch from one to another is a
+    /// jump inside the function (see [`crate::region`]). `insns` must outlive the
+    /// generated code.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn emit_region(
         b: &'a mut FunctionBuilder<'f>,
         call_conv: CallConv,
         block_sig: Signature,
@@ -168,45 +188,34 @@ impl<'a, 'f> Translator<'a, 'f> {
         chaining: Chaining,
         slow: SlowPaths,
         insns: &[Instruction],
+        blocks: &[Range<usize>],
     ) {
         let ptr = types::I64;
         let sigs = Self::signatures(b, call_conv, ptr, block_sig);
-        let block_rip = insns.first().map_or(0, Instruction::ip);
         let tlb = mode
             .inline_memory
             .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
         let start_count = b
             .ins()
             .load(types::I64, state_flags(), cpu, offsets::ICOUNT as i32);
-        // The loop header: a branch back to the block's own start comes here with the new
-        // instruction count (registers and flags in the CPU state).
-        let header = b.create_block();
-        let icount0 = b.append_block_param(header, types::I64);
-        b.ins().jump(header, &[BlockArg::Value(start_count)]);
-        b.switch_to_block(header);
-        // A block that does not fit in the budget returns before its first instruction
-        // (reached by chaining or looping; the dispatcher checks before it enters one).
-        let until = b
-            .ins()
-            .load(types::I64, state_flags(), ctx, crate::context::UNTIL);
-        let end = b.ins().iadd_imm_s(icount0, insns.len() as i64);
-        let over = b.ins().icmp(
-            cranelift_codegen::ir::condcodes::IntCC::UnsignedGreaterThan,
-            end,
-            until,
-        );
-        let stop = b.create_block();
-        let body = b.create_block();
-        b.set_cold_block(stop);
-        b.ins().brif(over, stop, &[], body, &[]);
-        b.switch_to_block(stop);
-        let rip = b.ins().iconst(types::I64, block_rip as i64);
-        b.ins().store(state_flags(), rip, cpu, offsets::RIP as i32);
+        // Each guest block's header: entering it (from the function's entry, a loop or
+        // another block of the region) comes here with the instruction count (registers
+        // and flags in the CPU state).
+        let headers: Vec<RegionBlock> = blocks
+            .iter()
+            .map(|range| {
+                let header = b.create_block();
+                let icount = b.append_block_param(header, types::I64);
+                RegionBlock {
+                    rip: insns[range.start].ip(),
+                    header,
+                    icount,
+                    range: range.clone(),
+                }
+            })
+            .collect();
         b.ins()
-            .store(state_flags(), icount0, cpu, offsets::ICOUNT as i32);
-        let normal = b.ins().iconst(types::I64, exit::NORMAL as i64);
-        b.ins().return_(&[normal]);
-        b.switch_to_block(body);
+            .jump(headers[0].header, &[BlockArg::Value(start_count)]);
         let empty = Cache {
             regs: [None; 16],
             flags: Flags::InMemory,
@@ -217,34 +226,75 @@ impl<'a, 'f> Translator<'a, 'f> {
             ctx,
             mode,
             cache: empty.clone(),
-            icount0,
+            icount0: start_count,
             tlb,
             sigs,
             slow,
-            touched_memory: false,
+            side_status: None,
             redo: None,
             start: empty,
             index: 0,
             insn: Instruction::default(),
             chaining,
-            block_rip,
-            header,
+            page: headers[0].rip & !0xfff,
+            blocks: headers,
+            current: 0,
             sse_checked: false,
         };
+        for n in 0..t.blocks.len() {
+            t.emit_guest_block(n, &insns[t.blocks[n].range.clone()]);
+        }
+    }
+
+    /// Emits region block `n`: its header's budget check, then its instructions and exits.
+    fn emit_guest_block(&mut self, n: usize, insns: &[Instruction]) {
+        let RegionBlock {
+            rip,
+            header,
+            icount,
+            ..
+        } = self.blocks[n];
+        self.current = n;
+        self.icount0 = icount;
+        self.cache = Cache {
+            regs: [None; 16],
+            flags: Flags::InMemory,
+        };
+        self.sse_checked = false;
+        self.b.switch_to_block(header);
+        // A block that does not fit in the budget returns before its first instruction
+        // (reached by chaining or a jump in the region; the dispatcher checks before it
+        // enters one).
+        let until = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), self.ctx, crate::context::UNTIL);
+        let end = self.b.ins().iadd_imm_s(icount, insns.len() as i64);
+        let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, until);
+        let stop = self.b.create_block();
+        let body = self.b.create_block();
+        self.b.set_cold_block(stop);
+        self.b.ins().brif(over, stop, &[], body, &[]);
+        self.b.switch_to_block(stop);
+        self.store_rip(rip);
+        self.store_icount(0);
+        let normal = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
+        self.b.ins().return_(&[normal]);
+        self.b.switch_to_block(body);
         let mut last = Flow::Next;
         for (index, insn) in insns.iter().enumerate() {
-            last = t.emit_insn(index, insn);
+            last = self.emit_insn(index, insn);
             if matches!(last, Flow::Terminated) {
                 return;
             }
         }
         let end = insns.last().map_or(0, |i| i.next_ip());
         match last {
-            Flow::Next => t.exit_chained(end, 0),
+            Flow::Next => self.exit_chained(end, 0),
             Flow::Interpreted if insns.last().is_some_and(may_chain_after) => {
-                t.exit_after_interpreted(end)
+                self.exit_after_interpreted(end)
             }
-            _ => t.exit_with(None, insns.len(), exit::NORMAL),
+            _ => self.exit_with(None, insns.len(), exit::NORMAL),
         }
     }
 
@@ -271,7 +321,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.index = index;
         self.insn = *insn;
         self.start = self.cache.clone();
-        self.touched_memory = false;
+        self.side_status = None;
         self.redo = None;
         // LOCK needs nothing more with one vCPU (the decoder already rejects it where it
         // is invalid).
@@ -292,13 +342,8 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// After an inline instruction: stop if a slow-path access asked to, and emit the
     /// instruction's redo exit if it needs one.
     fn finish_insn(&mut self, flow: &Flow) {
-        if self.touched_memory && matches!(flow, Flow::Next) {
-            // Only a slow-path access sets the status, to SIDE_EXIT (or REDO, which has
-            // left already).
-            let side =
-                self.b
-                    .ins()
-                    .load(types::I64, state_flags(), self.ctx, crate::context::STATUS);
+        if let (Some(side), Flow::Next) = (self.side_status.take(), flow) {
+            // Only a slow-path access makes it non-zero: SIDE_EXIT (REDO has left already).
             let stop = self.b.create_block();
             let go_on = self.b.create_block();
             self.b.set_cold_block(stop);
@@ -578,14 +623,16 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// dispatcher asking it to link the slot. Only targets on the block's own page chain
     /// (a page's blocks are dropped together, so a link never outlives its target).
     fn exit_chained(&mut self, rip: u64, slot: usize) {
-        let same_page = rip & !0xfff == self.block_rip & !0xfff;
-        if rip == self.block_rip && !self.chaining.slots.is_null() {
-            // A loop: round again inside this function, with the registers (already
-            // stored) and flags in the state.
+        let same_page = rip & !0xfff == self.page;
+        let in_region = self.blocks.iter().find(|block| block.rip == rip);
+        if let (Some(block), false) = (in_region, self.chaining.slots.is_null()) {
+            // A loop or a branch within the region: a jump inside this function, with the
+            // registers (already stored) and flags in the state.
+            let header = block.header;
             let cache = self.cache.clone();
             self.write_back(&cache);
             let next = self.b.ins().iadd_imm_s(self.icount0, self.index as i64 + 1);
-            self.b.ins().jump(self.header, &[BlockArg::Value(next)]);
+            self.b.ins().jump(header, &[BlockArg::Value(next)]);
             return;
         }
         if self.chaining.slots.is_null() || !same_page {
@@ -597,7 +644,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.store_rip(rip);
         self.store_icount(self.index + 1);
         // The slot lives in the block's own allocation, as long as this code.
-        let slot_addr = self.chaining.slots.wrapping_add(slot) as i64;
+        let slot_addr = self.chaining.slots.wrapping_add(2 * self.current + slot) as i64;
         let slot_addr = self.b.ins().iconst(types::I64, slot_addr);
         let next = self.b.ins().load(types::I64, state_flags(), slot_addr, 0);
         let linked = self.b.create_block();
@@ -632,16 +679,18 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.switch_to_block(go_on);
     }
 
+    /// Lays the current block out with the cold ones.
+    fn mark_current_cold(&mut self) {
+        if let Some(block) = self.b.current_block() {
+            self.b.set_cold_block(block);
+        }
+    }
+
     /// A call to helper `f` with signature `sig`.
     fn call_helper(&mut self, sig: SigRef, f: *const (), args: &[Value]) -> Option<Value> {
         let callee = self.b.ins().iconst(types::I64, f as i64);
         let call = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(call).first().copied()
-    }
-
-    /// A jump carrying one value.
-    fn jump_with(&mut self, to: cranelift_codegen::ir::Block, v: Value) {
-        self.b.ins().jump(to, &[BlockArg::Value(v)]);
     }
 }
 

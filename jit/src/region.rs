@@ -1,0 +1,208 @@
+//! Regions: a hot loop compiled as one host function.
+//!
+//! A block whose code loops back to it through other blocks of its own page (a decoder's
+//! state machine, a scan loop split by a branch) would otherwise leave its function and
+//! enter another at every one of those branches: a tail call, a frame set up and torn down,
+//! the budget checked. When such a block is translated, the blocks of its page that its
+//! direct branches reach are decoded too, and those from which it can be reached again are
+//! translated with it; branches between them become jumps inside the function (see
+//! `translate::Translator::emit_region`). Everything stays on one page, so the region is
+//! dropped with its page like a single block.
+
+use iced_x86::{FlowControl, Instruction, OpKind};
+use std::ops::Range;
+
+/// The most guest blocks in one region.
+pub const MAX_REGION_BLOCKS: usize = 16;
+/// The most guest instructions in one region.
+pub const MAX_REGION_INSNS: usize = 256;
+
+/// The guest blocks translated together, the entered one first.
+#[derive(Debug)]
+pub struct Region {
+    /// Every block's instructions, one after the other.
+    pub insns: Vec<Instruction>,
+    /// Each block's range in `insns`.
+    pub blocks: Vec<Range<usize>>,
+}
+
+impl Region {
+    /// A region of the one block `insns`.
+    pub fn single(insns: Vec<Instruction>) -> Self {
+        let blocks = std::iter::once(0..insns.len()).collect();
+        Self { insns, blocks }
+    }
+
+    /// Instructions of the entered block (what the dispatcher's budget check counts).
+    pub fn entry_len(&self) -> usize {
+        self.blocks.first().map_or(0, |range| range.len())
+    }
+}
+
+/// The RIPs a block's end goes on to directly and the translator chains to: both ways of a
+/// Jcc, a direct JMP or CALL target, and the next instruction after a block cut for its
+/// size or after a REP string instruction.
+pub fn successors(insns: &[Instruction]) -> Vec<u64> {
+    let Some(last) = insns.last() else {
+        return Vec::new();
+    };
+    if last.is_jcc_short_or_near() {
+        return vec![last.near_branch_target(), last.next_ip()];
+    }
+    match last.flow_control() {
+        FlowControl::UnconditionalBranch | FlowControl::Call
+            if last.op_kind(0) == OpKind::NearBranch64 =>
+        {
+            vec![last.near_branch_target()]
+        }
+        FlowControl::Next if crate::translate::may_chain_after(last) => vec![last.next_ip()],
+        _ => Vec::new(),
+    }
+}
+
+/// The region entered at `first` (a block of 64-bit code): `decode` gives the in-page
+/// block at a RIP, or `None`. Only blocks on `first`'s page from which `first` can be
+/// reached again join it.
+pub fn form(
+    first: Vec<Instruction>,
+    mut decode: impl FnMut(u64) -> Option<Vec<Instruction>>,
+) -> Region {
+    let Some(page) = first.first().map(|insn| insn.ip() & !0xfff) else {
+        return Region::single(first);
+    };
+    let mut found = vec![first];
+    let mut total = found[0].len();
+    let mut next = 0;
+    while next < found.len() {
+        for rip in successors(&found[next]) {
+            let known = found.iter().any(|block| block[0].ip() == rip);
+            if known || rip & !0xfff != page || found.len() >= MAX_REGION_BLOCKS {
+                continue;
+            }
+            match decode(rip) {
+                Some(block) if !block.is_empty() && total + block.len() <= MAX_REGION_INSNS => {
+                    total += block.len();
+                    found.push(block);
+                }
+                _ => {}
+            }
+        }
+        next += 1;
+    }
+    let keep = reaching_the_entry(&found);
+    let mut region = Region {
+        insns: Vec::with_capacity(total),
+        blocks: Vec::new(),
+    };
+    for (block, _) in found.into_iter().zip(keep).filter(|(_, keep)| *keep) {
+        let start = region.insns.len();
+        region.insns.extend(block);
+        region.blocks.push(start..region.insns.len());
+    }
+    region
+}
+
+/// For each block, whether it is the entry (the first) or the entry can be reached from
+/// it through direct branches among `blocks`.
+fn reaching_the_entry(blocks: &[Vec<Instruction>]) -> Vec<bool> {
+    let starts: Vec<u64> = blocks.iter().map(|block| block[0].ip()).collect();
+    let edges: Vec<Vec<usize>> = blocks
+        .iter()
+        .map(|block| {
+            successors(block)
+                .iter()
+                .filter_map(|rip| starts.iter().position(|start| start == rip))
+                .collect()
+        })
+        .collect();
+    let mut reaches = vec![false; blocks.len()];
+    loop {
+        let mut changed = false;
+        for (n, targets) in edges.iter().enumerate() {
+            if !reaches[n] && targets.iter().any(|&t| t == 0 || reaches[t]) {
+                reaches[n] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    reaches[0] = true;
+    reaches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    /// Blocks decoded from `code` placed at `base`: each block runs from a RIP to the first
+    /// control transfer.
+    fn decoder_for(base: u64, code: &[u8]) -> impl FnMut(u64) -> Option<Vec<Instruction>> + '_ {
+        move |rip| {
+            let offset = usize::try_from(rip.checked_sub(base)?).ok()?;
+            let mut decoder = Decoder::with_ip(64, code.get(offset..)?, rip, DecoderOptions::NONE);
+            let mut block = Vec::new();
+            while decoder.can_decode() {
+                let insn = decoder.decode();
+                block.push(insn);
+                if crate::block::ends_block(&insn).is_some() {
+                    break;
+                }
+            }
+            Some(block)
+        }
+    }
+
+    fn starts(region: &Region) -> Vec<u64> {
+        region
+            .blocks
+            .iter()
+            .map(|range| region.insns[range.start].ip())
+            .collect()
+    }
+
+    #[test]
+    fn a_loop_split_by_a_branch_is_one_region() {
+        // 0x1000: movzx edx, byte [r9+rax] ; cmp dl, 0xe8 ; jne 0x100c
+        // 0x100a: nop ; nop
+        // 0x100c: inc rax ; cmp rax, r10 ; jb 0x1000
+        // 0x1014: ret
+        let code = [
+            0x41, 0x0f, 0xb6, 0x14, 0x01, 0x80, 0xfa, 0xe8, 0x75, 0x02, 0x90, 0x90, 0x48, 0xff,
+            0xc0, 0x4c, 0x39, 0xd0, 0x72, 0xec, 0xc3,
+        ];
+        let mut decode = decoder_for(0x1000, &code);
+        let first = decode(0x1000).unwrap();
+        let region = form(first, decode);
+        // The entry, the jne target (which loops back), and the fall-through nops that
+        // run into it; not the ret after the loop.
+        assert_eq!(starts(&region), [0x1000, 0x100c, 0x100a]);
+        assert_eq!(region.entry_len(), 3);
+        assert_eq!(region.insns.len(), 3 + 3 + 5);
+    }
+
+    #[test]
+    fn straight_code_stays_a_single_block() {
+        // 0x1000: add eax, 1 ; jne 0x1008 ; nop x3 ; 0x1008: ret
+        let code = [0x83, 0xc0, 0x01, 0x75, 0x03, 0x90, 0x90, 0x90, 0xc3];
+        let mut decode = decoder_for(0x1000, &code);
+        let first = decode(0x1000).unwrap();
+        let region = form(first, decode);
+        assert_eq!(starts(&region), [0x1000]);
+    }
+
+    #[test]
+    fn other_pages_stay_out() {
+        // 0x1ffc: jmp 0x2000 (the next page) ... which would jump back.
+        let mut code = vec![0x90; 4];
+        code[0] = 0xeb;
+        code[1] = 0x02;
+        code.extend_from_slice(&[0xeb, 0xfa]); // 0x2000: jmp 0x1ffc
+        let mut decode = decoder_for(0x1ffc, &code);
+        let first = decode(0x1ffc).unwrap();
+        let region = form(first, decode);
+        assert_eq!(starts(&region), [0x1ffc]);
+    }
+}
