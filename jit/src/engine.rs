@@ -358,7 +358,24 @@ impl Jit {
         let chained = self.checker.is_none() && mode.bitness == 64;
         let region = if chained && in_page {
             let max_insns = self.max_block_insns;
+            // Only blocks that ran (translated, or reached half as often as it takes to
+            // translate them) join: a loop's rare paths would cost compile time for nothing.
+            let warm_after = self.translate_after / 2;
+            let (heat, cache) = (&self.heat, &self.cache);
             crate::region::form(insns, |rip| {
+                let key = Key {
+                    phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
+                    rip,
+                    mode,
+                };
+                let heat = heat.get(&key);
+                let cold = heat.is_none_or(|h| h.reached < warm_after);
+                if warm_after > 0 && cold && cache.get(&key).is_none() {
+                    return None;
+                }
+                if let Some(decoded) = heat.and_then(|h| h.decoded.as_ref()) {
+                    return Some(decoded.to_vec());
+                }
                 let mut at = cpu.clone();
                 at.rip = rip;
                 match decode_capped(&at, mem, max_insns) {
