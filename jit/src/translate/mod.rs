@@ -568,11 +568,12 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn exit_to(&mut self, rip: Value) {
         let cache = self.cache.clone();
         self.write_back(&cache);
-        self.store_rip_value(rip);
         self.store_icount(self.index + 1);
         if let (true, Some(tlb)) = (self.chaining.jump_cache, self.tlb) {
             self.jump_through_cache(rip, tlb);
         }
+        // Needed only on the way to the dispatcher (see `exit_chained`).
+        self.store_rip_value(rip);
         let code = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
         self.b.ins().return_(&[code]);
     }
@@ -641,7 +642,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let cache = self.cache.clone();
         self.write_back(&cache);
-        self.store_rip(rip);
         self.store_icount(self.index + 1);
         // The slot lives in the block's own allocation, as long as this code.
         let slot_addr = self.chaining.slots.wrapping_add(2 * self.current + slot) as i64;
@@ -655,6 +655,9 @@ impl<'a, 'f> Translator<'a, 'f> {
             .ins()
             .return_call_indirect(self.sigs.block, next, &[self.cpu, self.ctx]);
         self.b.switch_to_block(unlinked);
+        // Only the dispatcher reads RIP between blocks: every exit to it stores RIP (or
+        // leaves the interpreter's), so a linked successor does not need it.
+        self.store_rip(rip);
         let f = state_flags();
         self.b
             .ins()
