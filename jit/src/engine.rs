@@ -357,32 +357,7 @@ impl Jit {
         self.compiled_since_flush += 1;
         let chained = self.checker.is_none() && mode.bitness == 64;
         let region = if chained && in_page {
-            let max_insns = self.max_block_insns;
-            // Only blocks that ran (translated, or reached half as often as it takes to
-            // translate them) join: a loop's rare paths would cost compile time for nothing.
-            let warm_after = self.translate_after / 2;
-            let (heat, cache) = (&self.heat, &self.cache);
-            crate::region::form(insns, |rip| {
-                let key = Key {
-                    phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
-                    rip,
-                    mode,
-                };
-                let heat = heat.get(&key);
-                let cold = heat.is_none_or(|h| h.reached < warm_after);
-                if warm_after > 0 && cold && cache.get(&key).is_none() {
-                    return None;
-                }
-                if let Some(decoded) = heat.and_then(|h| h.decoded.as_ref()) {
-                    return Some(decoded.to_vec());
-                }
-                let mut at = cpu.clone();
-                at.rip = rip;
-                match decode_capped(&at, mem, max_insns) {
-                    Ok((insns, true)) => Some(insns),
-                    _ => None,
-                }
-            })
+            self.region_of(insns, cpu, mem, mode, phys)
         } else {
             crate::region::Region::single(insns)
         };
@@ -442,6 +417,42 @@ impl Jit {
             slots,
             insns,
             entry_len,
+        })
+    }
+
+    /// The region entered at the block `insns` (at CS:RIP, physical `phys`; see
+    /// [`crate::region`]). Only blocks that ran (translated, or reached half as often as it
+    /// takes to translate them; any, when translating at once) join: a loop's rare paths
+    /// would cost compile time for nothing.
+    fn region_of(
+        &self,
+        insns: Vec<Instruction>,
+        cpu: &CpuState,
+        mem: &mut dyn Memory,
+        mode: Mode,
+        phys: u64,
+    ) -> crate::region::Region {
+        let warm_after = self.translate_after / 2;
+        crate::region::form(insns, |rip| {
+            let key = Key {
+                phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
+                rip,
+                mode,
+            };
+            let heat = self.heat.get(&key);
+            let cold = heat.is_none_or(|h| h.reached < warm_after);
+            if warm_after > 0 && cold && self.cache.get(&key).is_none() {
+                return None;
+            }
+            if let Some(decoded) = heat.and_then(|h| h.decoded.as_ref()) {
+                return Some(decoded.to_vec());
+            }
+            let mut at = cpu.clone();
+            at.rip = rip;
+            match decode_capped(&at, mem, self.max_block_insns) {
+                Ok((insns, true)) => Some(insns),
+                _ => None,
+            }
         })
     }
 
