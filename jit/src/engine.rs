@@ -656,7 +656,7 @@ fn mode_of(cpu: &CpuState, has_tlb: bool) -> Mode {
     let alignment_checks = cpu.cr0 & (1 << 18) != 0 && cpu.flags.bits & AC != 0 && cpl == 3;
     Mode {
         bitness,
-        tlb_mode: usize::from(cpl == 3),
+        tlb_mode: softvisor_mmu::tlb::tlb_set(&softvisor_cpu::system::paging_context(cpu)),
         inline_memory: bitness == 64 && !alignment_checks && has_tlb,
     }
 }

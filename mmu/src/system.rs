@@ -3,8 +3,8 @@
 //! JIT's self-modifying-code detection.
 
 use crate::bus::Bus;
-use crate::paging::{self, PagingContext, PagingMode, Privilege, Translation, CR4_PGE, CR4_SMAP};
-use crate::tlb::{tlb_mode, Tlb, TlbFill};
+use crate::paging::{self, PagingContext, Privilege, Translation, CR4_PGE};
+use crate::tlb::{tlb_set, Tlb, TlbFill};
 use crate::{AccessKind, GuestRam, MemFault, Memory, PAGE_SIZE};
 
 /// RAM, MMIO, paging and the TLB of one vCPU.
@@ -13,12 +13,11 @@ pub struct SystemMemory {
     pub ram: GuestRam,
     /// MMIO windows (addresses outside RAM).
     pub mmio: Bus,
-    /// The software TLB (boxed: about 24 KiB).
+    /// The software TLB (boxed: about 42 KiB). Kernel translations of user pages under
+    /// SMAP go to its AC set ([`crate::tlb::SUPERVISOR_AC_SET`]): without them every
+    /// byte of copy_to_user walked the page tables, and with them in the AC set translated
+    /// copy loops probe them inline.
     pub tlb: Box<Tlb>,
-    /// Kernel (explicit, CPL < 3) translations of user pages under SMAP, valid only while
-    /// RFLAGS.AC is set: kept apart from `tlb`, whose entries the JIT's inline path trusts
-    /// whatever AC is. Without it every byte of copy_to_user walked the page tables.
-    smap_tlb: Box<Tlb>,
     paging: PagingContext,
     /// One bit per RAM page: the page holds translated code.
     code_pages: Vec<u64>,
@@ -42,7 +41,6 @@ impl SystemMemory {
             ram,
             mmio,
             tlb: Box::new(Tlb::new()),
-            smap_tlb: Box::new(Tlb::new()),
             paging: PagingContext::default(),
             code_pages: vec![0; pages.div_ceil(64)],
             written_code: Vec::new(),
@@ -62,7 +60,6 @@ impl SystemMemory {
         if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
             *word |= 1 << (page % 64);
             self.tlb.protect_phys_page(page * PAGE_SIZE);
-            self.smap_tlb.protect_phys_page(page * PAGE_SIZE);
         }
     }
 
@@ -88,18 +85,15 @@ impl SystemMemory {
         kind: AccessKind,
         who: Privilege,
     ) -> Result<u64, MemFault> {
+        // Implicit supervisor accesses (descriptor tables) look in set 0 and are never
+        // cached (see `fill_tlb`), so SMAP never lets them through a cached user page.
         let mode = if who == Privilege::Supervisor {
             0
         } else {
-            tlb_mode(self.paging.cpl)
+            tlb_set(&self.paging)
         };
         if let Some(host) = self.tlb.lookup(mode, linear, kind) {
             return Ok(host.wrapping_sub(self.ram_base()));
-        }
-        if mode == 0 && who == Privilege::Current && self.smap_override() {
-            if let Some(host) = self.smap_tlb.lookup(0, linear, kind) {
-                return Ok(host.wrapping_sub(self.ram_base()));
-            }
         }
         let t = paging::translate(&self.paging, &mut self.ram, linear, kind, who).map_err(|f| {
             MemFault {
@@ -112,26 +106,17 @@ impl SystemMemory {
         Ok(t.phys)
     }
 
-    /// Whether SMAP is on and RFLAGS.AC lets explicit kernel accesses reach user pages.
-    fn smap_override(&self) -> bool {
-        self.paging.ac && self.paging.cr4 & CR4_SMAP != 0 && self.paging.mode() != PagingMode::Off
-    }
-
     fn ram_base(&self) -> u64 {
         self.ram.slice(0, 0).map_or(0, |s| s.as_ptr() as u64)
     }
 
-    /// Caches a RAM translation. Pages the fast path must not take (MMIO, SMAP-guarded
-    /// user pages seen from the kernel) are left uncached.
+    /// Caches a RAM translation in set `mode`. MMIO pages and implicit supervisor accesses
+    /// are left uncached.
     fn fill_tlb(&mut self, mode: usize, linear: u64, t: &Translation, who: Privilege) {
         let phys_page = t.phys & !(PAGE_SIZE - 1);
         if phys_page >= self.ram.size() || who == Privilege::Supervisor {
             return;
         }
-        let smap_guarded = self.paging.cr4 & CR4_SMAP != 0
-            && mode == 0
-            && t.user
-            && self.paging.mode() != PagingMode::Off;
         let fill = TlbFill {
             linear,
             phys_page,
@@ -142,21 +127,14 @@ impl SystemMemory {
             page_size: t.page_size,
             global: t.global,
         };
-        if smap_guarded {
-            // Allowed only because AC is set now (the walk succeeded): the AC-only TLB.
-            self.smap_tlb.fill(0, &fill);
-        } else {
-            self.tlb.fill(mode, &fill);
-        }
+        self.tlb.fill(mode, &fill);
     }
 
     fn flush_all_tlbs(&mut self, keep_global: bool) {
-        for tlb in [&mut self.tlb, &mut self.smap_tlb] {
-            if keep_global {
-                tlb.flush_non_global();
-            } else {
-                tlb.flush_all();
-            }
+        if keep_global {
+            self.tlb.flush_non_global();
+        } else {
+            self.tlb.flush_all();
         }
     }
 
@@ -330,7 +308,6 @@ impl Memory for SystemMemory {
 
     fn invalidate_page(&mut self, linear: u64) {
         self.tlb.flush_page(linear);
-        self.smap_tlb.flush_page(linear);
     }
 
     fn flush_tlb(&mut self) {
@@ -341,7 +318,8 @@ impl Memory for SystemMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paging::{CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_NXE};
+    use crate::paging::{CR0_PG, CR0_WP, CR4_PAE, CR4_SMAP, EFER_LMA, EFER_NXE};
+    use crate::tlb::SUPERVISOR_AC_SET;
 
     const PT_FLAGS: u64 = 7;
 
@@ -393,10 +371,19 @@ mod tests {
         assert!(mem.read_u8(0x6000).is_err(), "SMAP without AC faults");
         mem.set_paging(&PagingContext { ac: true, ..smap });
         mem.write_u8(0x6000, 5).unwrap();
+        mem.read_u8(0x7000).unwrap();
         assert!(
             mem.tlb.lookup(0, 0x6000, AccessKind::Read).is_none(),
-            "not in the TLB the inline path trusts"
+            "not in the supervisor set, which code running without AC probes"
         );
+        for page in [0x6000, 0x7000] {
+            assert!(
+                mem.tlb
+                    .lookup(SUPERVISOR_AC_SET, page, AccessKind::Read)
+                    .is_some(),
+                "in the AC set, which code running with AC probes"
+            );
+        }
         // Unmapping without INVLPG: the cached translation still serves, as on hardware.
         mem.write_u64(0x4000 + 8 * 6, 0).unwrap();
         assert_eq!(mem.read_u8(0x6000).unwrap(), 5);

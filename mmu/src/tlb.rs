@@ -1,9 +1,9 @@
 //! The software TLB: a direct-mapped cache of linear-to-host translations, one set per
-//! privilege (supervisor, user), with separate read, write and execute tags.
+//! privilege (see [`tlb_set`]), with separate read, write and execute tags.
 //!
 //! Layout (fixed; generated code indexes it, so it is `#[repr(C)]`):
 //! `Tlb::entries[mode][index]` with `index = (linear >> 12) % TLB_ENTRIES` and
-//! `mode = 0` (CPL 0-2) or `1` (CPL 3). An entry is 32 bytes:
+//! `mode` the set of [`tlb_set`]. An entry is 32 bytes:
 //! `read_tag, write_tag, exec_tag, addend`, all `u64`. A tag is the page-aligned linear
 //! address when that kind of access may use the fast path, and [`INVALID_TAG`] otherwise.
 //! The fast path is: compute the index, compare `linear & !0xfff` with the tag, check the
@@ -12,12 +12,19 @@
 //! A write tag is only filled for RAM pages that are writable, already dirty, and hold no
 //! translated code; MMIO pages get no tags at all. Everything else takes the slow path.
 
+use crate::paging::{PagingContext, PagingMode, CR4_SMAP};
+
 /// Entries per privilege set.
 pub const TLB_ENTRIES: usize = 256;
 /// A tag that matches no page-aligned address.
 pub const INVALID_TAG: u64 = u64::MAX;
-/// Privilege sets: supervisor and user.
-pub const TLB_MODES: usize = 2;
+/// Privilege sets: supervisor, user, and supervisor while SMAP lets explicit accesses
+/// reach user pages (RFLAGS.AC set): that set's entries may map user pages for the kernel,
+/// so they are used only while AC stays set, by the slow path and by blocks translated
+/// for it alike.
+pub const TLB_MODES: usize = 3;
+/// The set of supervisor accesses under SMAP with RFLAGS.AC set.
+pub const SUPERVISOR_AC_SET: usize = 2;
 
 /// One fast-path entry.
 #[repr(C)]
@@ -107,10 +114,18 @@ pub fn tlb_index(linear: u64) -> usize {
     ((linear >> 12) as usize) % TLB_ENTRIES
 }
 
-/// The privilege set for a CPL.
+/// The set explicit accesses use under paging context `ctx`: 1 at CPL 3, else
+/// [`SUPERVISOR_AC_SET`] when SMAP is on and RFLAGS.AC set, else 0. Generated code picks its
+/// set with the same function, from the CPU state the paging context is synced from.
 #[inline]
-pub fn tlb_mode(cpl: u8) -> usize {
-    usize::from(cpl == 3)
+pub fn tlb_set(ctx: &PagingContext) -> usize {
+    if ctx.cpl == 3 {
+        1
+    } else if ctx.ac && ctx.cr4 & CR4_SMAP != 0 && ctx.mode() != PagingMode::Off {
+        SUPERVISOR_AC_SET
+    } else {
+        0
+    }
 }
 
 impl Tlb {

@@ -25,6 +25,33 @@ test_main:
     stac
     mov byte ptr [0x600000], 7
     clac
+    # copy_to_user's shape: a loop under STAC storing to a user page and a supervisor page
+    # (under the JIT both through the TLB set kept for AC), then summing the user copy.
+    stac
+    xor ecx, ecx
+3:  imul rax, rcx, 0x12345
+    mov qword ptr [0x600100 + rcx * 8], rax
+    mov qword ptr [0x40000 + rcx * 8], rax
+    add rcx, 1
+    cmp rcx, 64
+    jb 3b
+    xor eax, eax
+    xor ecx, ecx
+4:  add rax, qword ptr [0x600100 + rcx * 8]
+    add rcx, 1
+    cmp rcx, 64
+    jb 4b
+    clac
+    cmp rax, 0x12345 * 2016
+    jne bad
+    cmp qword ptr [0x40000 + 63 * 8], 0x12345 * 63
+    jne bad
+    # With AC clear again, the user page faults although the AC set maps it.
+    lea r15, [rip + 5f]
+    mov rax, qword ptr [0x600100]
+    jmp bad
+5:  cmp qword ptr [LAST_ERROR], 1
+    jne bad
     lea r15, [rip + 2f]
     mov byte ptr [0x600000], 8
     jmp bad

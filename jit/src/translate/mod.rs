@@ -44,7 +44,8 @@ use std::ops::Range;
 pub struct Mode {
     /// Code size: 16, 32 or 64.
     pub bitness: u32,
-    /// TLB set of the current privilege (0 supervisor, 1 user).
+    /// TLB set of explicit accesses (`softvisor_mmu::tlb::tlb_set`: supervisor, user, or
+    /// supervisor with SMAP overridden by RFLAGS.AC).
     pub tlb_mode: usize,
     /// Memory operands may probe the TLB inline (64-bit mode, a TLB present, no alignment
     /// checking).
