@@ -26,15 +26,12 @@ pub mod exit {
     pub const INTERPRET: u64 = 4;
 }
 
-/// What a slow-path memory helper reports in [`JitContext::status`]. The status only
-/// rises within a run of translated code (a later access of the same instruction does not
-/// hide an earlier one's side exit); any value but [`status::OK`] ends the run.
+/// What a slow-path memory helper reports in [`JitContext::status`].
 pub mod status {
     /// Done.
     pub const OK: u64 = 0;
-    /// Done, and the block must stop after this instruction (MMIO or a code-page write).
-    pub const SIDE_EXIT: u64 = 1;
-    /// Not done: the access faults, so the instruction must be redone by the interpreter.
+    /// Not done (a fault, MMIO, a code-page write): the block leaves and the interpreter
+    /// redoes the instruction.
     pub const REDO: u64 = 2;
 }
 

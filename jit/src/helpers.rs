@@ -84,8 +84,11 @@ fn exit_of(
     }
 }
 
-/// The slow path of a `size`-byte load at linear `addr` in 64-bit mode. Touches only
-/// memory; sets [`JitContext::status`].
+/// The slow path of a `size`-byte load at linear `addr` in 64-bit mode: makes it if it is
+/// a plain RAM access ([`softvisor_mmu::Memory::read_plain`]), else sets
+/// [`JitContext::status`] to [`status::REDO`] having done nothing, and the block redoes the
+/// instruction in the interpreter (which raises a fault, or reaches MMIO and stops the
+/// block after the instruction). Touches only memory.
 ///
 /// # Safety
 /// `ctx` must be the live context of the running block.
@@ -94,24 +97,18 @@ pub unsafe extern "C" fn load(ctx: *mut JitContext<'_>, addr: u64, size: u64) ->
     let ctx = unsafe { &mut *ctx };
     // SAFETY: the memory outlives the block and nothing else borrows it meanwhile.
     let mem = unsafe { &mut *ctx.mem };
-    if !is_canonical(addr) {
+    let value = is_canonical(addr)
+        .then(|| mem.read_plain(addr, size as usize))
+        .flatten();
+    value.unwrap_or_else(|| {
         ctx.status = status::REDO;
-        return 0;
-    }
-    match mem.read_sized(addr, size as usize) {
-        Ok(value) => {
-            ctx.status = ctx.status.max(side_exit_status(mem.take_side_exit()));
-            value
-        }
-        Err(_) => {
-            ctx.status = status::REDO;
-            0
-        }
-    }
+        0
+    })
 }
 
-/// The slow path of a `size`-byte store of `value` at linear `addr` in 64-bit mode.
-/// Touches only memory; sets [`JitContext::status`].
+/// The slow path of a `size`-byte store of `value` at linear `addr` in 64-bit mode: as
+/// [`load`], with [`softvisor_mmu::Memory::write_plain`] (a write to a tracked code page is
+/// redone too, so the interpreter reports it). Touches only memory.
 ///
 /// # Safety
 /// `ctx` must be the live context of the running block.
@@ -120,21 +117,8 @@ pub unsafe extern "C" fn store(ctx: *mut JitContext<'_>, addr: u64, size: u64, v
     let ctx = unsafe { &mut *ctx };
     // SAFETY: the memory outlives the block and nothing else borrows it meanwhile.
     let mem = unsafe { &mut *ctx.mem };
-    if !is_canonical(addr) {
+    if !(is_canonical(addr) && mem.write_plain(addr, size as usize, value)) {
         ctx.status = status::REDO;
-        return;
-    }
-    ctx.status = match mem.write_sized(addr, size as usize, value) {
-        Ok(()) => ctx.status.max(side_exit_status(mem.take_side_exit())),
-        Err(_) => status::REDO,
-    };
-}
-
-fn side_exit_status(side_exit: bool) -> u64 {
-    if side_exit {
-        status::SIDE_EXIT
-    } else {
-        status::OK
     }
 }
 

@@ -107,6 +107,22 @@ pub trait Memory {
         false
     }
 
+    /// Reads `size` bytes (1, 2, 4 or 8) at `addr` if that is a plain RAM access: it
+    /// translates without a fault (setting accessed bits as the access would) and reaches
+    /// only RAM. Otherwise does nothing else and returns `None`, and the caller makes the
+    /// access through [`Memory::read`], which also handles MMIO and faults. `None` (the
+    /// default) is always correct.
+    fn read_plain(&mut self, _addr: u64, _size: usize) -> Option<u64> {
+        None
+    }
+
+    /// Writes the low `size` bytes (1, 2, 4 or 8) of `value` at `addr` if that is a plain
+    /// RAM access: as [`Memory::read_plain`], and no page written holds tracked code.
+    /// Returns whether it wrote.
+    fn write_plain(&mut self, _addr: u64, _size: usize, _value: u64) -> bool {
+        false
+    }
+
     /// Whether an access since the last call did something a translated block must stop
     /// after: it reached MMIO (a device may now raise an interrupt) or wrote a tracked code
     /// page. Clears the MMIO part; written code pages stay until [`Memory::take_written_code`].

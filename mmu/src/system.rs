@@ -218,6 +218,23 @@ impl SystemMemory {
     }
 }
 
+impl SystemMemory {
+    /// Whether `len` bytes at `addr` translate (with the access's side effects on the page
+    /// tables) to RAM only, and for a write to no tracked code page.
+    fn is_plain_ram(&mut self, addr: u64, len: usize, kind: AccessKind) -> bool {
+        let Ok(pieces) = self.translate_range(addr, len, kind, Privilege::Current) else {
+            return false;
+        };
+        pieces
+            .iter()
+            .filter(|&&(_, len)| len > 0)
+            .all(|&(phys, len)| {
+                let in_ram = phys + len as u64 <= self.ram.size();
+                in_ram && (kind != AccessKind::Write || !self.is_code_page(phys))
+            })
+    }
+}
+
 impl Memory for SystemMemory {
     fn read(&mut self, addr: u64, buf: &mut [u8], kind: AccessKind) -> Result<(), MemFault> {
         self.read_as(addr, buf, kind, Privilege::Current)
@@ -300,6 +317,18 @@ impl Memory for SystemMemory {
     fn is_ram(&mut self, linear: u64, kind: AccessKind) -> bool {
         self.translate(linear, kind, Privilege::Current)
             .is_ok_and(|phys| phys < self.ram.size())
+    }
+
+    fn read_plain(&mut self, addr: u64, size: usize) -> Option<u64> {
+        if !self.is_plain_ram(addr, size, AccessKind::Read) {
+            return None;
+        }
+        self.read_sized(addr, size).ok()
+    }
+
+    fn write_plain(&mut self, addr: u64, size: usize, value: u64) -> bool {
+        self.is_plain_ram(addr, size, AccessKind::Write)
+            && self.write_sized(addr, size, value).is_ok()
     }
 
     fn take_side_exit(&mut self) -> bool {
@@ -395,6 +424,29 @@ mod tests {
         mem.set_paging(&PagingContext { ac: true, ..smap });
         mem.invalidate_page(0x6000);
         assert!(mem.read_u8(0x6000).is_err(), "INVLPG drops it");
+    }
+
+    #[test]
+    fn plain_accesses_reach_ram_only_and_do_nothing_otherwise() {
+        let mut mem = machine();
+        assert!(mem.write_plain(0x5010, 4, 0xdead_beef));
+        assert_eq!(mem.read_plain(0x40_0010, 4), Some(0xdead_beef));
+        assert_eq!(mem.read_plain(0x60_0000, 1), None, "not mapped");
+        // Linear 0x1f_f000 -> physical 0x50_0000, past RAM: MMIO.
+        mem.write_u64(0x4000 + 8 * 511, 0x50_0000 | PT_FLAGS | 0x60)
+            .unwrap();
+        assert_eq!(mem.read_plain(0x1f_f000, 4), None);
+        assert!(!mem.write_plain(0x1f_effe, 4, 1), "crosses into MMIO");
+        assert_eq!(mem.read_u16(0x1f_effe).unwrap(), 0, "and wrote nothing");
+        assert!(!mem.take_side_exit(), "no device was touched");
+        mem.mark_code_page(0x5000);
+        assert_eq!(mem.read_plain(0x5010, 4), Some(0xdead_beef));
+        assert!(
+            !mem.write_plain(0x40_0010, 4, 1),
+            "a code page, through an alias"
+        );
+        assert_eq!(mem.read_u32(0x5010).unwrap(), 0xdead_beef);
+        assert!(mem.take_written_code().is_empty());
     }
 
     #[test]

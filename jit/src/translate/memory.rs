@@ -5,10 +5,11 @@
 //! checks the access stays inside the page, adds the host addend and loads or stores
 //! directly (little-endian, no alignment assumed, so any host works). A miss, an MMIO page,
 //! a tracked code page, a page-crossing access or a non-canonical address calls the slow
-//! path helper instead, which goes through the same `Memory` the interpreter uses.
+//! path helper instead, which goes through the same `Memory` the interpreter uses and
+//! makes plain RAM accesses only; anything else the interpreter redoes.
 
 use super::{size_mask, state_flags, Translator};
-use crate::context::{status, LOADED, STATUS};
+use crate::context::{LOADED, STATUS};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::BlockArg;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
@@ -121,15 +122,13 @@ impl Translator<'_, '_> {
         self.access(linear, size, Access::Write, Some(value));
     }
 
-    /// One access: inline TLB probe, slow path on a miss; a fault redoes the instruction.
-    /// A slow path asking the block to stop returns [`status::SIDE_EXIT`], which the end
-    /// of the instruction tests (see `finish_insn`).
+    /// One access: inline TLB probe, slow path on a miss. The slow path makes the access
+    /// when it is plain RAM, else (a fault, MMIO, a code-page write) redoes the
+    /// instruction in the interpreter with nothing done; so no access of translated code
+    /// has a side effect the rest of the block would have to stop for.
     fn access(&mut self, linear: Value, size: u32, kind: Access, value: Option<Value>) -> Value {
         let merge = self.b.create_block();
         let result = self.b.append_block_param(merge, types::I64);
-        // The slow path's status, 0 from the fast path: the end of the instruction tests
-        // it without reading the context back.
-        let side = self.b.append_block_param(merge, types::I64);
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         if let Some(tlb) = self.tlb {
@@ -141,10 +140,7 @@ impl Translator<'_, '_> {
                 }
                 None => self.host_load(host, size),
             };
-            let ok = self.b.ins().iconst(types::I64, status::OK as i64);
-            self.b
-                .ins()
-                .jump(merge, &[BlockArg::Value(loaded), BlockArg::Value(ok)]);
+            self.b.ins().jump(merge, &[BlockArg::Value(loaded)]);
         } else {
             self.b.ins().jump(slow, &[]);
         }
@@ -164,25 +160,16 @@ impl Translator<'_, '_> {
                     .load(types::I64, state_flags(), self.ctx, LOADED)
             }
         };
+        // OK is 0: anything else is REDO.
         let st = self
             .b
             .ins()
             .load(types::I64, state_flags(), self.ctx, STATUS);
-        let failed = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, st, status::REDO as i64);
-        self.redo_if(failed);
-        // Still the slow path: cold, so the fast path falls through to the merge.
-        self.mark_current_cold();
+        let redo = self.redo_block();
         self.b
             .ins()
-            .jump(merge, &[BlockArg::Value(slow_value), BlockArg::Value(st)]);
+            .brif(st, redo, &[], merge, &[BlockArg::Value(slow_value)]);
         self.b.switch_to_block(merge);
-        self.side_status = Some(match self.side_status {
-            Some(earlier) => self.b.ins().bor(earlier, side),
-            None => side,
-        });
         result
     }
 

@@ -10,10 +10,11 @@
 //! [`crate::helpers::interpret`], so every instruction the interpreter supports runs here.
 //!
 //! Exceptions stay precise: within one translated instruction every memory access happens
-//! before any register or flag is changed, so when a slow-path access reports a fault the
-//! state at the start of the instruction is still in hand; the block writes it back and
-//! exits with [`exit::INTERPRET`], and the interpreter redoes the instruction and raises the
-//! exact fault.
+//! before any register or flag is changed, so when a slow-path access cannot be made as a
+//! plain RAM access (a fault, MMIO, a write to a tracked code page) the state at the start
+//! of the instruction is still in hand; the block writes it back and exits with
+//! [`exit::INTERPRET`], and the interpreter redoes the instruction, raising the exact fault
+//! or making the device access once.
 
 mod bits;
 mod control;
@@ -118,9 +119,6 @@ pub(crate) struct Translator<'a, 'f> {
     tlb: Option<Value>,
     sigs: Sigs,
     slow: SlowPaths,
-    /// The OR of the current instruction's access statuses (see `access`), once it has made
-    /// an access.
-    side_status: Option<Value>,
     /// The exit redoing the current instruction in the interpreter, once one is needed.
     redo: Option<cranelift_codegen::ir::Block>,
     /// State at the start of the current instruction.
@@ -231,7 +229,6 @@ impl<'a, 'f> Translator<'a, 'f> {
             tlb,
             sigs,
             slow,
-            side_status: None,
             redo: None,
             start: empty,
             index: 0,
@@ -322,7 +319,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.index = index;
         self.insn = *insn;
         self.start = self.cache.clone();
-        self.side_status = None;
         self.redo = None;
         // LOCK needs nothing more with one vCPU (the decoder already rejects it where it
         // is invalid).
@@ -336,29 +332,12 @@ impl<'a, 'f> Translator<'a, 'f> {
             Some(flow) => flow,
             None => self.emit_interpreted(insn, fetched),
         };
-        self.finish_insn(&flow);
+        self.finish_insn();
         flow
     }
 
-    /// After an inline instruction: stop if a slow-path access asked to, and emit the
-    /// instruction's redo exit if it needs one.
-    fn finish_insn(&mut self, flow: &Flow) {
-        if let (Some(side), Flow::Next) = (self.side_status.take(), flow) {
-            // Only a slow-path access makes it non-zero: SIDE_EXIT (REDO has left already).
-            let stop = self.b.create_block();
-            let go_on = self.b.create_block();
-            self.b.set_cold_block(stop);
-            self.b.ins().brif(side, stop, &[], go_on, &[]);
-            self.b.switch_to_block(stop);
-            let next = self.insn.next_ip();
-            self.emit_exit(
-                &self.cache.clone(),
-                Some(next),
-                self.index + 1,
-                exit::NORMAL,
-            );
-            self.b.switch_to_block(go_on);
-        }
+    /// After an instruction: emit its redo exit if it needs one.
+    fn finish_insn(&mut self) {
         if let Some(redo) = self.redo.take() {
             let current = self.b.current_block();
             self.b.switch_to_block(redo);
@@ -681,13 +660,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         let go_on = self.b.create_block();
         self.b.ins().brif(bad, redo, &[], go_on, &[]);
         self.b.switch_to_block(go_on);
-    }
-
-    /// Lays the current block out with the cold ones.
-    fn mark_current_cold(&mut self) {
-        if let Some(block) = self.b.current_block() {
-            self.b.set_cold_block(block);
-        }
     }
 
     /// A call to helper `f` with signature `sig`.
