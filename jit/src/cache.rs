@@ -66,6 +66,14 @@ pub struct Key {
     pub mode: Mode,
 }
 
+impl Key {
+    /// Its slot in a direct-mapped table of `slots` entries (a power of two up to 2^13).
+    pub(crate) fn front_slot(&self, slots: usize) -> usize {
+        let h = (self.phys ^ self.rip.rotate_left(20)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 51) as usize % slots
+    }
+}
+
 /// A translated block.
 pub struct Block {
     /// Its host code (tail-call convention; entered through the backend's trampoline).
@@ -137,8 +145,7 @@ impl BlockCache {
     }
 
     fn front_index(key: &Key) -> usize {
-        let h = (key.phys ^ key.rip.rotate_left(20)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 51) as usize % FRONT
+        key.front_slot(FRONT)
     }
 
     /// The code and length of the block for `key`, if translated: the dispatch path.

@@ -17,9 +17,10 @@
 
 use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
-use crate::cache::{Block, BlockCache, Key, KeyMap, MAX_BLOCKS};
+use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::context::{exit, JitContext};
+use crate::heat::{Heat, HeatIndex, HeatTable};
 use crate::jump_cache::{JumpCache, JumpEntry};
 use crate::translate::{Chaining, Mode, Translator};
 use crate::JitError;
@@ -36,17 +37,6 @@ pub const TRANSLATE_AFTER: u32 = 512;
 /// Blocks of fewer instructions are compiled without Cranelift's optimizer, unless they
 /// loop to themselves.
 const QUICK_BELOW: usize = 40;
-
-/// A block start not translated yet.
-struct Heat {
-    reached: u32,
-    /// Instructions the block would hold.
-    insns: u32,
-    /// Those instructions, decoded once, when they lie in one page (the page is tracked as
-    /// code, so a write to it drops this entry): the interpreter runs them without a
-    /// lookup per instruction.
-    decoded: Option<Box<[Instruction]>>,
-}
 
 /// Counters of what the engine did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -86,10 +76,7 @@ pub struct Jit {
     /// per run, not per dispatch).
     has_tlb: bool,
     /// Block starts reached but not translated yet.
-    heat: KeyMap<Heat>,
-    /// Physical pages that got heat entries since they were last written (so a code write
-    /// scans the heat map only when it can drop something).
-    heat_pages: std::collections::HashSet<u64>,
+    heat: HeatTable,
     /// See [`Jit::with_translate_after`].
     translate_after: u32,
     /// Instructions of a cold block still to step before the next lookup.
@@ -97,7 +84,7 @@ pub struct Jit {
     /// Blocks compiled into the current backend, live or dropped.
     compiled_since_flush: usize,
     /// The cold block the last lookup found, to run decoded (see [`Heat::decoded`]).
-    cold_block: Option<Key>,
+    cold_block: Option<HeatIndex>,
     /// Counters.
     pub stats: Stats,
 }
@@ -119,8 +106,7 @@ impl Jit {
             max_block_insns: crate::block::MAX_BLOCK_INSNS,
             checker: None,
             has_tlb: false,
-            heat: KeyMap::default(),
-            heat_pages: std::collections::HashSet::new(),
+            heat: HeatTable::default(),
             translate_after: TRANSLATE_AFTER,
             cold_left: 0,
             cold_block: None,
@@ -213,7 +199,7 @@ impl Jit {
                     self.run_block(&key, code, cpu, mem, platform, until)
                 }
                 _ => match self.cold_block.take() {
-                    Some(key) => self.run_cold(&key, cpu, mem, platform, until),
+                    Some(at) => self.run_cold(at, cpu, mem, platform, until),
                     None => {
                         self.stats.stepped += 1;
                         step_one(cpu, mem, platform, &mut self.decode_cache)
@@ -294,32 +280,31 @@ impl Jit {
             return false;
         }
         let max_insns = self.max_block_insns;
-        let heat_pages = &mut self.heat_pages;
-        let heat = self.heat.entry(*key).or_insert_with(|| {
-            heat_pages.insert(key.phys & !(PAGE_SIZE - 1));
-            cold_block(cpu, mem, max_insns)
-        });
+        let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
+        let Some(heat) = self.heat.get_mut(at) else {
+            return false;
+        };
         heat.reached += 1;
         if heat.reached < self.translate_after {
-            self.cold_block = Some(*key);
+            self.cold_block = Some(at);
             return true;
         }
         self.heat.remove(key);
         false
     }
 
-    /// Runs the cold block `key` (at CS:RIP) in the interpreter: its decoded instructions
-    /// in one go when it has them and fits in the budget, else one step (and the rest of
-    /// the block stepped before the next lookup).
+    /// Runs the cold block at `at` (at CS:RIP) in the interpreter: its decoded
+    /// instructions in one go when it has them and fits in the budget, else one step (and
+    /// the rest of the block stepped before the next lookup).
     fn run_cold(
         &mut self,
-        key: &Key,
+        at: HeatIndex,
         cpu: &mut CpuState,
         mem: &mut dyn Memory,
         platform: &mut dyn Platform,
         until: u64,
     ) -> Option<RunExit> {
-        if let Some(heat) = self.heat.get(key) {
+        if let Some(heat) = self.heat.get(at) {
             match &heat.decoded {
                 Some(insns) if cpu.icount + insns.len() as u64 <= until => {
                     let (ran, exit) = run_decoded(insns, cpu, mem, platform);
@@ -439,7 +424,7 @@ impl Jit {
                 rip,
                 mode,
             };
-            let heat = self.heat.get(&key);
+            let heat = self.heat.find(&key);
             let cold = heat.is_none_or(|h| h.reached < warm_after);
             if warm_after > 0 && cold && self.cache.get(&key).is_none() {
                 return None;
@@ -463,10 +448,7 @@ impl Jit {
             for (key, code) in self.cache.invalidate_page(page) {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
             }
-            if self.heat_pages.remove(&page) {
-                self.heat
-                    .retain(|key, _| key.phys & !(PAGE_SIZE - 1) != page);
-            }
+            self.heat.drop_page(page);
             self.decode_cache.invalidate_page(page);
         }
     }
@@ -488,7 +470,6 @@ impl Jit {
         self.cache = BlockCache::new();
         self.jump_cache.clear();
         self.heat.clear();
-        self.heat_pages.clear();
         self.pending_link = None;
         self.entry = None;
         self.slow_paths = None;

@@ -14,6 +14,7 @@ pub mod check;
 pub mod context;
 pub mod engine;
 mod error;
+mod heat;
 pub mod helpers;
 pub mod jump_cache;
 pub mod region;

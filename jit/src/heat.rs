@@ -1,0 +1,195 @@
+//! Block starts reached but not translated yet (see [`crate::engine`]'s hotness rule): how
+//! often each was reached, and its instructions decoded once for the interpreter.
+//!
+//! Every reach of a cold block start looks it up here, millions of times in a kernel boot,
+//! so entries live in a slab and a direct-mapped front table (like the block cache's) finds
+//! the common ones with one compare; the hash map behind it holds them all.
+
+use crate::cache::{Key, KeyMap};
+use iced_x86::Instruction;
+use softvisor_mmu::PAGE_SIZE;
+use std::collections::HashSet;
+
+/// Entries of the direct-mapped front table.
+const FRONT: usize = 1 << 13;
+
+/// A block start not translated yet.
+pub(crate) struct Heat {
+    /// Times it was reached.
+    pub reached: u32,
+    /// Instructions the block would hold.
+    pub insns: u32,
+    /// Those instructions, decoded once, when they lie in one page (the page is tracked as
+    /// code, so a write to it drops this entry): the interpreter runs them without a
+    /// lookup per instruction.
+    pub decoded: Option<Box<[Instruction]>>,
+}
+
+/// Where an entry lives in the slab; valid until the table next changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeatIndex(u32);
+
+/// The cold block starts.
+pub(crate) struct HeatTable {
+    slab: Vec<Option<(Key, Heat)>>,
+    free: Vec<u32>,
+    by_key: KeyMap<u32>,
+    /// A slab index per front slot; an entry is current when the slab holds its key there.
+    front: Box<[u32]>,
+    /// Physical pages that got entries since they were last written (so a code write scans
+    /// the table only when it can drop something).
+    pages: HashSet<u64>,
+}
+
+impl Default for HeatTable {
+    fn default() -> Self {
+        Self {
+            slab: Vec::new(),
+            free: Vec::new(),
+            by_key: KeyMap::default(),
+            front: vec![u32::MAX; FRONT].into_boxed_slice(),
+            pages: HashSet::new(),
+        }
+    }
+}
+
+impl HeatTable {
+    /// The entry of `key`, made by `make` on its first reach.
+    pub fn entry(&mut self, key: &Key, make: impl FnOnce() -> Heat) -> HeatIndex {
+        let slot = key.front_slot(FRONT);
+        let at = self.front[slot];
+        if self.key_at(at) == Some(key) {
+            return HeatIndex(at);
+        }
+        let at = match self.by_key.get(key) {
+            Some(&at) => at,
+            None => self.insert(*key, make()),
+        };
+        self.front[slot] = at;
+        HeatIndex(at)
+    }
+
+    /// The entry at `index`.
+    pub fn get(&self, index: HeatIndex) -> Option<&Heat> {
+        match self.slab.get(index.0 as usize) {
+            Some(Some((_, heat))) => Some(heat),
+            _ => None,
+        }
+    }
+
+    /// The entry at `index`, to update.
+    pub fn get_mut(&mut self, index: HeatIndex) -> Option<&mut Heat> {
+        match self.slab.get_mut(index.0 as usize) {
+            Some(Some((_, heat))) => Some(heat),
+            _ => None,
+        }
+    }
+
+    /// The entry of `key`, if it has one.
+    pub fn find(&self, key: &Key) -> Option<&Heat> {
+        let &at = self.by_key.get(key)?;
+        self.slab[at as usize].as_ref().map(|(_, heat)| heat)
+    }
+
+    /// Forgets `key` (its block is being translated).
+    pub fn remove(&mut self, key: &Key) {
+        if let Some(at) = self.by_key.remove(key) {
+            self.slab[at as usize] = None;
+            self.free.push(at);
+        }
+    }
+
+    /// Forgets every entry of physical page `page` (it was written).
+    pub fn drop_page(&mut self, page: u64) {
+        if !self.pages.remove(&page) {
+            return;
+        }
+        let on_page: Vec<Key> = self
+            .by_key
+            .keys()
+            .filter(|key| key.phys & !(PAGE_SIZE - 1) == page)
+            .copied()
+            .collect();
+        for key in on_page {
+            self.remove(&key);
+        }
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn key_at(&self, at: u32) -> Option<&Key> {
+        match self.slab.get(at as usize) {
+            Some(Some((key, _))) => Some(key),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, key: Key, heat: Heat) -> u32 {
+        self.pages.insert(key.phys & !(PAGE_SIZE - 1));
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.slab[at as usize] = Some((key, heat));
+                at
+            }
+            None => {
+                self.slab.push(Some((key, heat)));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.by_key.insert(key, at);
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::Mode;
+
+    fn key(phys: u64) -> Key {
+        Key {
+            phys,
+            rip: phys,
+            mode: Mode {
+                bitness: 64,
+                tlb_mode: 0,
+                inline_memory: true,
+            },
+        }
+    }
+
+    fn heat() -> Heat {
+        Heat {
+            reached: 0,
+            insns: 1,
+            decoded: None,
+        }
+    }
+
+    #[test]
+    fn entries_survive_front_collisions_and_go_with_their_page() {
+        let mut table = HeatTable::default();
+        // Enough keys that front slots collide.
+        let keys: Vec<Key> = (0..3 * FRONT as u64)
+            .map(|i| key(0x1000 + 16 * i))
+            .collect();
+        for (n, k) in keys.iter().enumerate() {
+            let at = table.entry(k, heat);
+            table.get_mut(at).unwrap().reached = n as u32;
+        }
+        for (n, k) in keys.iter().enumerate() {
+            let at = table.entry(k, || panic!("{k:?} was made twice"));
+            assert_eq!(table.get_mut(at).unwrap().reached, n as u32);
+        }
+        table.drop_page(0x1000);
+        assert!(table.find(&keys[0]).is_none());
+        assert!(table.find(&keys[256]).is_some(), "another page");
+        let again = table.entry(&keys[0], heat);
+        assert_eq!(table.get_mut(again).unwrap().reached, 0, "made afresh");
+        table.remove(&keys[256]);
+        assert!(table.find(&keys[256]).is_none());
+    }
+}
