@@ -198,7 +198,15 @@ impl Jit {
                     self.stats.block_insns += len as u64;
                     self.run_block(&key, code, cpu, mem, platform, until)
                 }
-                _ => match self.cold_block.take() {
+                Some(_) => {
+                    // The block runs past the budget: step up to it without a lookup per
+                    // instruction (each would start counting a block in the middle of this
+                    // one, and eventually translate it).
+                    self.cold_left = (until - cpu.icount).saturating_sub(1) as u32;
+                    self.stats.stepped += 1;
+                    step_one(cpu, mem, platform, &mut self.decode_cache)
+                }
+                None => match self.cold_block.take() {
                     Some(at) => self.run_cold(at, cpu, mem, platform, until),
                     None => {
                         self.stats.stepped += 1;
