@@ -30,9 +30,9 @@ pub type EntryFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>, *con
 /// value is left in [`JitContext::loaded`].
 #[derive(Clone, Copy, Debug)]
 pub struct SlowPaths {
-    /// `(ctx, addr, size)`: [`crate::helpers::load`].
+    /// `(cpu, ctx, addr, size)`: [`crate::helpers::load`] on all but `cpu`.
     pub load: *const u8,
-    /// `(ctx, addr, size, value)`: [`crate::helpers::store`].
+    /// `(cpu, ctx, addr, size, value)`: [`crate::helpers::store`] on all but `cpu`.
     pub store: *const u8,
 }
 
@@ -160,9 +160,11 @@ impl Backend {
         Ok(SlowPaths { load, store })
     }
 
-    /// A preserve-all function of `args` I64 parameters (the first is the context) that
-    /// calls the C function `target` with them and stores its I64 result at
-    /// `ctx + result_at`, if given.
+    /// A preserve-all function of the CPU-state pointer and `args` I64 parameters (the
+    /// first is the context) that calls the C function `target` with those `args` and
+    /// stores its I64 result at `ctx + result_at`, if given. The CPU-state pointer, unused,
+    /// keeps a block's two pointers in the registers they arrive in: the call's arguments
+    /// take the same places as the block's own, so no value moves around it.
     fn compile_trampoline(
         &mut self,
         target: *const (),
@@ -170,20 +172,20 @@ impl Backend {
         result_at: Option<i32>,
     ) -> Result<*const u8, JitError> {
         let mut signature = cranelift_codegen::ir::Signature::new(CallConv::PreserveAll);
-        signature.params = vec![AbiParam::new(types::I64); args];
+        signature.params = vec![AbiParam::new(types::I64); args + 1];
         let mut callee_sig = cranelift_codegen::ir::Signature::new(self.call_conv());
-        callee_sig.params = signature.params.clone();
+        callee_sig.params = vec![AbiParam::new(types::I64); args];
         if result_at.is_some() {
             callee_sig.returns.push(AbiParam::new(types::I64));
         }
         self.define("slow_path", signature, false, |b, params| {
             let sig = b.import_signature(callee_sig);
             let callee = b.ins().iconst(types::I64, target as i64);
-            let call = b.ins().call_indirect(sig, callee, params);
+            let call = b.ins().call_indirect(sig, callee, &params[1..]);
             if let Some(offset) = result_at {
                 let value = b.inst_results(call)[0];
                 let flags = cranelift_codegen::ir::MemFlagsData::trusted();
-                b.ins().store(flags, value, params[0], offset);
+                b.ins().store(flags, value, params[1], offset);
             }
             b.ins().return_(&[]);
         })

@@ -149,12 +149,12 @@ impl Translator<'_, '_> {
         let slow_value = match value {
             Some(v) => {
                 let f = self.slow.store.cast::<()>();
-                self.call_helper(self.sigs.store, f, &[self.ctx, linear, size_v, v]);
+                self.call_helper(self.sigs.store, f, &[self.cpu, self.ctx, linear, size_v, v]);
                 v
             }
             None => {
                 let f = self.slow.load.cast::<()>();
-                self.call_helper(self.sigs.load, f, &[self.ctx, linear, size_v]);
+                self.call_helper(self.sigs.load, f, &[self.cpu, self.ctx, linear, size_v]);
                 self.b
                     .ins()
                     .load(types::I64, state_flags(), self.ctx, LOADED)

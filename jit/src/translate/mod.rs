@@ -150,8 +150,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         block_sig: Signature,
     ) -> Sigs {
         let block = b.import_signature(block_sig);
-        let load = preserve_all(b, 3);
-        let store = preserve_all(b, 4);
+        let load = preserve_all(b, 4);
+        let store = preserve_all(b, 5);
         let mut sig = |params: &[Type], ret: bool| {
             let mut s = Signature::new(call_conv);
             s.params.push(AbiParam::new(ptr));
