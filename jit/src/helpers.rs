@@ -3,12 +3,15 @@
 //! not known at translation time. Each says what state it reads and writes, so the
 //! translator knows what to write back before the call and what to reload after it.
 //!
-//! All take the [`JitContext`] first and use the C calling convention of the host.
+//! All take the block's own two arguments first, the CPU state and the [`JitContext`], so
+//! that a call leaves them in the registers they arrive in (the memory slow paths through
+//! preserve-all trampolines that drop the first), and use the C calling convention of the
+//! host.
 
 use crate::context::{exit, status, JitContext};
 use iced_x86::Instruction;
 use softvisor_cpu::interp::{decode_at, execute};
-use softvisor_cpu::{Exception, StepOutcome};
+use softvisor_cpu::{CpuState, Exception, StepOutcome};
 
 /// Whether `addr` is a canonical 48-bit linear address.
 fn is_canonical(addr: u64) -> bool {
@@ -22,7 +25,11 @@ fn is_canonical(addr: u64) -> bool {
 /// # Safety
 /// `ctx` must be the live context of the running block and `insn` a decoded instruction
 /// whose IP is the CPU's RIP.
-pub unsafe extern "C" fn interpret(ctx: *mut JitContext<'_>, insn: *const Instruction) -> u64 {
+pub unsafe extern "C" fn interpret(
+    _cpu: *mut CpuState,
+    ctx: *mut JitContext<'_>,
+    insn: *const Instruction,
+) -> u64 {
     // SAFETY: the caller passes the context of the running block, whose pointers are valid
     // and not otherwise borrowed while generated code runs.
     let ctx = unsafe { &mut *ctx };
@@ -44,7 +51,7 @@ pub unsafe extern "C" fn interpret(ctx: *mut JitContext<'_>, insn: *const Instru
 ///
 /// # Safety
 /// `ctx` must be the live context of the running block.
-pub unsafe extern "C" fn interpret_fetched(ctx: *mut JitContext<'_>) -> u64 {
+pub unsafe extern "C" fn interpret_fetched(_cpu: *mut CpuState, ctx: *mut JitContext<'_>) -> u64 {
     // SAFETY: as in `interpret`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `interpret`.
@@ -126,23 +133,23 @@ pub unsafe extern "C" fn store(ctx: *mut JitContext<'_>, addr: u64, size: u64, v
 /// caller writes pending flags back first).
 ///
 /// # Safety
-/// `ctx` must be the live context of the running block.
-pub unsafe extern "C" fn condition(ctx: *mut JitContext<'_>, cc: u64) -> u64 {
-    // SAFETY: the live context of the running block (see `interpret`).
-    let ctx = unsafe { &*ctx };
-    // SAFETY: its CPU pointer is valid while the block runs.
-    let cpu = unsafe { &*ctx.cpu };
+/// `cpu` must be the CPU state of the running block.
+pub unsafe extern "C" fn condition(
+    cpu: *const CpuState,
+    _ctx: *mut JitContext<'_>,
+    cc: u64,
+) -> u64 {
+    // SAFETY: the running block's CPU state, valid and not otherwise borrowed meanwhile.
+    let cpu = unsafe { &*cpu };
     u64::from(cpu.flags.condition(cc as u8))
 }
 
 /// The full RFLAGS value of the CPU state. Reads only RFLAGS.
 ///
 /// # Safety
-/// `ctx` must be the live context of the running block.
-pub unsafe extern "C" fn rflags(ctx: *mut JitContext<'_>) -> u64 {
-    // SAFETY: the live context of the running block (see `interpret`).
-    let ctx = unsafe { &*ctx };
-    // SAFETY: its CPU pointer is valid while the block runs.
-    let cpu = unsafe { &*ctx.cpu };
+/// `cpu` must be the CPU state of the running block.
+pub unsafe extern "C" fn rflags(cpu: *const CpuState, _ctx: *mut JitContext<'_>) -> u64 {
+    // SAFETY: the running block's CPU state, valid and not otherwise borrowed meanwhile.
+    let cpu = unsafe { &*cpu };
     cpu.flags.get()
 }

@@ -170,7 +170,7 @@ impl Translator<'_, '_> {
             Flags::InMemory => {
                 let f = helpers::rflags as *const ();
                 let all = self
-                    .call_helper(self.sigs.context_only, f, &[self.ctx])
+                    .call_helper(self.sigs.pointers_only, f, &[self.cpu, self.ctx])
                     .expect("rflags returns a value");
                 return self.b.ins().band_imm_s(all, ARITH as i64);
             }
@@ -254,7 +254,7 @@ impl Translator<'_, '_> {
                 let f = helpers::condition as *const ();
                 let cc = self.constant(u64::from(cc));
                 let r = self
-                    .call_helper(self.sigs.condition, f, &[self.ctx, cc])
+                    .call_helper(self.sigs.condition, f, &[self.cpu, self.ctx, cc])
                     .expect("condition returns a value");
                 return self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
             }

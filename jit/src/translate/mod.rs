@@ -104,8 +104,8 @@ struct Sigs {
     load: SigRef,
     store: SigRef,
     condition: SigRef,
-    /// `fn(ctx) -> u64`: `rflags` and `interpret_fetched`.
-    context_only: SigRef,
+    /// `fn(cpu, ctx) -> u64`: `rflags` and `interpret_fetched`.
+    pointers_only: SigRef,
 }
 
 /// Translation state of one block.
@@ -155,6 +155,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let mut sig = |params: &[Type], ret: bool| {
             let mut s = Signature::new(call_conv);
             s.params.push(AbiParam::new(ptr));
+            s.params.push(AbiParam::new(ptr));
             s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
             if ret {
                 s.returns.push(AbiParam::new(types::I64));
@@ -168,7 +169,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             load,
             store,
             condition: sig(&[i64], true),
-            context_only: sig(&[], true),
+            pointers_only: sig(&[], true),
         }
     }
 
@@ -368,14 +369,14 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.store_icount(self.index);
         let code = if fetched {
             let f = helpers::interpret_fetched as *const ();
-            self.call_helper(self.sigs.context_only, f, &[self.ctx])
+            self.call_helper(self.sigs.pointers_only, f, &[self.cpu, self.ctx])
         } else {
             let insn_ptr = self
                 .b
                 .ins()
                 .iconst(types::I64, insn as *const Instruction as i64);
             let f = helpers::interpret as *const ();
-            self.call_helper(self.sigs.interpret, f, &[self.ctx, insn_ptr])
+            self.call_helper(self.sigs.interpret, f, &[self.cpu, self.ctx, insn_ptr])
         };
         let code = code.expect("the interpreter helpers return an exit code");
         self.cache.regs = [None; 16];
