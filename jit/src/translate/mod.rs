@@ -31,7 +31,7 @@ use crate::context::{exit, JitContext};
 use crate::helpers;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, InstBuilder, MemFlagsData, SigRef, Signature, Type, Value,
+    types, AbiParam, InstBuilder, MemFlagsData, SigRef, Signature, Type, Value,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
@@ -88,10 +88,9 @@ pub use crate::backend::SlowPaths;
 /// One guest block of a region.
 struct RegionBlock {
     rip: u64,
-    /// Where the function enters or jumps to the block.
+    /// Where the function enters or jumps to the block (with the CPU state's instruction
+    /// count that of its entry).
     header: cranelift_codegen::ir::Block,
-    /// The instruction count on entry (the header's parameter).
-    icount: Value,
     /// Its instructions in the region's.
     range: Range<usize>,
 }
@@ -115,7 +114,10 @@ pub(crate) struct Translator<'a, 'f> {
     ctx: Value,
     mode: Mode,
     cache: Cache,
-    icount0: Value,
+    /// Instructions of the current guest block the CPU state's count already includes
+    /// (those interpreted through the helper): the count is read back from the state where
+    /// it is needed, rather than held in a register for the whole function.
+    counted: usize,
     tlb: Option<Value>,
     sigs: Sigs,
     slow: SlowPaths,
@@ -195,27 +197,18 @@ impl<'a, 'f> Translator<'a, 'f> {
         let tlb = mode
             .inline_memory
             .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
-        let start_count = b
-            .ins()
-            .load(types::I64, state_flags(), cpu, offsets::ICOUNT as i32);
         // Each guest block's header: entering it (from the function's entry, a loop or
-        // another block of the region) comes here with the instruction count (registers
-        // and flags in the CPU state).
+        // another block of the region) comes here with registers, flags and the
+        // instruction count in the CPU state.
         let headers: Vec<RegionBlock> = blocks
             .iter()
-            .map(|range| {
-                let header = b.create_block();
-                let icount = b.append_block_param(header, types::I64);
-                RegionBlock {
-                    rip: insns[range.start].ip(),
-                    header,
-                    icount,
-                    range: range.clone(),
-                }
+            .map(|range| RegionBlock {
+                rip: insns[range.start].ip(),
+                header: b.create_block(),
+                range: range.clone(),
             })
             .collect();
-        b.ins()
-            .jump(headers[0].header, &[BlockArg::Value(start_count)]);
+        b.ins().jump(headers[0].header, &[]);
         let empty = Cache {
             regs: [None; 16],
             flags: Flags::InMemory,
@@ -226,7 +219,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             ctx,
             mode,
             cache: empty.clone(),
-            icount0: start_count,
+            counted: 0,
             tlb,
             sigs,
             slow,
@@ -247,14 +240,9 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Emits region block `n`: its header's budget check, then its instructions and exits.
     fn emit_guest_block(&mut self, n: usize, insns: &[Instruction]) {
-        let RegionBlock {
-            rip,
-            header,
-            icount,
-            ..
-        } = self.blocks[n];
+        let RegionBlock { rip, header, .. } = self.blocks[n];
         self.current = n;
-        self.icount0 = icount;
+        self.counted = 0;
         self.cache = Cache {
             regs: [None; 16],
             flags: Flags::InMemory,
@@ -268,7 +256,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             .b
             .ins()
             .load(types::I64, state_flags(), self.ctx, crate::context::UNTIL);
-        let end = self.b.ins().iadd_imm_s(icount, insns.len() as i64);
+        let end = self.count_after(insns.len());
         let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, until);
         let stop = self.b.create_block();
         let body = self.b.create_block();
@@ -389,6 +377,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.switch_to_block(leave);
         self.b.ins().return_(&[code]);
         self.b.switch_to_block(go_on);
+        // The interpreter counted it.
+        self.counted = self.index + 1;
         Flow::Interpreted
     }
 
@@ -518,9 +508,26 @@ impl<'a, 'f> Translator<'a, 'f> {
             .store(state_flags(), v, self.cpu, offsets::RIP as i32);
     }
 
+    /// The instruction count after `retired` instructions of the current guest block.
+    fn count_after(&mut self, retired: usize) -> Value {
+        let stored = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), self.cpu, offsets::ICOUNT as i32);
+        let more = retired as i64 - self.counted as i64;
+        if more == 0 {
+            stored
+        } else {
+            self.b.ins().iadd_imm_s(stored, more)
+        }
+    }
+
     /// Stores the instruction count after `retired` instructions of the block.
     fn store_icount(&mut self, retired: usize) {
-        let v = self.b.ins().iadd_imm_s(self.icount0, retired as i64);
+        if retired == self.counted {
+            return;
+        }
+        let v = self.count_after(retired);
         self.b
             .ins()
             .store(state_flags(), v, self.cpu, offsets::ICOUNT as i32);
@@ -613,8 +620,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             let header = block.header;
             let cache = self.cache.clone();
             self.write_back(&cache);
-            let next = self.b.ins().iadd_imm_s(self.icount0, self.index as i64 + 1);
-            self.b.ins().jump(header, &[BlockArg::Value(next)]);
+            self.store_icount(self.index + 1);
+            self.b.ins().jump(header, &[]);
             return;
         }
         if self.chaining.slots.is_null() || !same_page {

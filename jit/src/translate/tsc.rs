@@ -31,7 +31,7 @@ impl Translator<'_, '_> {
             .icmp_imm_s(IntCC::NotEqual, rate, DEFAULT_INSNS_PER_US as i64);
         self.redo_if(scaled);
         let offset = load(self, offsets::TSC_OFFSET);
-        let clock = self.b.ins().iadd_imm_s(self.icount0, self.index as i64);
+        let clock = self.count_after(self.index);
         let tsc = self.b.ins().iadd(clock, offset);
         let aux = with_aux.then(|| load(self, offsets::TSC_AUX));
         let low = self.mask(tsc, 4);
