@@ -38,6 +38,10 @@ pub(super) struct Pending {
     pub extra: Option<Value>,
 }
 
+// `store_flags` writes the lazy operation and its size with one little-endian store.
+const _: () = assert!(offsets::FLAGS_SIZE == offsets::FLAGS_OP + 4);
+const _: () = assert!(cfg!(target_endian = "little"));
+
 impl Translator<'_, '_> {
     /// Stores pending flags into the CPU state's lazy flags.
     pub(super) fn store_flags(&mut self, flags: &Flags) {
@@ -47,14 +51,12 @@ impl Translator<'_, '_> {
             Flags::Pending(p) => p,
         };
         let f = state_flags();
-        let op = self.b.ins().iconst(types::I32, p.op as i64);
+        // The operation and its size are adjacent u32s: one store.
+        let op_and_size = (p.op as u32 as i64) | (i64::from(p.size) << 32);
+        let op_and_size = self.b.ins().iconst(types::I64, op_and_size);
         self.b
             .ins()
-            .store(f, op, self.cpu, offsets::FLAGS_OP as i32);
-        let size = self.b.ins().iconst(types::I32, i64::from(p.size));
-        self.b
-            .ins()
-            .store(f, size, self.cpu, offsets::FLAGS_SIZE as i32);
+            .store(f, op_and_size, self.cpu, offsets::FLAGS_OP as i32);
         self.b
             .ins()
             .store(f, p.res, self.cpu, offsets::FLAGS_RES as i32);
