@@ -4,7 +4,7 @@
 # one, CMPXCHG matching and not (a register destination is written only on a match), LOCK
 # XADD, BT/BTS/BTR/BTC, BSF/BSR of zero and not, BSWAP, CDQE/CQO, the SSE string idiom,
 # and INC at the start of a block reading the carry left lazily by the previous block's ADD,
-# SUB, ADC, SBB, logic op or INC.
+# SUB, ADC, SBB, logic op or INC, or leaving it for the next block.
 .include "lib/long.inc"
 .set DATA, 0x300000
 test_main:
@@ -159,6 +159,27 @@ test_main:
 1:  inc ebx
     adc ecx, 0                      # ecx = 5
     cmp ecx, 5
+    jne bad
+    # An INC whose kept carry (of an ADD, so not yet in the RFLAGS bits, which hold a
+    # clear CF) is only stored at its block's exit, then read by the next block.
+    clc
+    jmp 1f
+1:  mov eax, -1
+    add eax, 1                      # CF = 1
+    jmp 1f
+1:  inc ebx
+    jmp 1f
+1:  adc ecx, 0                      # ecx = 6
+    stc
+    jmp 1f
+1:  mov eax, 0
+    add eax, 1                      # CF = 0
+    jmp 1f
+1:  dec ebx
+    jc bad
+    jmp 1f
+1:  adc ecx, 0                      # ecx = 6
+    cmp ecx, 6
     jne bad
     jmp pass
 bad:
