@@ -36,8 +36,6 @@ pub struct SlowPaths {
     pub store: *const u8,
 }
 
-thread_local! { pub static TIMES: std::cell::Cell<[u64;4]> = const { std::cell::Cell::new([0;4]) }; }
-thread_local! { pub static DUMP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
     module: JITModule,
@@ -65,9 +63,6 @@ impl Backend {
                         .map_err(|e| JitError::Host(e.to_string()))
                 };
                 set(&mut flags, "opt_level", opt_level)?;
-                if opt_level == "none" && std::env::var_os("SV_SP").is_some() {
-                    set(&mut flags, "regalloc_algorithm", "single_pass")?;
-                }
                 set(&mut flags, "use_colocated_libcalls", "false")?;
                 set(&mut flags, "is_pic", "false")?;
                 // Cranelift's tail calls (block chaining) need frame pointers.
@@ -267,7 +262,6 @@ impl Backend {
         quick: bool,
         body: impl FnOnce(&mut FunctionBuilder, &[Value]),
     ) -> Result<*const u8, JitError> {
-        let t0 = std::time::Instant::now();
         let name = format!("{prefix}{}", self.compiled);
         let id = self
             .module
@@ -286,12 +280,6 @@ impl Backend {
             body(&mut builder, &params);
             builder.seal_all_blocks();
             builder.finalize(target);
-        }
-        let t1 = std::time::Instant::now();
-        let dump = DUMP.with(|d| d.get());
-        if dump {
-            context.set_disasm(true);
-            eprintln!("{}", context.func.display());
         }
         let quick_code = if quick {
             self.compile_quick(&mut context)?
@@ -312,20 +300,12 @@ impl Backend {
                 self.last_size = context
                     .compiled_code()
                     .map_or(0, |code| code.code_buffer().len());
-                if dump {
-                    if let Some(c) = context.compiled_code() {
-                        eprintln!("{}", c.vcode.as_deref().unwrap_or("?"));
-                    }
-                }
             }
         }
         self.module.clear_context(&mut context);
-        let t2 = std::time::Instant::now();
         self.module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        let t3 = std::time::Instant::now();
-        TIMES.with(|t| { let mut v = t.get(); v[0] += (t1-t0).as_micros() as u64; v[1] += (t2-t1).as_micros() as u64; v[2] += (t3-t2).as_micros() as u64; v[3] += 1; t.set(v); if v[3] % 1000 == 0 { eprintln!("TIMES {:?}", v); } });
         self.compiled += 1;
         Ok(self.module.get_finalized_function(id))
     }

@@ -370,9 +370,6 @@ impl Jit {
             region.blocks.len() == 1 && insns.len() < QUICK_BELOW && !loops_to_itself(&insns);
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
-        let dump = std::env::var("SV_DUMP_RIP").ok() == Some(format!("{:x}", cpu.rip));
-        if dump { for i in insns.iter() { eprintln!("{:x} {}", i.ip(), i); } }
-        crate::backend::DUMP.with(|d| d.set(dump));
         let block_sig = backend.block_signature();
         let blocks = region.blocks;
         let code = backend
