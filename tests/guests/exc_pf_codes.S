@@ -17,24 +17,12 @@ test_main:
     mov rax, cr3
     mov cr3, rax
     mov byte ptr [0x603000], 0xc3    # RET, in the NX page
-    lea r15, [rip + 1f]
-    mov al, byte ptr [0x604000]
-    jmp bad
-1:  cmp qword ptr [LAST_ERROR], 0
-    jne bad
+    expect_fault 0, bad, mov al, byte ptr [0x604000]
     cmp qword ptr [LAST_CR2], 0x604000
     jne bad
-    lea r15, [rip + 2f]
-    mov al, byte ptr [0x602010]
-    jmp bad
-2:  cmp qword ptr [LAST_ERROR], 9
-    jne bad
-    lea r15, [rip + 3f]
+    expect_fault 9, bad, mov al, byte ptr [0x602010]
     mov eax, 0x603000
-    call rax
-    jmp bad
-3:  cmp qword ptr [LAST_ERROR], 0x11
-    jne bad
+    expect_fault 0x11, bad, call rax
     cmp qword ptr [LAST_CR2], 0x603000
     jne bad
     lea rax, [rip + kernel_again]
@@ -42,16 +30,8 @@ test_main:
     lea rcx, [rip + user]
     jmp to_user
 user:
-    lea r15, [rip + 1f]
-    mov al, byte ptr [0x600008]
-    jmp user_bad
-1:  cmp qword ptr [LAST_ERROR], 5
-    jne user_bad
-    lea r15, [rip + 2f]
-    mov byte ptr [0x601000], 1
-    jmp user_bad
-2:  cmp qword ptr [LAST_ERROR], 7
-    jne user_bad
+    expect_fault 5, user_bad, mov al, byte ptr [0x600008]
+    expect_fault 7, user_bad, mov byte ptr [0x601000], 1
     cmp qword ptr [LAST_CR2], 0x601000
     jne user_bad
     mov al, byte ptr [0x601000]      # reading the read-only page is fine

@@ -15,12 +15,8 @@ test_main:
     mov rax, cr4
     or rax, 1 << 21
     mov cr4, rax
-    lea r15, [rip + 1f]
-    mov al, byte ptr [0x600000]
-    jmp bad
-1:  cmp qword ptr [LAST_VECTOR], 14
-    jne bad
-    cmp qword ptr [LAST_ERROR], 1
+    expect_fault 1, bad, mov al, byte ptr [0x600000]
+    cmp qword ptr [LAST_VECTOR], 14
     jne bad
     stac
     mov byte ptr [0x600000], 7
@@ -47,16 +43,8 @@ test_main:
     cmp qword ptr [0x40000 + 63 * 8], 0x12345 * 63
     jne bad
     # With AC clear again, the user page faults although the AC set maps it.
-    lea r15, [rip + 5f]
-    mov rax, qword ptr [0x600100]
-    jmp bad
-5:  cmp qword ptr [LAST_ERROR], 1
-    jne bad
-    lea r15, [rip + 2f]
-    mov byte ptr [0x600000], 8
-    jmp bad
-2:  cmp qword ptr [LAST_ERROR], 3
-    jne bad
+    expect_fault 1, bad, mov rax, qword ptr [0x600100]
+    expect_fault 3, bad, mov byte ptr [0x600000], 8
     stac
     cmp byte ptr [0x600000], 7
     jne bad
