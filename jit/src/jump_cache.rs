@@ -24,7 +24,7 @@ use core::mem::offset_of;
 use softvisor_mmu::tlb::{Tlb, FLUSHES_FROM_ENTRIES, GLOBAL_FLUSHES_FROM_ENTRIES};
 
 /// Entries per privilege set.
-pub const ENTRIES: usize = 1 << 12;
+pub const ENTRIES: usize = 1 << 14;
 
 /// Privilege sets (as the TLB's).
 const SETS: usize = softvisor_mmu::tlb::TLB_MODES;
