@@ -192,6 +192,28 @@ impl SystemMemory {
         Ok(())
     }
 
+    /// The pieces of `len` bytes at `addr` (see `translate_range`, with the access's side
+    /// effects on the page tables) when all of them are RAM and, for a write, no tracked
+    /// code page; `None` otherwise.
+    fn plain_ram_pieces(
+        &mut self,
+        addr: u64,
+        len: usize,
+        kind: AccessKind,
+    ) -> Option<[(u64, usize); 2]> {
+        let pieces = self
+            .translate_range(addr, len, kind, Privilege::Current)
+            .ok()?;
+        let plain = pieces
+            .iter()
+            .filter(|&&(_, len)| len > 0)
+            .all(|&(phys, len)| {
+                let in_ram = phys + len as u64 <= self.ram.size();
+                in_ram && (kind != AccessKind::Write || !self.is_code_page(phys))
+            });
+        plain.then_some(pieces)
+    }
+
     fn write_as(&mut self, addr: u64, data: &[u8], who: Privilege) -> Result<(), MemFault> {
         let pieces = self.translate_range(addr, data.len(), AccessKind::Write, who)?;
         let mut at = 0;
@@ -215,23 +237,6 @@ impl SystemMemory {
             at += len;
         }
         Ok(())
-    }
-}
-
-impl SystemMemory {
-    /// Whether `len` bytes at `addr` translate (with the access's side effects on the page
-    /// tables) to RAM only, and for a write to no tracked code page.
-    fn is_plain_ram(&mut self, addr: u64, len: usize, kind: AccessKind) -> bool {
-        let Ok(pieces) = self.translate_range(addr, len, kind, Privilege::Current) else {
-            return false;
-        };
-        pieces
-            .iter()
-            .filter(|&&(_, len)| len > 0)
-            .all(|&(phys, len)| {
-                let in_ram = phys + len as u64 <= self.ram.size();
-                in_ram && (kind != AccessKind::Write || !self.is_code_page(phys))
-            })
     }
 }
 
@@ -320,15 +325,29 @@ impl Memory for SystemMemory {
     }
 
     fn read_plain(&mut self, addr: u64, size: usize) -> Option<u64> {
-        if !self.is_plain_ram(addr, size, AccessKind::Read) {
-            return None;
+        let pieces = self.plain_ram_pieces(addr, size, AccessKind::Read)?;
+        let mut bytes = [0u8; 8];
+        let mut at = 0;
+        for (phys, len) in pieces {
+            self.ram.read_bytes(phys, &mut bytes[at..at + len]).ok()?;
+            at += len;
         }
-        self.read_sized(addr, size).ok()
+        Some(u64::from_le_bytes(bytes))
     }
 
     fn write_plain(&mut self, addr: u64, size: usize, value: u64) -> bool {
-        self.is_plain_ram(addr, size, AccessKind::Write)
-            && self.write_sized(addr, size, value).is_ok()
+        let Some(pieces) = self.plain_ram_pieces(addr, size, AccessKind::Write) else {
+            return false;
+        };
+        let bytes = value.to_le_bytes();
+        let mut at = 0;
+        for (phys, len) in pieces {
+            if self.ram.write_bytes(phys, &bytes[at..at + len]).is_err() {
+                return false;
+            }
+            at += len;
+        }
+        true
     }
 
     fn take_side_exit(&mut self) -> bool {

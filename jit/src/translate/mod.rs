@@ -70,6 +70,14 @@ struct Cache {
     flags: Flags,
 }
 
+impl Cache {
+    /// Nothing cached: registers and flags are in the CPU state.
+    const EMPTY: Cache = Cache {
+        regs: [None; 16],
+        flags: Flags::InMemory,
+    };
+}
+
 /// Where a block may jump straight to its successor (see [`crate::cache`] and
 /// [`crate::jump_cache`]).
 #[derive(Clone, Copy)]
@@ -209,10 +217,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             })
             .collect();
         b.ins().jump(headers[0].header, &[]);
-        let empty = Cache {
-            regs: [None; 16],
-            flags: Flags::InMemory,
-        };
+        let empty = Cache::EMPTY;
         let mut t = Translator {
             b,
             cpu,
@@ -243,10 +248,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let RegionBlock { rip, header, .. } = self.blocks[n];
         self.current = n;
         self.counted = 0;
-        self.cache = Cache {
-            regs: [None; 16],
-            flags: Flags::InMemory,
-        };
+        self.cache = Cache::EMPTY;
         self.sse_checked = false;
         self.b.switch_to_block(header);
         // A block that does not fit in the budget returns before its first instruction
@@ -263,8 +265,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.set_cold_block(stop);
         self.b.ins().brif(over, stop, &[], body, &[]);
         self.b.switch_to_block(stop);
+        // The state already holds the entry count.
         self.store_rip(rip);
-        self.store_icount(0);
         let normal = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
         self.b.ins().return_(&[normal]);
         self.b.switch_to_block(body);
