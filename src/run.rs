@@ -43,6 +43,10 @@ pub struct RunOptions {
     /// interpreter runs it until then. --check translates at once.
     #[arg(long, default_value_t = softvisor_jit::TRANSLATE_AFTER, value_parser = clap::value_parser!(u32).range(1..))]
     pub translate_after: u32,
+    /// With --engine jit: compile blocks on the guest's own thread, stopping it meanwhile,
+    /// instead of on a second host thread (the guest sees the same either way).
+    #[arg(long)]
+    pub no_compile_thread: bool,
     /// With --engine jit: write /tmp/perf-<pid>.map so `perf report` names generated code
     /// by guest address.
     #[arg(long)]
@@ -164,8 +168,12 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         let jit = softvisor_jit::Jit::new().map_err(RunError::Jit)?;
         let jit = if options.check {
             jit.with_lockstep_check().with_translate_after(1)
+        } else if options.no_compile_thread {
+            jit.with_translate_after(options.translate_after)
         } else {
             jit.with_translate_after(options.translate_after)
+                .with_compile_thread()
+                .map_err(RunError::Jit)?
         };
         let jit = if options.perf_map {
             jit.with_perf_map().map_err(RunError::Jit)?

@@ -6,6 +6,7 @@
 //! `softvisor_cpu::offsets`) and the run-time context (through `crate::context`), and
 //! returns an exit code for the dispatcher. Functions live as long as the backend.
 
+use crate::compiler::{Compiled, Compiler, Prepared};
 use crate::context::JitContext;
 use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName, Value};
@@ -39,10 +40,15 @@ pub struct SlowPaths {
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
     module: JITModule,
-    /// The same target without Cranelift's optimizer, for blocks where compiling costs
-    /// more than the optimizer would win (see [`Backend::compile_block`]).
-    quick_isa: cranelift_codegen::isa::OwnedTargetIsa,
+    /// The host target with and without Cranelift's optimizer (the latter for blocks
+    /// where compiling costs more than the optimizer would win, see
+    /// [`Backend::compile_block`]).
+    compiler: Compiler,
     builder_context: FunctionBuilderContext,
+    /// Functions declared so far (their names are numbered).
+    declared: u32,
+    /// Bytes of code memory placed so far, alignment included (at most).
+    code_bytes: usize,
     compiled: u32,
     /// Code size of the function compiled last.
     last_size: usize,
@@ -77,11 +83,18 @@ impl Backend {
             };
         let isa = isa_with("speed")?;
         let quick_isa = isa_with("none")?;
-        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let compiler = Compiler::new(isa.clone(), quick_isa);
+        let arena = crate::code_memory::CodeArena::new(crate::code_memory::ARENA_BYTES)
+            .map_err(|e| JitError::Host(format!("cannot reserve code memory: {e}")))?;
+        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+        builder.memory_provider(Box::new(arena));
+        let module = JITModule::new(builder);
         Ok(Self {
             module,
-            quick_isa,
+            compiler,
             builder_context: FunctionBuilderContext::new(),
+            declared: 0,
+            code_bytes: 0,
             compiled: 0,
             last_size: 0,
             perf_map: None,
@@ -115,6 +128,17 @@ impl Backend {
     pub unsafe fn free(self) {
         // SAFETY: the caller guarantees no compiled function is in use.
         unsafe { self.module.free_memory() }
+    }
+
+    /// The compilation step, to run on another thread (see [`crate::compiler`]).
+    pub fn compiler(&self) -> Compiler {
+        self.compiler.clone()
+    }
+
+    /// Bytes of code memory used so far (at most), of
+    /// [`crate::code_memory::ARENA_BYTES`].
+    pub fn code_bytes(&self) -> usize {
+        self.code_bytes
     }
 
     /// Functions compiled so far.
@@ -191,19 +215,32 @@ impl Backend {
         })
     }
 
-    /// Compiles one block function (tail-call convention, see [`Backend::block_signature`])
+    /// Builds one block function (tail-call convention, see [`Backend::block_signature`])
     /// whose body `emit` builds, given the builder and the CPU-state and context pointers;
-    /// `emit` must end every path with a return (or tail call) of one I64. Returns its code.
-    /// `quick` compiles without Cranelift's optimizer: a small block's compilation is
-    /// mostly the optimizer's fixed cost, and there is little in it to optimize.
-    /// `label` names it in the perf map.
-    pub fn compile_block(
+    /// `emit` must end every path with a return (or tail call) of one I64. The function is
+    /// declared in this backend's module, to be compiled anywhere ([`Compiler::compile`])
+    /// and installed here ([`Backend::install_block`]). `quick` compiles it without
+    /// Cranelift's optimizer: a small block's compilation is mostly the optimizer's fixed
+    /// cost, and there is little in it to optimize.
+    pub fn prepare_block(
         &mut self,
         quick: bool,
-        label: impl FnOnce() -> String,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
+    ) -> Result<Prepared, JitError> {
+        let signature = self.signature(CallConv::Tail, false);
+        self.prepare("block", signature, quick, |b, params| {
+            emit(b, params[0], params[1])
+        })
+    }
+
+    /// Places a block function this backend prepared, compiled, in executable memory;
+    /// returns its code. `label` names it in the perf map.
+    pub fn install_block(
+        &mut self,
+        compiled: Compiled,
+        label: impl FnOnce() -> String,
     ) -> Result<*const u8, JitError> {
-        let code = self.compile_with(CallConv::Tail, false, quick, emit)?;
+        let code = self.install(compiled)?;
         if let Some(map) = self.perf_map.as_mut() {
             use std::io::Write;
             // Best effort: a profiling aid must not stop the guest.
@@ -236,6 +273,15 @@ impl Backend {
         quick: bool,
         emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
     ) -> Result<*const u8, JitError> {
+        let signature = self.signature(call_conv, entry);
+        self.define("block", signature, quick, |b, params| {
+            emit(b, params[0], params[1])
+        })
+    }
+
+    /// The signature `(cpu, ctx[, code]) -> I64`: with the code pointer and in the host
+    /// convention when `entry`, else in `call_conv`.
+    fn signature(&self, call_conv: CallConv, entry: bool) -> cranelift_codegen::ir::Signature {
         let pointer = self.module.target_config().pointer_type();
         let mut signature = self.module.make_signature();
         if !entry {
@@ -247,9 +293,7 @@ impl Backend {
             signature.params.push(AbiParam::new(pointer));
         }
         signature.returns.push(AbiParam::new(types::I64));
-        self.define("block", signature, quick, |b, params| {
-            emit(b, params[0], params[1])
-        })
+        signature
     }
 
     /// Declares, builds (`body` gets the builder, in the entry block, and the parameters),
@@ -262,17 +306,33 @@ impl Backend {
         quick: bool,
         body: impl FnOnce(&mut FunctionBuilder, &[Value]),
     ) -> Result<*const u8, JitError> {
-        let name = format!("{prefix}{}", self.compiled);
+        let prepared = self.prepare(prefix, signature, quick, body)?;
+        let compiled = self.compiler.compile(prepared)?;
+        self.install(compiled)
+    }
+
+    /// Declares one function named `prefix` plus a number and builds its IR (`body` gets
+    /// the builder, in the entry block, and the parameters).
+    fn prepare(
+        &mut self,
+        prefix: &str,
+        signature: cranelift_codegen::ir::Signature,
+        quick: bool,
+        body: impl FnOnce(&mut FunctionBuilder, &[Value]),
+    ) -> Result<Prepared, JitError> {
+        let name = format!("{prefix}{}", self.declared);
+        self.declared += 1;
         let id = self
             .module
             .declare_function(&name, Linkage::Local, &signature)
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         let target = self.module.target_config();
-        let mut context = self.module.make_context();
-        context.func.signature = signature;
-        context.func.name = UserFuncName::user(0, id.as_u32());
+        let mut func = cranelift_codegen::ir::Function::with_name_signature(
+            UserFuncName::user(0, id.as_u32()),
+            signature,
+        );
         {
-            let mut builder = FunctionBuilder::new(&mut context.func, &mut self.builder_context);
+            let mut builder = FunctionBuilder::new(&mut func, &mut self.builder_context);
             let entry = builder.create_block();
             builder.append_block_params_for_function_params(entry);
             builder.switch_to_block(entry);
@@ -281,52 +341,26 @@ impl Backend {
             builder.seal_all_blocks();
             builder.finalize(target);
         }
-        let quick_code = if quick {
-            self.compile_quick(&mut context)?
-        } else {
-            None
-        };
-        match quick_code {
-            Some((bytes, align)) => {
-                self.last_size = bytes.len();
-                self.module
-                    .define_function_bytes(id, align, &bytes, &[])
-                    .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-            }
-            None => {
-                self.module
-                    .define_function(id, &mut context)
-                    .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-                self.last_size = context
-                    .compiled_code()
-                    .map_or(0, |code| code.code_buffer().len());
-            }
-        }
-        self.module.clear_context(&mut context);
+        Ok(Prepared { id, func, quick })
+    }
+
+    /// Places compiled code in executable memory; returns it.
+    fn install(&mut self, compiled: Compiled) -> Result<*const u8, JitError> {
+        self.module
+            .define_function_bytes(
+                compiled.id,
+                compiled.align,
+                &compiled.bytes,
+                &compiled.relocs,
+            )
+            .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        self.last_size = compiled.bytes.len();
+        self.code_bytes += compiled.bytes.len() + compiled.align as usize;
         self.module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         self.compiled += 1;
-        Ok(self.module.get_finalized_function(id))
-    }
-
-    /// Compiles `context`'s function for the quick target; its code and alignment, or
-    /// `None` when it needs relocations (then the module compiles it normally).
-    fn compile_quick(
-        &self,
-        context: &mut cranelift_codegen::Context,
-    ) -> Result<Option<(Vec<u8>, u64)>, JitError> {
-        let mut control = cranelift_codegen::control::ControlPlane::default();
-        let code = context
-            .compile(&*self.quick_isa, &mut control)
-            .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
-        if !code.buffer.relocs().is_empty() {
-            return Ok(None);
-        }
-        let align = u64::from(code.buffer.alignment)
-            .max(u64::from(self.quick_isa.function_alignment().minimum))
-            .max(self.quick_isa.symbol_alignment());
-        Ok(Some((code.code_buffer().to_vec(), align)))
+        Ok(self.module.get_finalized_function(compiled.id))
     }
 }
 
@@ -356,5 +390,30 @@ mod tests {
         // SAFETY: `add` was compiled for `CompiledFn` and `cpu` is a valid, exclusive CpuState.
         let result = unsafe { add(&mut cpu, core::ptr::null_mut()) };
         assert_eq!((result, cpu.gpr[0]), (42, 42));
+    }
+
+    #[test]
+    fn functions_are_packed_in_the_code_arena() {
+        let mut backend = Backend::new().unwrap();
+        let mut constant = |value: i64| {
+            backend
+                .compile(move |b, _cpu, _ctx| {
+                    let v = b.ins().iconst(types::I64, value);
+                    b.ins().return_(&[v]);
+                })
+                .unwrap()
+        };
+        let (seven, nine) = (constant(7), constant(9));
+        let mut cpu = CpuState::new_long_mode();
+        // SAFETY: both were compiled for `CompiledFn`; they touch neither pointer.
+        let first = unsafe { seven(&mut cpu, core::ptr::null_mut()) };
+        // SAFETY: as above.
+        let second = unsafe { nine(&mut cpu, core::ptr::null_mut()) };
+        let results = (first, second);
+        assert_eq!(results, (7, 9));
+        // The second function follows the first in the same page, which stayed executable
+        // while it was placed and both ran.
+        let gap = nine as usize - seven as usize;
+        assert!(gap < 256, "functions {gap} bytes apart");
     }
 }

@@ -19,6 +19,7 @@ use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
 use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
+use crate::compiler::{CompileThread, Compiled, Prepared};
 use crate::context::{exit, JitContext};
 use crate::heat::{Heat, HeatIndex, HeatTable};
 use crate::jump_cache::{JumpCache, JumpEntry};
@@ -33,6 +34,9 @@ use softvisor_mmu::{Memory, PAGE_SIZE};
 
 /// Times a block start is reached before its block is translated.
 pub const TRANSLATE_AFTER: u32 = 512;
+
+/// Code memory used before a full flush: half the arena, so the largest region still fits.
+const MAX_CODE_BYTES: usize = crate::code_memory::ARENA_BYTES / 2;
 
 /// Blocks of fewer instructions are compiled without Cranelift's optimizer, unless they
 /// loop to themselves.
@@ -52,8 +56,21 @@ pub struct Stats {
     pub stepped: u64,
     /// Full cache flushes.
     pub flushes: u64,
-    /// Host time spent translating blocks (decoding, IR, Cranelift), in microseconds.
+    /// Host time the guest's thread spent translating blocks (decoding, IR, and Cranelift
+    /// unless a compile thread does that), in microseconds.
     pub translate_us: u64,
+    /// Host time the compile thread spent in Cranelift, in microseconds.
+    pub background_us: u64,
+}
+
+/// A translation on its way to becoming a [`Block`]: everything but its code.
+struct Translation {
+    key: Key,
+    slots: Box<[u64]>,
+    insns: Box<[Instruction]>,
+    entry_len: usize,
+    /// Its name in the perf map.
+    label: String,
 }
 
 /// A JIT engine for one vCPU.
@@ -85,6 +102,13 @@ pub struct Jit {
     compiled_since_flush: usize,
     /// The cold block the last lookup found, to run decoded (see [`Heat::decoded`]).
     cold_block: Option<HeatIndex>,
+    /// Where hot blocks compile when not on the guest's thread (see
+    /// [`Jit::with_compile_thread`]).
+    compile_thread: Option<CompileThread>,
+    /// Translations the compile thread is working on, by ticket.
+    in_flight: std::collections::HashMap<u64, Translation>,
+    /// The next compile job's ticket.
+    next_ticket: u64,
     /// Counters.
     pub stats: Stats,
 }
@@ -111,8 +135,23 @@ impl Jit {
             cold_left: 0,
             cold_block: None,
             compiled_since_flush: 0,
+            compile_thread: None,
+            in_flight: std::collections::HashMap::new(),
+            next_ticket: 0,
             stats: Stats::default(),
         })
+    }
+
+    /// Compiles hot blocks on a second host thread while the interpreter goes on running
+    /// them, instead of stopping the guest for Cranelift. What the guest sees does not
+    /// change (a block retires the same instructions either way); only how soon a block
+    /// runs translated depends on the host. Blocks translated at once (a threshold of 1)
+    /// and the lockstep check still compile on the guest's thread.
+    pub fn with_compile_thread(mut self) -> Result<Self, JitError> {
+        if let Some(backend) = self.backend.as_ref() {
+            self.compile_thread = Some(CompileThread::spawn(backend.compiler())?);
+        }
+        Ok(self)
     }
 
     /// Translates a block the `n`-th time its start is reached (1: at once, which tests use
@@ -167,6 +206,9 @@ impl Jit {
         self.has_tlb = mem.fast_tlb().is_some();
         while cpu.icount < until {
             self.drop_written_code(mem);
+            if !self.in_flight.is_empty() {
+                self.install_compiled();
+            }
             let shadowed = cpu.interrupt_shadow;
             if let Some(exit) = take_interrupt(cpu, mem, platform) {
                 return exit;
@@ -292,13 +334,84 @@ impl Jit {
         let Some(heat) = self.heat.get_mut(at) else {
             return false;
         };
-        heat.reached += 1;
-        if heat.reached < self.translate_after {
+        heat.reached = heat.reached.saturating_add(1);
+        let reached = heat.reached;
+        if reached < self.translate_after {
             self.cold_block = Some(at);
             return true;
         }
-        self.heat.remove(key);
-        false
+        if self.compile_thread.is_none() || self.checker.is_some() {
+            self.heat.remove(key);
+            return false;
+        }
+        if reached == self.translate_after {
+            self.submit(key, cpu, mem);
+        }
+        // Until its code is ready, the block stays cold.
+        self.cold_block = Some(self.heat.entry(key, || cold_block(cpu, mem, max_insns)));
+        true
+    }
+
+    /// Hands the block `key` (at CS:RIP) to the compile thread; when it cannot be
+    /// translated, forgets its heat (as a synchronous translation would).
+    fn submit(&mut self, key: &Key, cpu: &CpuState, mem: &mut dyn Memory) {
+        let started = std::time::Instant::now();
+        let prepared = self.prepare(cpu, mem, key.mode, key.phys);
+        self.stats.translate_us += started.elapsed().as_micros() as u64;
+        let Some((prepared, translation)) = prepared else {
+            self.heat.remove(key);
+            return;
+        };
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let queued = self
+            .compile_thread
+            .as_ref()
+            .is_some_and(|thread| thread.submit(ticket, prepared));
+        if queued {
+            self.in_flight.insert(ticket, translation);
+        } else {
+            self.compile_thread = None;
+            self.heat.remove(key);
+        }
+    }
+
+    /// Waits for the compile thread to finish every block submitted so far and installs
+    /// them (tests use it to make the switch to compiled code happen within a slice).
+    pub fn wait_for_compiles(&mut self) {
+        while !self.in_flight.is_empty() {
+            match self.compile_thread.as_ref().and_then(|t| t.take()) {
+                Some(finished) => self.install_finished(finished),
+                None => self.in_flight.clear(),
+            }
+        }
+    }
+
+    /// Installs the blocks the compile thread has finished.
+    fn install_compiled(&mut self) {
+        while let Some(finished) = self.compile_thread.as_ref().and_then(|t| t.try_take()) {
+            self.install_finished(finished);
+        }
+    }
+
+    /// Installs a block the compile thread finished, unless its page was written or the
+    /// cache flushed since it was submitted.
+    fn install_finished(&mut self, (ticket, result, took): crate::compiler::Finished) {
+        self.stats.background_us += took;
+        let Some(translation) = self.in_flight.remove(&ticket) else {
+            return;
+        };
+        let key = translation.key;
+        self.heat.remove(&key);
+        if self.cache.get(&key).is_some() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let block = result.ok().and_then(|c| self.install(c, translation));
+        self.stats.translate_us += started.elapsed().as_micros() as u64;
+        if let Some(block) = block {
+            self.cache.insert(key, block);
+        }
     }
 
     /// Runs the cold block at `at` (at CS:RIP) in the interpreter: its decoded
@@ -326,6 +439,7 @@ impl Jit {
         step_one(cpu, mem, platform, &mut self.decode_cache)
     }
 
+    /// Translates the block at CS:RIP (physical `phys`) on this thread.
     fn translate(
         &mut self,
         cpu: &CpuState,
@@ -334,6 +448,21 @@ impl Jit {
         phys: u64,
     ) -> Option<Block> {
         let started = std::time::Instant::now();
+        let (prepared, translation) = self.prepare(cpu, mem, mode, phys)?;
+        let compiled = self.backend.as_ref()?.compiler().compile(prepared).ok()?;
+        let block = self.install(compiled, translation);
+        self.stats.translate_us += started.elapsed().as_micros() as u64;
+        block
+    }
+
+    /// Decodes the block (with its region) at CS:RIP, physical `phys`, and builds its IR.
+    fn prepare(
+        &mut self,
+        cpu: &CpuState,
+        mem: &mut dyn Memory,
+        mode: Mode,
+        phys: u64,
+    ) -> Option<(Prepared, Translation)> {
         let (insns, in_page) = decode_capped(cpu, mem, self.max_block_insns).ok()?;
         // An instruction crossing into the next page is translated (only in 64-bit mode,
         // where RIP is the linear address) as a block of its own that decodes it afresh
@@ -344,7 +473,8 @@ impl Jit {
         }
         // The backend frees code only all at once: count blocks dropped by code writes too,
         // or a guest that keeps rewriting its code would grow the code memory without end.
-        if self.compiled_since_flush >= MAX_BLOCKS {
+        let code_bytes = self.backend.as_ref().map_or(0, |b| b.code_bytes());
+        if self.compiled_since_flush >= MAX_BLOCKS || code_bytes > MAX_CODE_BYTES {
             self.flush();
         }
         self.compiled_since_flush += 1;
@@ -372,39 +502,61 @@ impl Jit {
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
         let blocks = region.blocks;
-        let code = backend
-            .compile_block(
-                quick,
-                || {
-                    format!(
-                        "guest_{:x}_phys_{phys:x}_{}insns_{}blocks",
-                        cpu.rip,
-                        insns.len(),
-                        blocks.len()
-                    )
-                },
-                |b, cpu_ptr, ctx_ptr| {
-                    Translator::emit_region(
-                        b,
-                        call_conv,
-                        block_sig,
-                        (cpu_ptr, ctx_ptr),
-                        mode,
-                        chaining,
-                        slow,
-                        &insns,
-                        &blocks,
-                    )
-                },
-            )
+        let prepared = backend
+            .prepare_block(quick, |b, cpu_ptr, ctx_ptr| {
+                Translator::emit_region(
+                    b,
+                    call_conv,
+                    block_sig,
+                    (cpu_ptr, ctx_ptr),
+                    mode,
+                    chaining,
+                    slow,
+                    &insns,
+                    &blocks,
+                )
+            })
+            .ok()?;
+        let label = format!(
+            "guest_{:x}_phys_{phys:x}_{}insns_{}blocks",
+            cpu.rip,
+            insns.len(),
+            blocks.len()
+        );
+        let key = Key {
+            phys,
+            rip: cpu.rip,
+            mode,
+        };
+        let translation = Translation {
+            key,
+            slots,
+            insns,
+            entry_len: blocks[0].len(),
+            label,
+        };
+        Some((prepared, translation))
+    }
+
+    /// Places a translation's compiled code in executable memory: its block.
+    fn install(&mut self, compiled: Compiled, translation: Translation) -> Option<Block> {
+        let Translation {
+            slots,
+            insns,
+            entry_len,
+            label,
+            ..
+        } = translation;
+        let code = self
+            .backend
+            .as_mut()?
+            .install_block(compiled, || label)
             .ok()?;
         self.stats.translated += 1;
-        self.stats.translate_us += started.elapsed().as_micros() as u64;
         // SAFETY: a pointer to code compiled by this backend, kept alive with the block. It
         // is only ever called through the entry trampoline or a tail call, in the
         // tail-call convention it was compiled for; the type is a handle.
         let code = unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) };
-        let entry_len = blocks[0].len();
         Some(Block {
             code,
             slots,
@@ -453,6 +605,9 @@ impl Jit {
     /// and their jump-cache entries.
     fn drop_written_code(&mut self, mem: &mut dyn Memory) {
         for page in mem.take_written_code() {
+            if !self.in_flight.is_empty() {
+                self.in_flight.retain(|_, t| t.key.phys & !0xfff != page);
+            }
             for (key, code) in self.cache.invalidate_page(page) {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
             }
@@ -475,6 +630,8 @@ impl Jit {
     /// Drops every block and frees their code.
     pub fn flush(&mut self) {
         self.compiled_since_flush = 0;
+        // Their code would belong to the backend about to go.
+        self.in_flight.clear();
         self.cache = BlockCache::new();
         self.jump_cache.clear();
         self.heat.clear();

@@ -11,6 +11,8 @@ pub mod backend;
 pub mod block;
 pub mod cache;
 pub mod check;
+pub mod code_memory;
+pub mod compiler;
 pub mod context;
 pub mod engine;
 mod error;

@@ -116,6 +116,10 @@ enum Engine {
     Jit,
     /// The JIT with every block also run in the interpreter and compared.
     JitCheck,
+    /// The JIT compiling on its compile thread, blocks translated the second time they
+    /// are reached: the interpreter runs them until their code arrives, at the end of the
+    /// slice.
+    JitThread,
 }
 
 /// One engine's run loop over the test machine.
@@ -135,6 +139,13 @@ impl Runner {
                     .with_lockstep_check()
                     .with_translate_after(1),
             )),
+            Engine::JitThread => Runner::Jit(Box::new(
+                Jit::new()
+                    .unwrap()
+                    .with_translate_after(2)
+                    .with_compile_thread()
+                    .unwrap(),
+            )),
         }
     }
 
@@ -149,6 +160,8 @@ impl Runner {
             Runner::Interp(cache) => Ok(run(cpu, mem, platform, cache, until)),
             Runner::Jit(jit) => {
                 let exit = jit.run(cpu, mem, platform, until);
+                // Blocks submitted to a compile thread are ready by the next slice.
+                jit.wait_for_compiles();
                 match jit.divergence() {
                     Some(report) => Err(report.to_owned()),
                     None => Ok(exit),
@@ -224,7 +237,12 @@ fn guest_programs_pass() {
         })
         .collect();
     let mut failures = Vec::new();
-    for engine in [Engine::Interp, Engine::Jit, Engine::JitCheck] {
+    for engine in [
+        Engine::Interp,
+        Engine::Jit,
+        Engine::JitCheck,
+        Engine::JitThread,
+    ] {
         let mut failed = 0;
         for (name, image) in &images {
             let (console, verdict) = run_program(image, engine);

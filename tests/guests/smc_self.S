@@ -1,11 +1,14 @@
 # Self-modifying code: a store into an instruction that has already run (and so is
 # translated) takes effect the next time it runs, whether the store is in the same block,
 # patches the very next instruction, patches a function on another page, or patches the
-# part of an instruction that lies on the page after its start.
+# part of an instruction that lies on the page after its start, or patches a function whose
+# translation a compile thread is still working on.
 .include "lib/long.inc"
 .set FUNC, 0x200000
 # A function whose first instruction starts 2 bytes before a page boundary.
 .set CROSSING, 0x201ffe
+# A function patched while a compile thread translates it.
+.set FUNC_ASYNC, 0x203000
 test_main:
     # 1. A loop whose body patches its own immediate: 1, then 5, then 5.
     xor ebx, ebx
@@ -58,6 +61,31 @@ next_site:
     mov eax, CROSSING
     call rax
     cmp eax, 0x11112211
+    jne bad
+    # 5. A function called often enough to be handed to a compile thread (the harness's
+    #    JitThread engine installs finished translations at the end of each slice of
+    #    10,000 instructions), patched before that, and called again slices later: the
+    #    translation of the old bytes must never be installed.
+    mov rsi, offset func_template
+    mov rdi, FUNC_ASYNC
+    mov ecx, func_end - func_template
+    rep movsb
+    mov ecx, 4
+3:
+    mov eax, FUNC_ASYNC
+    call rax
+    cmp eax, 7
+    jne bad
+    dec ecx
+    jnz 3b
+    mov dword ptr [FUNC_ASYNC + 1], 11
+    mov ecx, 30000
+4:
+    dec ecx
+    jnz 4b
+    mov eax, FUNC_ASYNC
+    call rax
+    cmp eax, 11
     jne bad
     jmp pass
 bad:
