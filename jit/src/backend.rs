@@ -6,10 +6,10 @@
 //! `softvisor_cpu::offsets`) and the run-time context (through `crate::context`), and
 //! returns an exit code for the dispatcher. Functions live as long as the backend.
 
-use crate::compiler::{Compiled, Compiler, Prepared};
+use crate::compiler::{Body, Compiled, Compiler, Prepared};
 use crate::context::JitContext;
 use crate::JitError;
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName, Value};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -37,6 +37,10 @@ pub struct SlowPaths {
     pub store: *const u8,
 }
 
+// SAFETY: the pointers are addresses of code that lives as long as the backend; building a
+// block's IR on another thread only embeds them as constants, never calls or reads them.
+unsafe impl Send for SlowPaths {}
+
 /// Cranelift for this host, with the module holding every function compiled so far.
 pub struct Backend {
     module: JITModule,
@@ -44,6 +48,7 @@ pub struct Backend {
     /// where compiling costs more than the optimizer would win, see
     /// [`Backend::compile_block`]).
     compiler: Compiler,
+    /// Scratch space for building functions on this thread.
     builder_context: FunctionBuilderContext,
     /// Functions declared so far (their names are numbered).
     declared: u32,
@@ -135,6 +140,11 @@ impl Backend {
         self.compiler.clone()
     }
 
+    /// Builds and compiles `prepared` on this thread.
+    pub fn compile_prepared(&mut self, prepared: Prepared) -> Result<Compiled, JitError> {
+        self.compiler.compile(prepared, &mut self.builder_context)
+    }
+
     /// Bytes of code memory used so far (at most), of
     /// [`crate::code_memory::ARENA_BYTES`].
     pub fn code_bytes(&self) -> usize {
@@ -202,9 +212,10 @@ impl Backend {
         if result_at.is_some() {
             callee_sig.returns.push(AbiParam::new(types::I64));
         }
-        self.define("slow_path", signature, false, |b, params| {
+        let target = target as i64;
+        let body: Body = Box::new(move |b, params| {
             let sig = b.import_signature(callee_sig);
-            let callee = b.ins().iconst(types::I64, target as i64);
+            let callee = b.ins().iconst(types::I64, target);
             let call = b.ins().call_indirect(sig, callee, &params[1..]);
             if let Some(offset) = result_at {
                 let value = b.inst_results(call)[0];
@@ -212,7 +223,8 @@ impl Backend {
                 b.ins().store(flags, value, params[1], offset);
             }
             b.ins().return_(&[]);
-        })
+        });
+        self.define("slow_path", signature, false, body)
     }
 
     /// Builds one block function (tail-call convention, see [`Backend::block_signature`])
@@ -225,12 +237,15 @@ impl Backend {
     pub fn prepare_block(
         &mut self,
         quick: bool,
-        emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
+        emit: impl FnOnce(&mut FunctionBuilder, Value, Value) + Send + 'static,
     ) -> Result<Prepared, JitError> {
         let signature = self.signature(CallConv::Tail, false);
-        self.prepare("block", signature, quick, |b, params| {
-            emit(b, params[0], params[1])
-        })
+        self.prepare(
+            "block",
+            signature,
+            quick,
+            Box::new(|b, params| emit(b, params[0], params[1])),
+        )
     }
 
     /// Places a block function this backend prepared, compiled, in executable memory;
@@ -254,7 +269,7 @@ impl Backend {
     /// and context pointers; `emit` must end every path with a return of one I64.
     pub fn compile(
         &mut self,
-        emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
+        emit: impl FnOnce(&mut FunctionBuilder, Value, Value) + Send + 'static,
     ) -> Result<CompiledFn, JitError> {
         let code = self.compile_with(self.call_conv(), false, false, emit)?;
         // SAFETY: `code` is the entry of a function just defined with exactly the
@@ -271,12 +286,15 @@ impl Backend {
         call_conv: CallConv,
         entry: bool,
         quick: bool,
-        emit: impl FnOnce(&mut FunctionBuilder, Value, Value),
+        emit: impl FnOnce(&mut FunctionBuilder, Value, Value) + Send + 'static,
     ) -> Result<*const u8, JitError> {
         let signature = self.signature(call_conv, entry);
-        self.define("block", signature, quick, |b, params| {
-            emit(b, params[0], params[1])
-        })
+        self.define(
+            "block",
+            signature,
+            quick,
+            Box::new(|b, params| emit(b, params[0], params[1])),
+        )
     }
 
     /// The signature `(cpu, ctx[, code]) -> I64`: with the code pointer and in the host
@@ -296,29 +314,27 @@ impl Backend {
         signature
     }
 
-    /// Declares, builds (`body` gets the builder, in the entry block, and the parameters),
-    /// compiles (`quick`: without the optimizer) and finalizes one function named `prefix`
-    /// plus a number; returns its code.
+    /// Declares, builds, compiles (`quick`: without the optimizer) and finalizes one
+    /// function named `prefix` plus a number; returns its code.
     fn define(
         &mut self,
         prefix: &str,
         signature: cranelift_codegen::ir::Signature,
         quick: bool,
-        body: impl FnOnce(&mut FunctionBuilder, &[Value]),
+        body: Body,
     ) -> Result<*const u8, JitError> {
         let prepared = self.prepare(prefix, signature, quick, body)?;
-        let compiled = self.compiler.compile(prepared)?;
+        let compiled = self.compiler.compile(prepared, &mut self.builder_context)?;
         self.install(compiled)
     }
 
-    /// Declares one function named `prefix` plus a number and builds its IR (`body` gets
-    /// the builder, in the entry block, and the parameters).
+    /// Declares one function named `prefix` plus a number, whose IR `body` builds.
     fn prepare(
         &mut self,
         prefix: &str,
         signature: cranelift_codegen::ir::Signature,
         quick: bool,
-        body: impl FnOnce(&mut FunctionBuilder, &[Value]),
+        body: Body,
     ) -> Result<Prepared, JitError> {
         let name = format!("{prefix}{}", self.declared);
         self.declared += 1;
@@ -326,22 +342,13 @@ impl Backend {
             .module
             .declare_function(&name, Linkage::Local, &signature)
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        let target = self.module.target_config();
-        let mut func = cranelift_codegen::ir::Function::with_name_signature(
-            UserFuncName::user(0, id.as_u32()),
+        Ok(Prepared {
+            id,
             signature,
-        );
-        {
-            let mut builder = FunctionBuilder::new(&mut func, &mut self.builder_context);
-            let entry = builder.create_block();
-            builder.append_block_params_for_function_params(entry);
-            builder.switch_to_block(entry);
-            let params = builder.block_params(entry).to_vec();
-            body(&mut builder, &params);
-            builder.seal_all_blocks();
-            builder.finalize(target);
-        }
-        Ok(Prepared { id, func, quick })
+            target: self.module.target_config(),
+            quick,
+            body,
+        })
     }
 
     /// Places compiled code in executable memory; returns it.

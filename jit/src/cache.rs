@@ -82,8 +82,8 @@ pub struct Block {
     /// of a block on the same physical page, or 0).
     pub slots: Box<[u64]>,
     /// The decoded guest instructions; generated code points at them (helper calls), so
-    /// they live as long as the code.
-    pub insns: Box<[Instruction]>,
+    /// they live as long as the code (shared with the compile thread while it builds it).
+    pub insns: std::sync::Arc<[Instruction]>,
     /// Instructions of the block it is entered at (the first of `insns`; the rest are the
     /// other blocks of its region, see [`crate::region`]).
     pub entry_len: usize,

@@ -1,28 +1,39 @@
 //! Cranelift's compilation step on its own: a function's IR in, machine code and its
 //! relocations out, with no executable memory involved, so it can run on another thread.
 //!
-//! [`crate::backend::Backend`] builds a function's IR ([`Prepared`]) and places compiled
-//! code in executable memory; between the two, [`Compiler::compile`] does the expensive
-//! part (optimizer, register allocation, emission). [`CompileThread`] runs it on a second
+//! [`crate::backend::Backend`] declares a function ([`Prepared`]: its signature and what
+//! builds its body) and places compiled code in executable memory; between the two,
+//! [`Compiler::compile`] does the expensive part (building the IR, the optimizer, register
+//! allocation, emission). [`CompileThread`] runs it on a second
 //! host thread, so the guest keeps running (hot blocks interpreted a little longer) while
 //! its blocks compile: what the guest sees never depends on when a translation becomes
 //! ready, because both engines retire the same instructions with the same effects.
 
 use crate::JitError;
-use cranelift_codegen::ir::Function;
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::ir::{Function, Signature, UserFuncName, Value};
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, ModuleReloc};
 use std::sync::mpsc;
 use std::time::Instant;
 
-/// A function's IR, declared in a backend's module and ready to compile.
+/// Emits a function's body, given the builder (in the entry block, which has the
+/// function's parameters) and those parameters; every path must end in a return or a tail
+/// call.
+pub type Body = Box<dyn FnOnce(&mut FunctionBuilder, &[Value]) + Send>;
+
+/// A function declared in a backend's module, ready to be built and compiled anywhere.
 pub struct Prepared {
     /// Its id in the module that declared it.
     pub id: FuncId,
-    /// Its IR.
-    pub func: Function,
-    /// Compile without Cranelift's optimizer (see `Backend::compile_block`).
+    /// Its signature.
+    pub signature: Signature,
+    /// The target's pointer type and the like, which building needs.
+    pub target: TargetFrontendConfig,
+    /// Compile without Cranelift's optimizer (see `Backend::prepare_block`).
     pub quick: bool,
+    /// What builds its IR.
+    pub body: Body,
 }
 
 /// Machine code for a [`Prepared`] function, not yet placed in executable memory.
@@ -50,14 +61,31 @@ impl Compiler {
         Self { optimized, quick }
     }
 
-    /// Compiles `prepared` for its target.
-    pub fn compile(&self, prepared: Prepared) -> Result<Compiled, JitError> {
+    /// Builds `prepared`'s IR (with `scratch`, reusable from one function to the next) and
+    /// compiles it for its target.
+    pub fn compile(
+        &self,
+        prepared: Prepared,
+        scratch: &mut FunctionBuilderContext,
+    ) -> Result<Compiled, JitError> {
         let isa = if prepared.quick {
             &*self.quick
         } else {
             &*self.optimized
         };
-        let mut context = cranelift_codegen::Context::for_function(prepared.func);
+        let name = UserFuncName::user(0, prepared.id.as_u32());
+        let mut func = Function::with_name_signature(name, prepared.signature);
+        {
+            let mut builder = FunctionBuilder::new(&mut func, scratch);
+            let entry = builder.create_block();
+            builder.append_block_params_for_function_params(entry);
+            builder.switch_to_block(entry);
+            let params = builder.block_params(entry).to_vec();
+            (prepared.body)(&mut builder, &params);
+            builder.seal_all_blocks();
+            builder.finalize(prepared.target);
+        }
+        let mut context = cranelift_codegen::Context::for_function(func);
 
         let mut control = cranelift_codegen::control::ControlPlane::default();
         context
@@ -103,9 +131,10 @@ impl CompileThread {
         std::thread::Builder::new()
             .name("softvisor-jit".into())
             .spawn(move || {
+                let mut scratch = FunctionBuilderContext::new();
                 for (ticket, prepared) in job_queue {
                     let started = Instant::now();
-                    let result = compiler.compile(prepared);
+                    let result = compiler.compile(prepared, &mut scratch);
                     let took = started.elapsed().as_micros() as u64;
                     if finished.send((ticket, result, took)).is_err() {
                         break;

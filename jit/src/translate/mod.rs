@@ -91,6 +91,10 @@ pub struct Chaining {
     pub jump_cache: bool,
 }
 
+// SAFETY: the slots are only embedded as addresses in the IR of the block that owns them
+// (possibly built on the compile thread); generated code uses them on the guest's thread.
+unsafe impl Send for Chaining {}
+
 pub use crate::backend::SlowPaths;
 
 /// One guest block of a region.
