@@ -1,5 +1,8 @@
 //! The host code generator: Cranelift for the machine softvisor runs on (x86-64 or
-//! aarch64), through `cranelift-jit`, which places compiled functions in executable memory.
+//! aarch64), through `cranelift-jit`, which places compiled functions in executable memory
+//! (the JIT's own [`crate::code_memory::CodeArena`]). A function is declared here
+//! ([`Backend::prepare_block`]), built and compiled by a [`Compiler`] on any thread, and
+//! installed here ([`Backend::install_block`]).
 //!
 //! Every generated function has one signature, `extern "C" fn(*mut CpuState, *mut
 //! JitContext) -> u64`: it receives the guest CPU state (addressed only through
@@ -46,7 +49,7 @@ pub struct Backend {
     module: JITModule,
     /// The host target with and without Cranelift's optimizer (the latter for blocks
     /// where compiling costs more than the optimizer would win, see
-    /// [`Backend::compile_block`]).
+    /// [`Backend::prepare_block`]).
     compiler: Compiler,
     /// Scratch space for building functions on this thread.
     builder_context: FunctionBuilderContext,

@@ -3,9 +3,11 @@
 //! [`block`] forms a guest block with iced-x86 ([`region`]: with the blocks of a loop
 //! through it), [`translate`] emits it as Cranelift IR
 //! (registers in SSA values, lazy flags folded into branches, memory through the TLB
-//! inline, the interpreter as a helper for everything else), [`backend`] compiles it for the
-//! host, [`cache`] keeps blocks by physical address and mode, and [`engine::Jit`] runs them
-//! with the interpreter's exact contract. [`check`] runs both engines side by side.
+//! inline, the interpreter as a helper for everything else), [`compiler`] compiles it for
+//! the host (on a thread of its own, if asked), [`backend`] places the code in
+//! [`code_memory`], [`cache`] keeps blocks by physical address and mode, and
+//! [`engine::Jit`] runs them with the interpreter's exact contract. [`check`] runs both
+//! engines side by side.
 
 pub mod backend;
 pub mod block;

@@ -240,6 +240,21 @@ impl SystemMemory {
     }
 }
 
+impl SystemMemory {
+    /// The RAM bytes of a `size`-byte explicit access at `linear` when the TLB holds its
+    /// page for `kind` and the access stays in that page: exactly what `read_as` and
+    /// `write_as` would touch, with nothing else to do (a TLB hit walks nothing, a tagged
+    /// page is RAM, and a page with a write tag holds no tracked code).
+    fn tlb_hit_bytes(&mut self, linear: u64, size: usize, kind: AccessKind) -> Option<&mut [u8]> {
+        if (linear & (PAGE_SIZE - 1)) as usize + size > PAGE_SIZE as usize {
+            return None;
+        }
+        let host = self.tlb.lookup(tlb_set(&self.paging), linear, kind)?;
+        let phys = host.wrapping_sub(self.ram_base());
+        self.ram.slice_mut(phys, size)
+    }
+}
+
 impl Memory for SystemMemory {
     fn read(&mut self, addr: u64, buf: &mut [u8], kind: AccessKind) -> Result<(), MemFault> {
         self.read_as(addr, buf, kind, Privilege::Current)
@@ -247,6 +262,48 @@ impl Memory for SystemMemory {
 
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemFault> {
         self.write_as(addr, data, Privilege::Current)
+    }
+
+    // The interpreter's scalar accesses: on a TLB hit, a fixed-size little-endian copy
+    // instead of the general piecewise path (whose runtime-length copies were a host
+    // `memmove` call each).
+    fn read_sized(&mut self, addr: u64, size: usize) -> Result<u64, MemFault> {
+        let Some(bytes) = self.tlb_hit_bytes(addr, size, AccessKind::Read) else {
+            let mut bytes = [0u8; 8];
+            self.read_as(
+                addr,
+                &mut bytes[..size],
+                AccessKind::Read,
+                Privilege::Current,
+            )?;
+            return Ok(u64::from_le_bytes(bytes));
+        };
+        Ok(match bytes.len() {
+            1 => u64::from(bytes[0]),
+            2 => u64::from(u16::from_le_bytes([bytes[0], bytes[1]])),
+            4 => u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            8 => u64::from_le_bytes(<[u8; 8]>::try_from(&bytes[..]).unwrap_or_default()),
+            _ => {
+                let mut wide = [0u8; 8];
+                wide[..bytes.len()].copy_from_slice(bytes);
+                u64::from_le_bytes(wide)
+            }
+        })
+    }
+
+    fn write_sized(&mut self, addr: u64, size: usize, value: u64) -> Result<(), MemFault> {
+        let bytes = value.to_le_bytes();
+        match self.tlb_hit_bytes(addr, size, AccessKind::Write) {
+            Some(ram) => match ram.len() {
+                1 => ram[0] = bytes[0],
+                2 => ram.copy_from_slice(&bytes[..2]),
+                4 => ram.copy_from_slice(&bytes[..4]),
+                8 => ram.copy_from_slice(&bytes),
+                n => ram.copy_from_slice(&bytes[..n]),
+            },
+            None => self.write_as(addr, &bytes[..size], Privilege::Current)?,
+        }
+        Ok(())
     }
 
     fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, MemFault> {
@@ -406,6 +463,36 @@ mod tests {
         assert!(mem.tlb.lookup(0, 0x40_0010, AccessKind::Read).is_some());
         let fault = mem.read_u8(0x60_0000).unwrap_err();
         assert_eq!((fault.addr, fault.error_code), (0x60_0000, 0));
+    }
+
+    #[test]
+    fn scalar_accesses_on_tlb_hits_match_the_general_path() {
+        let mut mem = machine();
+        // Fill the TLB for both pages (reads, then writes of dirty pages), then access
+        // every size at offsets inside a page and across into the next.
+        for addr in [0x6000u64, 0x7000] {
+            mem.read_u8(addr).unwrap();
+            mem.write_u8(addr, 0).unwrap();
+        }
+        for (offset, size) in [
+            (0x10, 1),
+            (0x21, 2),
+            (0x33, 4),
+            (0x48, 8),
+            (0xffd, 8),
+            (0xfff, 2),
+        ] {
+            let addr = 0x6000 + offset;
+            let value = 0x8877_6655_4433_2211u64 >> (64 - 8 * size);
+            mem.write_sized(addr, size, value).unwrap();
+            let mut general = [0u8; 8];
+            mem.read(addr, &mut general[..size], AccessKind::Read)
+                .unwrap();
+            assert_eq!(u64::from_le_bytes(general), value, "{addr:#x}/{size}");
+            mem.write(addr, &(!value).to_le_bytes()[..size]).unwrap();
+            let mask = u64::MAX >> (64 - 8 * size);
+            assert_eq!(mem.read_sized(addr, size).unwrap(), !value & mask);
+        }
     }
 
     #[test]
