@@ -4,10 +4,10 @@
 //! [`crate::backend::Backend`] declares a function ([`Prepared`]: its signature and what
 //! builds its body) and places compiled code in executable memory; between the two,
 //! [`Compiler::compile`] does the expensive part (building the IR, the optimizer, register
-//! allocation, emission). [`CompileThread`] runs it on a second
-//! host thread, so the guest keeps running (hot blocks interpreted a little longer) while
-//! its blocks compile: what the guest sees never depends on when a translation becomes
-//! ready, because both engines retire the same instructions with the same effects.
+//! allocation, emission). [`CompileThread`] runs it on a second host thread, so the guest
+//! keeps running (hot blocks interpreted a little longer) while its blocks compile: what
+//! the guest sees never depends on when a translation becomes ready, because both engines
+//! retire the same instructions with the same effects.
 
 use crate::JitError;
 use cranelift_codegen::ir::{Function, Signature, UserFuncName, Value};
