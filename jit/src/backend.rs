@@ -400,6 +400,8 @@ mod tests {
         // SAFETY: `add` was compiled for `CompiledFn` and `cpu` is a valid, exclusive CpuState.
         let result = unsafe { add(&mut cpu, core::ptr::null_mut()) };
         assert_eq!((result, cpu.gpr[0]), (42, 42));
+        // SAFETY: the function is not used again.
+        unsafe { backend.free() };
     }
 
     #[test]
@@ -425,5 +427,7 @@ mod tests {
         // while it was placed and both ran.
         let gap = nine as usize - seven as usize;
         assert!(gap < 256, "functions {gap} bytes apart");
+        // SAFETY: neither function is used again.
+        unsafe { backend.free() };
     }
 }
