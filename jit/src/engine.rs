@@ -61,7 +61,7 @@ pub struct Stats {
     /// Host time the guest's thread spent translating blocks (decoding, IR, and Cranelift
     /// unless a compile thread does that), in microseconds.
     pub translate_us: u64,
-    /// Host time the compile thread spent in Cranelift, in microseconds.
+    /// Host time the compile thread spent building and compiling blocks, in microseconds.
     pub background_us: u64,
 }
 
@@ -71,8 +71,8 @@ struct Translation {
     slots: Box<[u64]>,
     insns: std::sync::Arc<[Instruction]>,
     entry_len: usize,
-    /// Its name in the perf map.
-    label: String,
+    /// Guest blocks in its region (for its name in the perf map).
+    region_blocks: usize,
 }
 
 /// A JIT engine for one vCPU.
@@ -457,7 +457,8 @@ impl Jit {
         block
     }
 
-    /// Decodes the block (with its region) at CS:RIP, physical `phys`, and builds its IR.
+    /// Decodes the block (with its region) at CS:RIP, physical `phys`, and declares its
+    /// function, with what builds its IR, for a compile on either thread.
     fn prepare(
         &mut self,
         cpu: &CpuState,
@@ -504,12 +505,7 @@ impl Jit {
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
         let blocks = region.blocks;
-        let label = format!(
-            "guest_{:x}_phys_{phys:x}_{}insns_{}blocks",
-            cpu.rip,
-            insns.len(),
-            blocks.len()
-        );
+        let region_blocks = blocks.len();
         let entry_len = blocks[0].len();
         let code_insns = insns.clone();
         let prepared = backend
@@ -537,7 +533,7 @@ impl Jit {
             slots,
             insns,
             entry_len,
-            label,
+            region_blocks,
         };
         Some((prepared, translation))
     }
@@ -545,17 +541,21 @@ impl Jit {
     /// Places a translation's compiled code in executable memory: its block.
     fn install(&mut self, compiled: Compiled, translation: Translation) -> Option<Block> {
         let Translation {
+            key,
             slots,
             insns,
             entry_len,
-            label,
-            ..
+            region_blocks,
         } = translation;
-        let code = self
-            .backend
-            .as_mut()?
-            .install_block(compiled, || label)
-            .ok()?;
+        let label = || {
+            format!(
+                "guest_{:x}_phys_{:x}_{}insns_{region_blocks}blocks",
+                key.rip,
+                key.phys,
+                insns.len()
+            )
+        };
+        let code = self.backend.as_mut()?.install_block(compiled, label).ok()?;
         self.stats.translated += 1;
         // SAFETY: a pointer to code compiled by this backend, kept alive with the block. It
         // is only ever called through the entry trampoline or a tail call, in the
@@ -698,9 +698,6 @@ impl Drop for Jit {
     /// Frees the code memory (cranelift-jit would leak it, and a process that makes many
     /// engines, like the test suites, would keep a 1 GiB reservation for each).
     fn drop(&mut self) {
-        self.entry = None;
-        self.slow_paths = None;
-        self.cache = BlockCache::new();
         if let Some(backend) = self.backend.take() {
             // SAFETY: the engine is going away with every block, trampoline and jump-cache
             // entry it compiled, and no block runs while `drop` has the engine.
