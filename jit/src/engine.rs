@@ -23,11 +23,12 @@ use crate::compiler::{CompileThread, Compiled, Prepared};
 use crate::context::{exit, JitContext};
 use crate::heat::{Heat, HeatIndex, HeatTable};
 use crate::jump_cache::{JumpCache, JumpEntry};
-use crate::translate::{Chaining, Mode, Translator};
+use crate::translate::{Chaining, CrossingTail, Mode, Translator};
 use crate::JitError;
 use iced_x86::Instruction;
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::{AC, TF};
+use softvisor_cpu::interp::MAX_INSN_LEN;
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
 use softvisor_cpu::{CpuState, Platform, SegReg, StepOutcome};
 use softvisor_mmu::{Memory, PAGE_SIZE};
@@ -474,6 +475,11 @@ impl Jit {
         if !in_page && !crossing_ok {
             return None;
         }
+        let crossing = if in_page {
+            None
+        } else {
+            Some(crossing_tail(cpu, mem, &insns[0])?)
+        };
         // The backend frees code only all at once: count blocks dropped by code writes too,
         // or a guest that keeps rewriting its code would grow the code memory without end.
         let code_bytes = self.backend.as_ref().map_or(0, |b| b.code_bytes());
@@ -520,6 +526,7 @@ impl Jit {
                     slow,
                     &code_insns,
                     &blocks,
+                    crossing,
                 )
             })
             .ok()?;
@@ -765,6 +772,24 @@ fn decode_capped(
     let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
     let bytes: u64 = insns.iter().map(|i| i.len() as u64).sum();
     Ok((insns, bytes <= page_left))
+}
+
+/// The bytes `insn`, at CS:RIP in 64-bit code and crossing into the next page, has on that
+/// page (`None` if they cannot be fetched now).
+fn crossing_tail(cpu: &CpuState, mem: &mut dyn Memory, insn: &Instruction) -> Option<CrossingTail> {
+    let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
+    let page = (linear | (PAGE_SIZE - 1)).wrapping_add(1);
+    let len = linear.wrapping_add(insn.len() as u64).wrapping_sub(page) as usize;
+    let mut bytes = [0u8; 16];
+    if !(1..=MAX_INSN_LEN).contains(&len) || mem.fetch(page, &mut bytes[..len]).ok()? < len {
+        return None;
+    }
+    Some(CrossingTail {
+        rip: cpu.rip,
+        page,
+        bytes,
+        len,
+    })
 }
 
 /// The heat entry of a block first reached at CS:RIP.

@@ -8,7 +8,7 @@
 //! path helper instead, which goes through the same `Memory` the interpreter uses and
 //! makes plain RAM accesses only; anything else the interpreter redoes.
 
-use super::{size_mask, state_flags, Translator};
+use super::{size_mask, state_flags, CrossingTail, Translator};
 use crate::context::{LOADED, STATUS};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::BlockArg;
@@ -269,6 +269,44 @@ impl Translator<'_, '_> {
             self.b.ins().iadd_imm_s(tlb, set)
         };
         self.b.ins().iadd(base, offset)
+    }
+
+    /// Guards an instruction crossing into the next page, decoded from `tail` there: goes
+    /// on only while that page is mapped executable (its TLB entry's fetch tag) and still
+    /// holds those bytes, else redoes the instruction in the interpreter, which fetches it
+    /// afresh. The block tracks only its first page, so this check stands in for both the
+    /// second page's mapping and writes to it.
+    pub(super) fn guard_crossing_tail(&mut self, tlb: Value, tail: &CrossingTail) {
+        const ENTRY_BYTES: usize = core::mem::size_of::<TlbEntry>();
+        let page = tail.page;
+        let slot = self.mode.tlb_mode * TLB_ENTRIES + softvisor_mmu::tlb::tlb_index(page);
+        let entry = (slot * ENTRY_BYTES) as i32;
+        let f = state_flags();
+        let exec_tag = core::mem::offset_of!(TlbEntry, exec_tag) as i32;
+        let tag = self.b.ins().load(types::I64, f, tlb, entry + exec_tag);
+        let missed = self.b.ins().icmp_imm_s(IntCC::NotEqual, tag, page as i64);
+        self.redo_if(missed);
+        let addend = core::mem::offset_of!(TlbEntry, addend) as i32;
+        let addend = self.b.ins().load(types::I64, f, tlb, entry + addend);
+        let host = self.b.ins().iadd_imm_s(addend, page as i64);
+        // Whole words from the page's start (inside the page), masked to the tail.
+        for (word, chunk) in tail.bytes[..tail.len].chunks(8).enumerate() {
+            let mut expected = [0u8; 8];
+            expected[..chunk.len()].copy_from_slice(chunk);
+            let mask = size_mask(chunk.len() as u32);
+            let held = self
+                .b
+                .ins()
+                .load(types::I64, guest_flags(), host, (word * 8) as i32);
+            let held = if chunk.len() < 8 {
+                self.b.ins().band_imm_s(held, mask as i64)
+            } else {
+                held
+            };
+            let expected = u64::from_le_bytes(expected) as i64;
+            let changed = self.b.ins().icmp_imm_s(IntCC::NotEqual, held, expected);
+            self.redo_if(changed);
+        }
     }
 
     fn host_load(&mut self, host: Value, size: u32) -> Value {

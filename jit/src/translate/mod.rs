@@ -97,6 +97,21 @@ unsafe impl Send for Chaining {}
 
 pub use crate::backend::SlowPaths;
 
+/// What an instruction crossing into the next page has there, as it was decoded: its
+/// translation runs only while that page still maps there and holds these bytes (see
+/// `guard_crossing_tail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrossingTail {
+    /// RIP of the instruction.
+    pub rip: u64,
+    /// The linear address of the second page.
+    pub page: u64,
+    /// Its bytes there, from the page's start.
+    pub bytes: [u8; 16],
+    /// How many of `bytes` it has (1 to 14).
+    pub len: usize,
+}
+
 /// One guest block of a region.
 struct RegionBlock {
     rip: u64,
@@ -149,6 +164,8 @@ pub(crate) struct Translator<'a, 'f> {
     current: usize,
     /// Whether the SSE state checks were made since the last interpreted instruction.
     sse_checked: bool,
+    /// The region's instruction crossing into the next page, if it has one.
+    crossing: Option<CrossingTail>,
 }
 
 /// Memory flags for the CPU state and context: always valid and aligned.
@@ -203,6 +220,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         slow: SlowPaths,
         insns: &[Instruction],
         blocks: &[Range<usize>],
+        crossing: Option<CrossingTail>,
     ) {
         let ptr = types::I64;
         let sigs = Self::signatures(b, call_conv, ptr, block_sig);
@@ -241,6 +259,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             blocks: headers,
             current: 0,
             sse_checked: false,
+            crossing,
         };
         for n in 0..t.blocks.len() {
             t.emit_guest_block(n, &insns[t.blocks[n].range.clone()]);
@@ -317,7 +336,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.redo = None;
         // LOCK needs nothing more with one vCPU (the decoder already rejects it where it
         // is invalid).
-        let fetched = crate::block::runs_fetched(insn, self.mode.bitness);
+        let mut fetched = crate::block::runs_fetched(insn, self.mode.bitness);
+        let tail = self.crossing.filter(|tail| tail.rip == insn.ip());
+        if let (true, Some(tail), Some(tlb)) = (fetched, tail, self.tlb) {
+            self.guard_crossing_tail(tlb, &tail);
+            fetched = false;
+        }
         let flow = if self.mode.bitness == 64 && !fetched {
             self.emit_inline(insn)
         } else {
