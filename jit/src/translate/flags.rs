@@ -34,7 +34,8 @@ pub(super) struct Pending {
     pub res: Value,
     pub src1: Value,
     pub src2: Value,
-    /// ADC/SBB: carry in (0/1). INC/DEC: the carry flag they keep (0/1).
+    /// ADC/SBB: carry in (0/1). INC/DEC: the carry flag they keep (0/1), or `None` when
+    /// the CPU state's RFLAGS `bits` already hold it (see `set_inc_dec_flags`).
     pub extra: Option<Value>,
 }
 
@@ -66,17 +67,14 @@ impl Translator<'_, '_> {
         self.b
             .ins()
             .store(f, p.src2, self.cpu, offsets::FLAGS_SRC2 as i32);
-        match (p.op, p.extra) {
-            (CcOp::Adc | CcOp::Sbb, Some(cin)) => {
-                self.b
-                    .ins()
-                    .store(f, cin, self.cpu, offsets::FLAGS_CARRY_IN as i32);
-            }
-            (CcOp::Inc | CcOp::Dec, Some(cf)) => {
-                // INC/DEC read CF from `bits`.
-                self.merge_flag_bits(CF, cf);
-            }
-            _ => {}
+        if let (CcOp::Adc | CcOp::Sbb, Some(cin)) = (p.op, p.extra) {
+            self.b
+                .ins()
+                .store(f, cin, self.cpu, offsets::FLAGS_CARRY_IN as i32);
+        }
+        if let (CcOp::Inc | CcOp::Dec, Some(cf)) = (p.op, p.extra) {
+            // INC/DEC read CF from `bits`.
+            self.merge_flag_bits(CF, cf);
         }
     }
 
@@ -145,14 +143,18 @@ impl Translator<'_, '_> {
     }
 
     /// Records INC or DEC, which keep the carry flag of the previous producer.
-    pub(super) fn set_inc_dec_flags(
-        &mut self,
-        op: CcOp,
-        size: u32,
-        res: Value,
-        src1: Value,
-        cf: Value,
-    ) {
+    pub(super) fn set_inc_dec_flags(&mut self, op: CcOp, size: u32, res: Value, src1: Value) {
+        // With the flags in the state, their carry goes into the state's `bits` at once,
+        // where INC/DEC keep it: harmless under any other lazy operation, which ignores the
+        // arithmetic flags in `bits`, and then no exit needs to compute it.
+        let cf = match self.cache.flags {
+            Flags::InMemory => {
+                let cf = self.carry_in_memory();
+                self.merge_flag_bits(CF, cf);
+                None
+            }
+            _ => Some(self.carry()),
+        };
         let one = self.constant(1);
         self.cache.flags = Flags::Pending(Pending {
             op,
@@ -160,7 +162,7 @@ impl Translator<'_, '_> {
             res,
             src1,
             src2: one,
-            extra: Some(cf),
+            extra: cf,
         });
     }
 
@@ -399,8 +401,18 @@ impl Translator<'_, '_> {
                 self.b.ins().select(has, le, lt)
             }
             CcOp::Inc | CcOp::Dec => {
-                let cf = p.extra.expect("INC/DEC carry");
-                i.icmp_imm_s(IntCC::NotEqual, cf, 0)
+                let cf = match p.extra {
+                    Some(cf) => cf,
+                    None => {
+                        let f = state_flags();
+                        let bits =
+                            self.b
+                                .ins()
+                                .load(types::I64, f, self.cpu, offsets::FLAGS_BITS as i32);
+                        self.b.ins().band_imm_s(bits, CF as i64)
+                    }
+                };
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, cf, 0)
             }
             CcOp::Logic | CcOp::Eflags => i.iconst(types::I8, 0),
         }

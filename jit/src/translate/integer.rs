@@ -222,7 +222,6 @@ impl Translator<'_, '_> {
         let size = self.op_size(0);
         let a = self.read_operand(0, size)?;
         // INC/DEC need the carry of the previous producer before anything is written.
-        let keep_cf = matches!(m, Mnemonic::Inc | Mnemonic::Dec).then(|| self.carry());
         let res = match m {
             Mnemonic::Not => self.b.ins().bnot(a),
             Mnemonic::Neg => self.b.ins().ineg(a),
@@ -243,7 +242,7 @@ impl Translator<'_, '_> {
                 } else {
                     CcOp::Dec
                 };
-                self.set_inc_dec_flags(op, size, res, a, keep_cf?);
+                self.set_inc_dec_flags(op, size, res, a);
             }
         }
         Some(())
