@@ -9,6 +9,7 @@
 //! `softvisor_cpu::offsets`) and the run-time context (through `crate::context`), and
 //! returns an exit code for the dispatcher. Functions live as long as the backend.
 
+use crate::code_memory::{CodeArena, DualArena, ARENA_BYTES};
 use crate::compiler::{Body, Compiled, Compiler, Prepared};
 use crate::context::JitContext;
 use crate::JitError;
@@ -63,6 +64,10 @@ pub struct Backend {
     /// `/tmp/perf-<pid>.map`, when asked for: where each function's code lies, so `perf`
     /// can name samples in generated code.
     perf_map: Option<std::io::BufWriter<std::fs::File>>,
+    /// Where functions without relocations go, placed by a copy (see
+    /// [`crate::code_memory`]); `None` where the host refuses the double mapping, and then
+    /// everything goes through the module.
+    dual: Option<DualArena>,
 }
 
 impl Backend {
@@ -92,7 +97,7 @@ impl Backend {
         let isa = isa_with("speed")?;
         let quick_isa = isa_with("none")?;
         let compiler = Compiler::new(isa.clone(), quick_isa);
-        let arena = crate::code_memory::CodeArena::new(crate::code_memory::ARENA_BYTES)
+        let arena = CodeArena::new(ARENA_BYTES)
             .map_err(|e| JitError::Host(format!("cannot reserve code memory: {e}")))?;
         let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
         builder.memory_provider(Box::new(arena));
@@ -106,6 +111,7 @@ impl Backend {
             compiled: 0,
             last_size: 0,
             perf_map: None,
+            dual: DualArena::new(ARENA_BYTES).ok(),
         })
     }
 
@@ -133,8 +139,12 @@ impl Backend {
     ///
     /// # Safety
     /// No function this backend compiled may be running or run again.
-    pub unsafe fn free(self) {
-        // SAFETY: the caller guarantees no compiled function is in use.
+    pub unsafe fn free(mut self) {
+        if let Some(dual) = self.dual.as_mut() {
+            // SAFETY: the caller guarantees no compiled function is in use.
+            unsafe { dual.free() };
+        }
+        // SAFETY: as above.
         unsafe { self.module.free_memory() }
     }
 
@@ -356,6 +366,13 @@ impl Backend {
 
     /// Places compiled code in executable memory; returns it.
     fn install(&mut self, compiled: Compiled) -> Result<*const u8, JitError> {
+        if let (true, Some(dual)) = (compiled.relocs.is_empty(), self.dual.as_mut()) {
+            let code = dual
+                .place(&compiled.bytes, compiled.align)
+                .map_err(|e| JitError::Host(format!("cannot place code: {e}")))?;
+            self.account(&compiled);
+            return Ok(code);
+        }
         self.module
             .define_function_bytes(
                 compiled.id,
@@ -364,13 +381,18 @@ impl Backend {
                 &compiled.relocs,
             )
             .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-        self.last_size = compiled.bytes.len();
-        self.code_bytes += compiled.bytes.len() + compiled.align as usize;
+        self.account(&compiled);
         self.module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        self.compiled += 1;
         Ok(self.module.get_finalized_function(compiled.id))
+    }
+
+    /// Counts a function placed.
+    fn account(&mut self, compiled: &Compiled) {
+        self.last_size = compiled.bytes.len();
+        self.code_bytes += compiled.bytes.len() + compiled.align as usize;
+        self.compiled += 1;
     }
 }
 

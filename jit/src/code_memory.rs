@@ -9,6 +9,13 @@
 //! writable while it is placed (no generated code runs then: the guest's thread installs
 //! code between blocks) and executable again when the module finalizes, so no page is ever
 //! writable and executable at once.
+//!
+//! That costs two `mprotect` calls per block, and each change of a page's protection
+//! interrupts the compile thread's core to flush its TLB. Blocks without relocations (all
+//! but those calling a Cranelift libcall) go to a [`DualArena`] instead: one shared-memory
+//! file mapped twice, read-write where code is copied in and read-execute where it runs, so
+//! placing a block is a copy and no mapping ever changes. (No view is both writable and
+//! executable; the writable one is known only to this process.)
 
 use cranelift_jit::{BranchProtection, JITMemoryKind, JITMemoryProvider};
 use cranelift_module::{ModuleError, ModuleResult};
@@ -145,6 +152,135 @@ impl JITMemoryProvider for CodeArena {
     }
 }
 
+/// Code memory mapped twice (see the module's doc): functions are copied in through a
+/// writable view and run from an executable view of the same pages. Dropping it leaks the
+/// mappings, like [`CodeArena`]; [`DualArena::free`] unmaps them.
+pub struct DualArena {
+    /// The writable view.
+    write: *mut u8,
+    /// The executable view.
+    exec: *mut u8,
+    size: usize,
+    /// Bytes placed so far.
+    used: usize,
+}
+
+// SAFETY: the arena owns both mappings; the pointers are only addresses inside them, and
+// every write goes through `&mut self`.
+unsafe impl Send for DualArena {}
+
+impl DualArena {
+    /// Creates a shared-memory file of `size` bytes (nothing committed until written) and
+    /// maps it twice.
+    pub fn new(size: usize) -> io::Result<Self> {
+        let size = size.next_multiple_of(PAGE);
+        // SAFETY: the name is a NUL-terminated string; the call only creates a descriptor.
+        let fd = unsafe { libc::memfd_create(c"softvisor-jit-code".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mapped = Self::map_views(fd, size);
+        // SAFETY: `fd` was opened above; the mappings (if made) keep the file alive.
+        unsafe { libc::close(fd) };
+        let (write, exec) = mapped?;
+        Ok(Self {
+            write,
+            exec,
+            size,
+            used: 0,
+        })
+    }
+
+    /// Sizes the file `fd` and maps it writable and executable.
+    fn map_views(fd: libc::c_int, size: usize) -> io::Result<(*mut u8, *mut u8)> {
+        let length = libc::off_t::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "code arena size"))?;
+        // SAFETY: `fd` is a memfd this arena just created.
+        if unsafe { libc::ftruncate(fd, length) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let map = |prot| {
+            // SAFETY: a new shared mapping of the whole file at an address of the kernel's
+            // choosing; it overlaps nothing Rust owns.
+            let view = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    size,
+                    prot,
+                    libc::MAP_SHARED | libc::MAP_NORESERVE,
+                    fd,
+                    0,
+                )
+            };
+            if view == libc::MAP_FAILED {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(view.cast::<u8>())
+            }
+        };
+        let write = map(libc::PROT_READ | libc::PROT_WRITE)?;
+        match map(libc::PROT_READ | libc::PROT_EXEC) {
+            Ok(exec) => Ok((write, exec)),
+            Err(e) => {
+                // SAFETY: the view mapped just above, not handed out.
+                unsafe { libc::munmap(write.cast(), size) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Bytes of code placed so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Copies `code` (position-independent: no relocations) in at an `align`-byte boundary
+    /// and returns where it runs, ready to run on this thread.
+    pub fn place(&mut self, code: &[u8], align: u64) -> io::Result<*const u8> {
+        if self.write.is_null() {
+            return Err(io::Error::other("the code arena was freed"));
+        }
+        let align = usize::try_from(align)
+            .ok()
+            .filter(|a| a.is_power_of_two() && *a <= PAGE)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "code alignment"))?;
+        let start = self.used.next_multiple_of(align);
+        let end = start
+            .checked_add(code.len())
+            .filter(|&end| end <= self.size)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "code arena full"))?;
+        let into = self.write.wrapping_add(start);
+        // SAFETY: `start..end` lies inside the writable view, past everything placed so far
+        // (so no code that may run is overwritten), and `code` is a separate allocation.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), into, code.len()) };
+        self.used = end;
+        let run_at = self.exec.wrapping_add(start);
+        // The executable view sees the bytes; its instruction cache may not (aarch64).
+        // SAFETY: the range lies inside the executable view and is readable.
+        unsafe { wasmtime_internal_jit_icache_coherence::clear_cache(run_at.cast(), code.len()) }?;
+        wasmtime_internal_jit_icache_coherence::pipeline_flush_mt()?;
+        Ok(run_at)
+    }
+
+    /// Unmaps both views.
+    ///
+    /// # Safety
+    /// No code placed in the arena may run again.
+    pub unsafe fn free(&mut self) {
+        if self.write.is_null() {
+            return;
+        }
+        for view in [self.write, self.exec] {
+            // SAFETY: one of the two mappings made in `new`; the caller guarantees none of
+            // their code runs again.
+            unsafe { libc::munmap(view.cast(), self.size) };
+        }
+        self.write = core::ptr::null_mut();
+        self.exec = core::ptr::null_mut();
+        self.used = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +307,31 @@ mod tests {
         arena.finalize(BranchProtection::None).unwrap();
         // SAFETY: nothing placed in the arena runs.
         unsafe { arena.free_memory() };
+    }
+
+    #[test]
+    fn code_placed_through_the_writable_view_runs_from_the_executable_one() {
+        let mut arena = DualArena::new(2 * PAGE).unwrap();
+        // `mov eax, 42; ret` (x86-64) or `mov w0, #42; ret` (aarch64).
+        #[cfg(target_arch = "x86_64")]
+        let code: &[u8] = &[0xb8, 42, 0, 0, 0, 0xc3];
+        #[cfg(target_arch = "aarch64")]
+        let code: &[u8] = &[0x40, 0x05, 0x80, 0x52, 0xc0, 0x03, 0x5f, 0xd6];
+        let first = arena.place(code, 16).unwrap();
+        let second = arena.place(code, 16).unwrap();
+        assert_eq!(
+            second as usize - first as usize,
+            code.len().next_multiple_of(16)
+        );
+        for f in [first, second] {
+            // SAFETY: `f` holds the function above, a C-ABI function of no arguments.
+            let f = unsafe { std::mem::transmute::<*const u8, extern "C" fn() -> u32>(f) };
+            assert_eq!(f(), 42);
+        }
+        let full = arena.place(&vec![0; 2 * PAGE], 16);
+        assert_eq!(full.unwrap_err().kind(), io::ErrorKind::OutOfMemory);
+        // SAFETY: nothing placed in the arena runs again.
+        unsafe { arena.free() };
+        assert!(arena.place(code, 16).is_err());
     }
 }
