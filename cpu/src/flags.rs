@@ -57,7 +57,8 @@ pub enum CcOp {
     Sub,
     /// `res = src1 - src2 - carry_in`.
     Sbb,
-    /// AND/OR/XOR/TEST: CF = OF = AF = 0.
+    /// AND/OR/XOR/TEST: CF = OF = AF = 0, the rest from `res` alone (the sources are
+    /// never read: translated code does not store them).
     Logic,
     /// INC: like ADD of 1, CF untouched (kept in `bits`).
     Inc,
@@ -253,6 +254,19 @@ impl LazyFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logic_flags_ignore_the_sources_and_the_arithmetic_bits() {
+        let mut f = LazyFlags::default();
+        f.set_lazy(CcOp::Logic, 1, 0x80, 0x80, 0x80);
+        let want = f.get();
+        assert_eq!(want & ARITH, SF);
+        // What the JIT leaves: stale sources, and the arithmetic bits of an earlier INC.
+        f.src1 = 0x1234;
+        f.src2 = 0xffff;
+        f.bits |= CF | OF | AF;
+        assert_eq!(f.get(), want);
+    }
 
     #[test]
     fn sub_flags_match_cmp_semantics() {

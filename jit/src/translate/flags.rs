@@ -61,6 +61,11 @@ impl Translator<'_, '_> {
         self.b
             .ins()
             .store(f, p.res, self.cpu, offsets::FLAGS_RES as i32);
+        if p.op == CcOp::Logic {
+            // A logic result's flags come from the result alone (`LazyFlags` never reads
+            // the sources of one).
+            return;
+        }
         self.b
             .ins()
             .store(f, p.src1, self.cpu, offsets::FLAGS_SRC1 as i32);
