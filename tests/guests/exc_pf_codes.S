@@ -1,6 +1,8 @@
 # #PF (vector 14) error codes and CR2: not present (0), supervisor page read from ring 3
 # (U|P = 5), read-only write from ring 3 (U|W|P = 7), a reserved bit (RSVD|P = 9), and an
-# instruction fetch from an NX page (I/D|P = 0x11).
+# instruction fetch from an NX page (I/D|P = 0x11). Then an INC keeping a carry its block
+# found in the lazy state, right before a CMP that faults: the RFLAGS the fault saves hold
+# that carry (the JIT computes it only on the way out).
 .include "lib/long.inc"
 .set PT, 0x13000
 test_main:
@@ -25,6 +27,20 @@ test_main:
     expect_fault 0x11, bad, call rax
     cmp qword ptr [LAST_CR2], 0x603000
     jne bad
+    mov ecx, 600
+2:
+    clc                              # CF = 0 in the RFLAGS bits
+    jmp 1f
+1:  mov eax, -1
+    add eax, 1                       # CF = 1, left lazily (an ADD) at the block's end
+    jmp 1f
+1:  lea r15, [rip + 3f]
+    inc ebx
+    cmp byte ptr [0x604000], 0       # not present: #PF, resuming at 3 with its RFLAGS
+    jmp bad
+3:  jnc bad
+    dec ecx
+    jnz 2b
     lea rax, [rip + kernel_again]
     mov qword ptr [SYSCALL_TARGET], rax
     lea rcx, [rip + user]
@@ -39,7 +55,7 @@ user:
 user_bad:
     ud2
 kernel_again:
-    cmp qword ptr [FAULTS], 5
+    cmp qword ptr [FAULTS], 605
     jne bad
     jmp pass
 bad:

@@ -35,8 +35,11 @@ pub(super) struct Pending {
     pub src1: Value,
     pub src2: Value,
     /// ADC/SBB: carry in (0/1). INC/DEC: the carry flag they keep (0/1), or `None` when
-    /// the CPU state's RFLAGS `bits` already hold it (see `set_inc_dec_flags`).
+    /// it is in the CPU state (see `set_inc_dec_flags`).
     pub extra: Option<Value>,
+    /// INC/DEC without `extra`: their carry is still that of the state's lazy operation,
+    /// computed only where it is needed (else the state's RFLAGS `bits` hold it).
+    pub carry_in_lazy_state: bool,
 }
 
 // `store_flags` writes the lazy operation and its size with one little-endian store.
@@ -50,6 +53,12 @@ impl Translator<'_, '_> {
             Flags::InMemory => return,
             Flags::Computed(arith) => return self.store_computed(arith),
             Flags::Pending(p) => p,
+        };
+        // A carry still in the lazy state: read before the stores below replace it.
+        let kept_cf = match (p.op, p.extra) {
+            (CcOp::Inc | CcOp::Dec, None) if p.carry_in_lazy_state => Some(self.carry_in_memory()),
+            (CcOp::Inc | CcOp::Dec, cf) => cf,
+            _ => None,
         };
         let f = state_flags();
         // The operation and its size are adjacent u32s: one store.
@@ -77,7 +86,7 @@ impl Translator<'_, '_> {
                 .ins()
                 .store(f, cin, self.cpu, offsets::FLAGS_CARRY_IN as i32);
         }
-        if let (CcOp::Inc | CcOp::Dec, Some(cf)) = (p.op, p.extra) {
+        if let Some(cf) = kept_cf {
             // INC/DEC read CF from `bits`.
             self.merge_flag_bits(CF, cf);
         }
@@ -117,6 +126,7 @@ impl Translator<'_, '_> {
             src1: res,
             src2: res,
             extra: None,
+            carry_in_lazy_state: false,
         };
         let zf = self.zf(&p);
         let sf = self.sf(&p);
@@ -144,15 +154,24 @@ impl Translator<'_, '_> {
             src1,
             src2,
             extra: None,
+            carry_in_lazy_state: false,
         });
     }
 
     /// Records INC or DEC, which keep the carry flag of the previous producer.
     pub(super) fn set_inc_dec_flags(&mut self, op: CcOp, size: u32, res: Value, src1: Value) {
-        // With the flags in the state, their carry goes into the state's `bits` at once,
-        // where INC/DEC keep it: harmless under any other lazy operation, which ignores the
-        // arithmetic flags in `bits`, and then no exit needs to compute it.
+        // With the flags in the state and the next instruction overwriting them all, the
+        // carry matters only on that instruction's way out to the interpreter: it is
+        // computed there. Otherwise it goes into the state's `bits` at once, where INC/DEC
+        // keep it: harmless under any other lazy operation, which ignores the arithmetic
+        // flags in `bits`, and then no exit needs to compute it. (Computing it costs six
+        // loads and a dozen values live at once: most of a short block's registers.)
+        let mut carry_in_lazy_state = false;
         let cf = match self.cache.flags {
+            Flags::InMemory if self.next_overwrites_flags => {
+                carry_in_lazy_state = true;
+                None
+            }
             Flags::InMemory => {
                 let cf = self.carry_in_memory();
                 self.merge_flag_bits(CF, cf);
@@ -168,6 +187,7 @@ impl Translator<'_, '_> {
             src1,
             src2: one,
             extra: cf,
+            carry_in_lazy_state,
         });
     }
 
@@ -408,6 +428,7 @@ impl Translator<'_, '_> {
             CcOp::Inc | CcOp::Dec => {
                 let cf = match p.extra {
                     Some(cf) => cf,
+                    None if p.carry_in_lazy_state => self.carry_in_memory(),
                     None => {
                         let f = state_flags();
                         let bits =

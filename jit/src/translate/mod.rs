@@ -166,6 +166,9 @@ pub(crate) struct Translator<'a, 'f> {
     sse_checked: bool,
     /// The region's instruction crossing into the next page, if it has one.
     crossing: Option<CrossingTail>,
+    /// Whether the instruction after the current one (in its guest block) replaces all
+    /// six arithmetic flags without reading any.
+    next_overwrites_flags: bool,
 }
 
 /// Memory flags for the CPU state and context: always valid and aligned.
@@ -260,6 +263,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             current: 0,
             sse_checked: false,
             crossing,
+            next_overwrites_flags: false,
         };
         for n in 0..t.blocks.len() {
             t.emit_guest_block(n, &insns[t.blocks[n].range.clone()]);
@@ -295,6 +299,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.switch_to_block(body);
         let mut last = Flow::Next;
         for (index, insn) in insns.iter().enumerate() {
+            self.next_overwrites_flags = insns.get(index + 1).is_some_and(overwrites_flags);
             last = self.emit_insn(index, insn);
             if matches!(last, Flow::Terminated) {
                 return;
@@ -722,6 +727,21 @@ fn preserve_all(b: &mut FunctionBuilder, args: usize) -> SigRef {
 /// dispatcher itself when the fresh instruction is not of this kind.
 pub(crate) fn may_chain_after(insn: &Instruction) -> bool {
     crate::block::ends_block(insn).is_none() || crate::block::is_repeated_string(insn)
+}
+
+/// Whether `insn` sets all six arithmetic flags from its operands alone (reading none).
+fn overwrites_flags(insn: &Instruction) -> bool {
+    use iced_x86::Mnemonic;
+    matches!(
+        insn.mnemonic(),
+        Mnemonic::Add
+            | Mnemonic::Sub
+            | Mnemonic::Cmp
+            | Mnemonic::Test
+            | Mnemonic::And
+            | Mnemonic::Or
+            | Mnemonic::Xor
+    )
 }
 
 /// Mask of the low `size` bytes.
