@@ -97,6 +97,11 @@ pub struct Jit {
     has_tlb: bool,
     /// Block starts reached but not translated yet.
     heat: HeatTable,
+    /// Starts of the non-entry blocks of regions translated since the last flush (or the
+    /// last write to their page). Reached on their own (a budget stop or an interrupt
+    /// inside the loop, a jump into its middle) they are translated as single blocks that
+    /// chain into the loop's region, instead of as a copy of the whole region from there.
+    inside_regions: std::collections::HashSet<Key>,
     /// See [`Jit::with_translate_after`].
     translate_after: u32,
     /// Instructions of a cold block still to step before the next lookup.
@@ -134,6 +139,7 @@ impl Jit {
             checker: None,
             has_tlb: false,
             heat: HeatTable::default(),
+            inside_regions: Default::default(),
             translate_after: TRANSLATE_AFTER,
             cold_left: 0,
             cold_block: None,
@@ -488,11 +494,24 @@ impl Jit {
         }
         self.compiled_since_flush += 1;
         let chained = self.checker.is_none() && mode.bitness == 64;
-        let region = if chained && in_page {
+        let key = Key {
+            phys,
+            rip: cpu.rip,
+            mode,
+        };
+        let region = if chained && in_page && !self.inside_regions.contains(&key) {
             self.region_of(insns, cpu, mem, mode, phys)
         } else {
             crate::region::Region::single(insns)
         };
+        for block in region.blocks.iter().skip(1) {
+            let rip = region.insns[block.start].ip();
+            self.inside_regions.insert(Key {
+                phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
+                rip,
+                mode,
+            });
+        }
         let mut slots: Box<[u64]> = vec![0; 2 * region.blocks.len()].into_boxed_slice();
         let chaining = Chaining {
             slots: if chained {
@@ -624,6 +643,9 @@ impl Jit {
             }
             self.heat.drop_page(page);
             self.decode_cache.invalidate_page(page);
+            if !self.inside_regions.is_empty() {
+                self.inside_regions.retain(|key| key.phys & !0xfff != page);
+            }
         }
     }
 
@@ -646,6 +668,7 @@ impl Jit {
         self.cache = BlockCache::new();
         self.jump_cache.clear();
         self.heat.clear();
+        self.inside_regions.clear();
         self.pending_link = None;
         self.entry = None;
         self.slow_paths = None;
@@ -864,6 +887,43 @@ mod tests {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    #[test]
+    fn a_block_inside_a_translated_region_is_translated_on_its_own() {
+        use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
+        // 0x1000: dec ecx; jz 0x100c | 0x1004: inc eax; jmp 0x1000 | 0x100c: hlt
+        let code = [
+            0xff, 0xc9, 0x74, 0x08, // dec ecx; jz +8
+            0xff, 0xc0, 0xe9, 0xf5, 0xff, 0xff, 0xff, // inc eax; jmp 0x1000
+            0xf4, 0xf4, // (padding) hlt
+        ];
+        let mut ram = GuestRam::new(0x10000).unwrap();
+        ram.write_bytes(0x1000, &code).unwrap();
+        let mut mem = SystemMemory::new(ram, Bus::new());
+        let mut cpu = CpuState::new_long_mode();
+        cpu.gpr[1] = 100;
+        let mut jit = Jit::new().unwrap().with_translate_after(1);
+        let mut platform = softvisor_cpu::NoPlatform;
+        let insns_at = |jit: &Jit, cpu: &CpuState, rip: u64| {
+            let mut at = cpu.clone();
+            at.rip = rip;
+            let key = Key {
+                phys: rip,
+                rip,
+                mode: mode_of(&at, jit.has_tlb),
+            };
+            jit.cache.get(&key).map(|block| block.insns.len())
+        };
+        // Entered at the loop's head: the region holds both blocks.
+        cpu.rip = 0x1000;
+        jit.step(&mut cpu, &mut mem, &mut platform).unwrap();
+        assert_eq!(insns_at(&jit, &cpu, 0x1000), Some(4));
+        // Entered in the middle (as after an interrupt there): that block alone.
+        cpu.rip = 0x1004;
+        jit.step(&mut cpu, &mut mem, &mut platform).unwrap();
+        assert_eq!(insns_at(&jit, &cpu, 0x1004), Some(2));
+        assert_eq!((cpu.rip, cpu.gpr[0]), (0x1000, 1));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! direct branches reach are decoded too, and those from which it can be reached again are
 //! translated with it; branches between them become jumps inside the function (see
 //! `translate::Translator::emit_region`). Everything stays on one page, so the region is
-//! dropped with its page like a single block.
+//! dropped with its page like a single block. Entered at one of its other blocks, the
+//! engine translates that block alone, chaining into the region (see
+//! `Jit::inside_regions`).
 
 use iced_x86::{FlowControl, Instruction, OpKind};
 use std::ops::Range;
