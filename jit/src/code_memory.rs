@@ -27,6 +27,21 @@ pub const ARENA_BYTES: usize = 1 << 30;
 /// The host's page size as the arena manages protection.
 const PAGE: usize = 4096;
 
+/// The byte range `len` bytes take at the first `align`-byte boundary from `used`, in an
+/// arena of `size` bytes filled front to back.
+fn bump(used: usize, size: usize, len: usize, align: u64) -> io::Result<(usize, usize)> {
+    let align = usize::try_from(align)
+        .ok()
+        .filter(|a| a.is_power_of_two() && *a <= PAGE)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "code alignment"))?;
+    let start = used.next_multiple_of(align);
+    let end = start
+        .checked_add(len)
+        .filter(|&end| end <= size)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "code arena full"))?;
+    Ok((start, end))
+}
+
 /// A reserved range of address space that holds generated code. Dropping it leaks the
 /// mapping (function pointers into it may still be held), like cranelift-jit's providers;
 /// `free_memory` unmaps it.
@@ -97,15 +112,7 @@ impl JITMemoryProvider for CodeArena {
                 "the JIT's code arena holds code only",
             ));
         }
-        let align = usize::try_from(align)
-            .ok()
-            .filter(|a| a.is_power_of_two() && *a <= PAGE)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "code alignment"))?;
-        let start = self.used.next_multiple_of(align);
-        let end = start
-            .checked_add(size)
-            .filter(|&end| end <= self.size)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "code arena full"))?;
+        let (start, end) = bump(self.used, self.size, size, align)?;
         // Allocations only move forward, so the new pages start at or after `from`.
         let pages = (start & !(PAGE - 1), end.next_multiple_of(PAGE));
         let writable = match self.writable {
@@ -240,15 +247,7 @@ impl DualArena {
         if self.write.is_null() {
             return Err(io::Error::other("the code arena was freed"));
         }
-        let align = usize::try_from(align)
-            .ok()
-            .filter(|a| a.is_power_of_two() && *a <= PAGE)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "code alignment"))?;
-        let start = self.used.next_multiple_of(align);
-        let end = start
-            .checked_add(code.len())
-            .filter(|&end| end <= self.size)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "code arena full"))?;
+        let (start, end) = bump(self.used, self.size, code.len(), align)?;
         let into = self.write.wrapping_add(start);
         // SAFETY: `start..end` lies inside the writable view, past everything placed so far
         // (so no code that may run is overwritten), and `code` is a separate allocation.
