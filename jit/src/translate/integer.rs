@@ -221,7 +221,8 @@ impl Translator<'_, '_> {
     fn unary(&mut self, m: Mnemonic) -> Option<()> {
         let size = self.op_size(0);
         let a = self.read_operand(0, size)?;
-        // INC/DEC need the carry of the previous producer before anything is written.
+        // (INC/DEC take the carry they keep in `set_inc_dec_flags`: writing the operand
+        // changes no flags.)
         let res = match m {
             Mnemonic::Not => self.b.ins().bnot(a),
             Mnemonic::Neg => self.b.ins().ineg(a),
