@@ -366,7 +366,10 @@ impl Backend {
 
     /// Places compiled code in executable memory; returns it.
     fn install(&mut self, compiled: Compiled) -> Result<*const u8, JitError> {
-        if let (true, Some(dual)) = (compiled.relocs.is_empty(), self.dual.as_mut()) {
+        // perf reads the map file only for anonymous mappings, not for the shared-memory
+        // file of the dual arena: under a perf map, code goes through the module.
+        let placeable = compiled.relocs.is_empty() && self.perf_map.is_none();
+        if let (true, Some(dual)) = (placeable, self.dual.as_mut()) {
             let code = dual
                 .place(&compiled.bytes, compiled.align)
                 .map_err(|e| JitError::Host(format!("cannot place code: {e}")))?;
