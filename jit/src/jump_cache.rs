@@ -158,7 +158,7 @@ mod tests {
     }
 
     /// A TLB holding `linear`'s page in set 0, global or not.
-    fn tlb_with(linear: u64, global: bool) -> Tlb {
+    fn tlb_with(linear: u64, global: bool) -> Box<Tlb> {
         let mut tlb = Tlb::new();
         let fill = softvisor_mmu::tlb::TlbFill {
             linear,

@@ -40,7 +40,7 @@ impl SystemMemory {
         Self {
             ram,
             mmio,
-            tlb: Box::new(Tlb::new()),
+            tlb: Tlb::new(),
             paging: PagingContext::default(),
             code_pages: vec![0; pages.div_ceil(64)],
             written_code: Vec::new(),

@@ -13,9 +13,14 @@
 //! translated code; MMIO pages get no tags at all. Everything else takes the slow path.
 
 use crate::paging::{PagingContext, PagingMode, CR4_SMAP};
+use crate::PAGE_SIZE;
+use std::collections::HashSet;
+
+/// Sizes a large page can have: 2 MiB (PAE, long mode), 4 MiB (32-bit paging), 1 GiB.
+const LARGE_PAGE_SIZES: [u64; 3] = [1 << 21, 1 << 22, 1 << 30];
 
 /// Entries per privilege set.
-pub const TLB_ENTRIES: usize = 256;
+pub const TLB_ENTRIES: usize = 4096;
 /// A tag that matches no page-aligned address.
 pub const INVALID_TAG: u64 = u64::MAX;
 /// Privilege sets: supervisor, user, and supervisor while SMAP lets explicit accesses
@@ -58,6 +63,10 @@ pub struct TlbMeta {
     pub page_size: u64,
     /// Global mapping (kept across CR3 writes).
     pub global: bool,
+    /// The slot is in [`Tlb::filled`]'s list of global entries.
+    in_global_list: bool,
+    /// The slot is in [`Tlb::filled`]'s list of non-global entries.
+    in_local_list: bool,
 }
 
 /// What a fill may allow.
@@ -93,6 +102,23 @@ pub struct Tlb {
     /// global page stays valid while this stays the same, across CR3 writes.
     pub global_flushes: u64,
     meta: [[TlbMeta; TLB_ENTRIES]; TLB_MODES],
+    filled: Filled,
+}
+
+/// The slots (`mode * TLB_ENTRIES + index`) filled since a flush last visited them, split
+/// by globalness: flushes and code-page protection visit these, not the whole TLB, so
+/// their cost follows what the guest used instead of the TLB's size (every context switch
+/// flushes the non-global entries; md5's pipe makes 260,000 of them). A listed slot may
+/// have been emptied (INVLPG) or refilled with the other globalness since (then it is in
+/// both lists): visiting it again is harmless.
+#[derive(Default)]
+struct Filled {
+    global: Vec<u32>,
+    local: Vec<u32>,
+    /// The linear bases of the pages larger than 4 KiB that listed slots were filled from:
+    /// INVLPG of an address in one of them must visit every listed slot, any other only
+    /// the address's own slot in each set.
+    large: HashSet<u64>,
 }
 
 /// Offset of [`Tlb::flushes`] from the first entry, for generated code that holds a
@@ -101,12 +127,6 @@ pub const FLUSHES_FROM_ENTRIES: i32 = core::mem::offset_of!(Tlb, flushes) as i32
 /// Offset of [`Tlb::global_flushes`] from the first entry.
 pub const GLOBAL_FLUSHES_FROM_ENTRIES: i32 = core::mem::offset_of!(Tlb, global_flushes) as i32;
 const _: () = assert!(core::mem::offset_of!(Tlb, entries) == 0);
-
-impl Default for Tlb {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The set index of a linear address.
 #[inline]
@@ -129,13 +149,24 @@ pub fn tlb_set(ctx: &PagingContext) -> usize {
 }
 
 impl Tlb {
-    /// An empty TLB.
-    pub fn new() -> Self {
-        Tlb {
-            entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; TLB_MODES],
-            flushes: 0,
-            global_flushes: 0,
-            meta: [[TlbMeta::default(); TLB_ENTRIES]; TLB_MODES],
+    /// An empty TLB, built in place on the heap (it is too big for a thread's stack).
+    pub fn new() -> Box<Self> {
+        let mut tlb = Box::<Tlb>::new_uninit();
+        let at = tlb.as_mut_ptr();
+        // SAFETY: every field of the allocation is written once, through raw pointers
+        // (no reference to uninitialised memory is made), before `assume_init`; the arrays
+        // are written element by element, within their bounds.
+        unsafe {
+            let entries = core::ptr::addr_of_mut!((*at).entries).cast::<TlbEntry>();
+            let meta = core::ptr::addr_of_mut!((*at).meta).cast::<TlbMeta>();
+            for slot in 0..TLB_MODES * TLB_ENTRIES {
+                entries.add(slot).write(TlbEntry::EMPTY);
+                meta.add(slot).write(TlbMeta::default());
+            }
+            core::ptr::addr_of_mut!((*at).flushes).write(0);
+            core::ptr::addr_of_mut!((*at).global_flushes).write(0);
+            core::ptr::addr_of_mut!((*at).filled).write(Filled::default());
+            tlb.assume_init()
         }
     }
 
@@ -171,32 +202,52 @@ impl Tlb {
             exec_tag: tag(fill.exec),
             addend: fill.host_page.wrapping_sub(page),
         };
-        self.meta[mode][index] = TlbMeta {
-            phys_page: fill.phys_page,
-            page_size: fill.page_size,
-            global: fill.global,
-        };
+        let slot = (mode * TLB_ENTRIES + index) as u32;
+        let meta = &mut self.meta[mode][index];
+        if fill.global && !meta.in_global_list {
+            self.filled.global.push(slot);
+            meta.in_global_list = true;
+        } else if !fill.global && !meta.in_local_list {
+            self.filled.local.push(slot);
+            meta.in_local_list = true;
+        }
+        if fill.page_size > PAGE_SIZE {
+            self.filled
+                .large
+                .insert(fill.linear & !(fill.page_size - 1));
+        }
+        meta.phys_page = fill.phys_page;
+        meta.page_size = fill.page_size;
+        meta.global = fill.global;
     }
 
     /// Drops every entry (CR0/CR4/EFER paging changes, CR3 writes without PGE).
     pub fn flush_all(&mut self) {
         self.flushes += 1;
         self.global_flushes += 1;
-        for set in self.entries.iter_mut() {
-            set.fill(TlbEntry::EMPTY);
+        let filled = std::mem::take(&mut self.filled);
+        for &slot in filled.global.iter().chain(&filled.local) {
+            let (entry, meta) = self.slot_mut(slot);
+            *entry = TlbEntry::EMPTY;
+            (meta.in_global_list, meta.in_local_list) = (false, false);
         }
+        self.filled = filled.emptied();
     }
 
     /// Drops every non-global entry (CR3 writes with CR4.PGE set).
     pub fn flush_non_global(&mut self) {
         self.flushes += 1;
-        for (set, meta) in self.entries.iter_mut().zip(self.meta.iter()) {
-            for (entry, meta) in set.iter_mut().zip(meta.iter()) {
-                if !meta.global {
-                    *entry = TlbEntry::EMPTY;
-                }
+        let mut local = std::mem::take(&mut self.filled.local);
+        for &slot in &local {
+            let (entry, meta) = self.slot_mut(slot);
+            meta.in_local_list = false;
+            // Refilled as global since it was listed: the global list has it too.
+            if !meta.global {
+                *entry = TlbEntry::EMPTY;
             }
         }
+        local.clear();
+        self.filled.local = local;
     }
 
     /// INVLPG: drops the entries for the page containing `linear`, including every 4 KiB
@@ -204,30 +255,61 @@ impl Tlb {
     pub fn flush_page(&mut self, linear: u64) {
         self.flushes += 1;
         self.global_flushes += 1;
-        for (set, meta) in self.entries.iter_mut().zip(self.meta.iter()) {
-            for (entry, meta) in set.iter_mut().zip(meta.iter()) {
-                let tag = [entry.read_tag, entry.write_tag, entry.exec_tag]
-                    .into_iter()
-                    .find(|&t| t != INVALID_TAG);
-                let Some(page) = tag else { continue };
-                let span = !(meta.page_size.max(4096) - 1);
-                if page & span == linear & span {
-                    *entry = TlbEntry::EMPTY;
-                }
+        let in_large = LARGE_PAGE_SIZES
+            .iter()
+            .any(|size| self.filled.large.contains(&(linear & !(size - 1))));
+        if !in_large {
+            // Only a 4 KiB entry can cover it: its own slot in each set.
+            for mode in 0..TLB_MODES {
+                self.drop_if_covering((mode * TLB_ENTRIES + tlb_index(linear)) as u32, linear);
             }
+            return;
+        }
+        let filled = std::mem::take(&mut self.filled);
+        for &slot in filled.global.iter().chain(&filled.local) {
+            self.drop_if_covering(slot, linear);
+        }
+        self.filled = filled;
+    }
+
+    /// Empties the entry at `slot` if its page covers `linear`.
+    fn drop_if_covering(&mut self, slot: u32, linear: u64) {
+        let (entry, meta) = self.slot_mut(slot);
+        let tag = [entry.read_tag, entry.write_tag, entry.exec_tag]
+            .into_iter()
+            .find(|&t| t != INVALID_TAG);
+        let span = !(meta.page_size.max(PAGE_SIZE) - 1);
+        if tag.is_some_and(|page| page & span == linear & span) {
+            *entry = TlbEntry::EMPTY;
         }
     }
 
     /// Drops the write fast path of every entry for physical page `phys_page`, so writes to
     /// it reach the slow path (it now holds translated code).
     pub fn protect_phys_page(&mut self, phys_page: u64) {
-        for (set, meta) in self.entries.iter_mut().zip(self.meta.iter()) {
-            for (entry, meta) in set.iter_mut().zip(meta.iter()) {
-                if meta.phys_page == phys_page {
-                    entry.write_tag = INVALID_TAG;
-                }
+        let filled = std::mem::take(&mut self.filled);
+        for &slot in filled.global.iter().chain(&filled.local) {
+            let (entry, meta) = self.slot_mut(slot);
+            if meta.phys_page == phys_page {
+                entry.write_tag = INVALID_TAG;
             }
         }
+        self.filled = filled;
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> (&mut TlbEntry, &mut TlbMeta) {
+        let (mode, index) = (slot as usize / TLB_ENTRIES, slot as usize % TLB_ENTRIES);
+        (&mut self.entries[mode][index], &mut self.meta[mode][index])
+    }
+}
+
+impl Filled {
+    /// The lists emptied, keeping their capacity.
+    fn emptied(mut self) -> Self {
+        self.global.clear();
+        self.local.clear();
+        self.large.clear();
+        self
     }
 }
 
@@ -291,6 +373,36 @@ mod tests {
         tlb.flush_all();
         assert!(tlb.lookup(1, 0x3000, AccessKind::Read).is_none());
         assert_eq!(tlb.flushes, 3, "every kind of flush is counted");
+    }
+
+    #[test]
+    fn a_slot_refilled_after_a_flush_is_flushed_again() {
+        let mut tlb = Tlb::new();
+        for _ in 0..3 {
+            tlb.fill(0, &fill(0x1000, true, false, 4096));
+            tlb.fill(0, &fill(0x1000, true, false, 4096));
+            tlb.fill(2, &fill(0x7000, true, true, 4096));
+            tlb.flush_non_global();
+            assert!(tlb.lookup(0, 0x1000, AccessKind::Read).is_none());
+            assert!(tlb.lookup(2, 0x7000, AccessKind::Read).is_some());
+            tlb.fill(0, &fill(0x1000, true, false, 4096));
+            tlb.flush_page(0x1000);
+            assert!(tlb.lookup(0, 0x1000, AccessKind::Read).is_none());
+            tlb.fill(0, &fill(0x1000, true, false, 4096));
+            assert_eq!(
+                (tlb.filled.local.len(), tlb.filled.global.len()),
+                (1, 1),
+                "a slot is listed once"
+            );
+            tlb.flush_all();
+            assert!(tlb.lookup(0, 0x1000, AccessKind::Read).is_none());
+            assert!(tlb.lookup(2, 0x7000, AccessKind::Read).is_none());
+        }
+        // Listed as non-global, then refilled as global: a CR3 write keeps it.
+        tlb.fill(0, &fill(0x1000, true, false, 4096));
+        tlb.fill(0, &fill(0x1000, true, true, 4096));
+        tlb.flush_non_global();
+        assert!(tlb.lookup(0, 0x1000, AccessKind::Read).is_some());
     }
 
     #[test]

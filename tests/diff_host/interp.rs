@@ -23,7 +23,7 @@ impl WindowMemory {
     fn new(bytes: Vec<u8>) -> Self {
         let mut memory = Self {
             bytes,
-            tlb: Box::new(Tlb::new()),
+            tlb: Tlb::new(),
             code_written: true,
         };
         let host = memory.bytes.as_ptr() as u64;
