@@ -153,21 +153,32 @@ impl Tlb {
     pub fn new() -> Box<Self> {
         let mut tlb = Box::<Tlb>::new_uninit();
         let at = tlb.as_mut_ptr();
-        // SAFETY: every field of the allocation is written once, through raw pointers
-        // (no reference to uninitialised memory is made), before `assume_init`; the arrays
-        // are written element by element, within their bounds.
-        unsafe {
-            let entries = core::ptr::addr_of_mut!((*at).entries).cast::<TlbEntry>();
-            let meta = core::ptr::addr_of_mut!((*at).meta).cast::<TlbMeta>();
-            for slot in 0..TLB_MODES * TLB_ENTRIES {
-                entries.add(slot).write(TlbEntry::EMPTY);
-                meta.add(slot).write(TlbMeta::default());
-            }
-            core::ptr::addr_of_mut!((*at).flushes).write(0);
-            core::ptr::addr_of_mut!((*at).global_flushes).write(0);
-            core::ptr::addr_of_mut!((*at).filled).write(Filled::default());
-            tlb.assume_init()
+        // Each field is written through a raw pointer to its place: no reference to
+        // uninitialised memory is made.
+        // SAFETY: a projection to a field of the allocation.
+        let entries = unsafe { &raw mut (*at).entries }.cast::<TlbEntry>();
+        // SAFETY: as above.
+        let meta = unsafe { &raw mut (*at).meta }.cast::<TlbMeta>();
+        for slot in 0..TLB_MODES * TLB_ENTRIES {
+            // SAFETY: `slot` is within the array `entries` points to.
+            unsafe { entries.wrapping_add(slot).write(TlbEntry::EMPTY) };
+            // SAFETY: `slot` is within the array `meta` points to.
+            unsafe { meta.wrapping_add(slot).write(TlbMeta::default()) };
         }
+        // SAFETY: as for `entries`.
+        let flushes = unsafe { &raw mut (*at).flushes };
+        // SAFETY: as for `entries`.
+        let global_flushes = unsafe { &raw mut (*at).global_flushes };
+        // SAFETY: as for `entries`.
+        let filled = unsafe { &raw mut (*at).filled };
+        // SAFETY: the places of fields of the allocation, written once each.
+        unsafe { flushes.write(0) };
+        // SAFETY: as above.
+        unsafe { global_flushes.write(0) };
+        // SAFETY: as above.
+        unsafe { filled.write(Filled::default()) };
+        // SAFETY: every field was written above.
+        unsafe { tlb.assume_init() }
     }
 
     /// Looks up a page for a read, write or fetch; returns the host address of `linear`.
