@@ -123,6 +123,22 @@ pub trait Memory {
         false
     }
 
+    /// Copies `len` bytes from `src` to `dst` (linear; each run within one page, their
+    /// RAM apart) if both are plain RAM accesses, as for [`Memory::read_plain`] and
+    /// [`Memory::write_plain`]: bulk REP MOVS straight from RAM to RAM. Returns whether it
+    /// copied; `false` (the default) leaves the caller to [`Memory::read`] and
+    /// [`Memory::write`].
+    fn copy_plain(&mut self, _src: u64, _dst: u64, _len: usize) -> bool {
+        false
+    }
+
+    /// Fills `len` bytes at `dst` (linear, within one page) with `pattern` repeated, if
+    /// that is a plain RAM write (see [`Memory::write_plain`]): bulk REP STOS. Returns
+    /// whether it wrote.
+    fn fill_plain(&mut self, _dst: u64, _pattern: &[u8], _len: usize) -> bool {
+        false
+    }
+
     /// Whether an access since the last call did something a translated block must stop
     /// after: it reached MMIO (a device may now raise an interrupt) or wrote a tracked code
     /// page. Clears the MMIO part; written code pages stay until [`Memory::take_written_code`].

@@ -17,7 +17,7 @@ pub mod tlb;
 pub use access::{AccessKind, MemFault, Memory};
 pub use error::MmuError;
 pub use flat::FlatMemory;
-pub use ram::GuestRam;
+pub use ram::{fill_repeated, GuestRam};
 pub use system::SystemMemory;
 
 /// Size of a guest page (4 KiB); the unit of translation and of code-page tracking.

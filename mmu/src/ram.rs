@@ -37,6 +37,19 @@ impl GuestRam {
         self.map.get_mut(start..start.checked_add(len)?)
     }
 
+    /// Copies `len` bytes of RAM from `from` to `to` (as `memmove`); `false` if either range
+    /// is not all RAM.
+    pub fn copy(&mut self, from: u64, to: u64, len: usize) -> bool {
+        let size = self.size();
+        let fits = |addr: u64| addr.checked_add(len as u64).is_some_and(|end| end <= size);
+        if !fits(from) || !fits(to) {
+            return false;
+        }
+        let (from, to) = (from as usize, to as usize);
+        self.map.copy_within(from..from + len, to);
+        true
+    }
+
     /// Copies `data` into RAM at `addr` (loaders and tests).
     pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Result<(), MmuError> {
         let out_of_range = MmuError::OutOfRange {
@@ -60,9 +73,40 @@ impl GuestRam {
     }
 }
 
+/// Fills `bytes` with `pattern` (1, 2, 4 or 8 bytes) repeated, as REP STOS stores it; a
+/// last partial element gets the pattern's first bytes.
+pub fn fill_repeated(bytes: &mut [u8], pattern: &[u8]) {
+    fn by<const N: usize>(bytes: &mut [u8], pattern: &[u8]) {
+        let element: [u8; N] = core::array::from_fn(|i| pattern[i]);
+        let mut chunks = bytes.chunks_exact_mut(N);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&element);
+        }
+        let tail = chunks.into_remainder();
+        tail.copy_from_slice(&element[..tail.len()]);
+    }
+    match pattern.len() {
+        1 => bytes.fill(pattern[0]),
+        2 => by::<2>(bytes, pattern),
+        4 => by::<4>(bytes, pattern),
+        _ => by::<8>(bytes, pattern),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fills_repeat_the_element_as_rep_stos_stores_it() {
+        let mut bytes = [0u8; 11];
+        fill_repeated(&mut bytes, &[1, 2, 3, 4]);
+        assert_eq!(bytes, [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3]);
+        fill_repeated(&mut bytes, &[9]);
+        assert_eq!(bytes, [9; 11]);
+        fill_repeated(&mut bytes[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(bytes[..9], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
 
     #[test]
     fn rejects_unaligned_and_zero_sizes() {

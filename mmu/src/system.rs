@@ -5,7 +5,7 @@
 use crate::bus::Bus;
 use crate::paging::{self, PagingContext, Privilege, Translation, CR4_PGE};
 use crate::tlb::{tlb_set, Tlb, TlbFill};
-use crate::{AccessKind, GuestRam, MemFault, Memory, PAGE_SIZE};
+use crate::{fill_repeated, AccessKind, GuestRam, MemFault, Memory, PAGE_SIZE};
 
 /// RAM, MMIO, paging and the TLB of one vCPU.
 pub struct SystemMemory {
@@ -407,6 +407,29 @@ impl Memory for SystemMemory {
         true
     }
 
+    fn copy_plain(&mut self, src: u64, dst: u64, len: usize) -> bool {
+        let Some([(from, _), (_, 0)]) = self.plain_ram_pieces(src, len, AccessKind::Read) else {
+            return false;
+        };
+        let Some([(to, _), (_, 0)]) = self.plain_ram_pieces(dst, len, AccessKind::Write) else {
+            return false;
+        };
+        // Aliased pages: the element-by-element order matters; the caller's path keeps it.
+        let apart = from + len as u64 <= to || to + len as u64 <= from;
+        apart && self.ram.copy(from, to, len)
+    }
+
+    fn fill_plain(&mut self, dst: u64, pattern: &[u8], len: usize) -> bool {
+        let Some([(to, _), (_, 0)]) = self.plain_ram_pieces(dst, len, AccessKind::Write) else {
+            return false;
+        };
+        let Some(bytes) = self.ram.slice_mut(to, len) else {
+            return false;
+        };
+        fill_repeated(bytes, pattern);
+        true
+    }
+
     fn take_side_exit(&mut self) -> bool {
         std::mem::take(&mut self.mmio_touched) || !self.written_code.is_empty()
     }
@@ -552,6 +575,31 @@ mod tests {
             "a code page, through an alias"
         );
         assert_eq!(mem.read_u32(0x5010).unwrap(), 0xdead_beef);
+        assert!(mem.take_written_code().is_empty());
+    }
+
+    #[test]
+    fn bulk_copies_and_fills_take_plain_ram_only() {
+        let mut mem = machine();
+        mem.write_u64(0x6000, 0x0807_0605_0403_0201).unwrap();
+        assert!(mem.copy_plain(0x6000, 0x7003, 8));
+        assert_eq!(mem.read_u64(0x7003).unwrap(), 0x0807_0605_0403_0201);
+        assert!(mem.fill_plain(0x7100, &[0xaa, 0xbb], 5));
+        assert_eq!(
+            mem.read_u64(0x7100).unwrap() & 0xff_ffff_ffff,
+            0xaa_bbaa_bbaa
+        );
+        assert!(!mem.copy_plain(0x6000, 0x60_0000, 8), "not mapped");
+        // 0x40_0000 maps physical 0x5000: the same RAM through two linear pages.
+        assert!(
+            !mem.copy_plain(0x40_0000, 0x5004, 8),
+            "aliased, overlapping"
+        );
+        mem.mark_code_page(0x7000);
+        assert!(!mem.copy_plain(0x6000, 0x7000, 8), "a code page");
+        assert!(!mem.fill_plain(0x7000, &[0], 8), "a code page");
+        assert_eq!(mem.read_u64(0x7000).unwrap() >> 24, 0x05_0403_0201);
+        assert!(mem.copy_plain(0x7000, 0x6100, 8), "code pages can be read");
         assert!(mem.take_written_code().is_empty());
     }
 

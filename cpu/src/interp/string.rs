@@ -135,35 +135,26 @@ fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
         return Ok(0);
     }
     let bytes = (count * size) as usize;
-    let mut buf = [0u8; PAGE_SIZE as usize];
-    match src {
-        Some(src) => ctx.mem.read(src, &mut buf[..bytes], AccessKind::Read)?,
-        None => {
-            let pattern = ctx.cpu.gpr[0].to_le_bytes();
-            let buf = &mut buf[..bytes];
-            match size {
-                1 => buf.fill(pattern[0]),
-                2 => fill::<2>(buf, &pattern),
-                4 => fill::<4>(buf, &pattern),
-                _ => fill::<8>(buf, &pattern),
-            }
+    let pattern = ctx.cpu.gpr[0].to_le_bytes();
+    let pattern = &pattern[..size as usize];
+    let done = match src {
+        Some(src) => ctx.mem.copy_plain(src, dst, bytes),
+        None => ctx.mem.fill_plain(dst, pattern, bytes),
+    };
+    if !done {
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        let buf = &mut buf[..bytes];
+        match src {
+            Some(src) => ctx.mem.read(src, buf, AccessKind::Read)?,
+            None => softvisor_mmu::fill_repeated(buf, pattern),
         }
+        ctx.mem.write(dst, buf)?;
     }
-    ctx.mem.write(dst, &buf[..bytes])?;
     if movs {
         ctx.cpu.gpr[6] = ctx.cpu.gpr[6].wrapping_add(bytes as u64);
     }
     ctx.cpu.gpr[7] = ctx.cpu.gpr[7].wrapping_add(bytes as u64);
     Ok(count)
-}
-
-/// Fills `buf` with copies of the first `N` bytes of `pattern`, whole elements at a time
-/// (a byte loop with a modulo cost more than the store it feeds).
-fn fill<const N: usize>(buf: &mut [u8], pattern: &[u8; 8]) {
-    let element: [u8; N] = core::array::from_fn(|i| pattern[i]);
-    for chunk in buf.chunks_exact_mut(N) {
-        chunk.copy_from_slice(&element);
-    }
 }
 
 /// Advances RSI or RDI (register `index`) by one element in the DF direction.
