@@ -19,7 +19,7 @@ use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
 use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
-use crate::compiler::{CompileThread, Compiled, Prepared};
+use crate::compiler::{CompileThread, Compiled, Prepared, Urgency};
 use crate::context::{exit, JitContext};
 use crate::heat::{Heat, HeatIndex, HeatTable};
 use crate::jump_cache::{JumpCache, JumpEntry};
@@ -32,6 +32,7 @@ use softvisor_cpu::interp::MAX_INSN_LEN;
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
 use softvisor_cpu::{CpuState, Platform, SegReg, StepOutcome};
 use softvisor_mmu::{Memory, PAGE_SIZE};
+use std::sync::atomic::Ordering;
 
 /// Times a block start is reached before its block is translated. With compilation on its
 /// own thread (the machine's default) 256 measured best: 128 and 512 were within noise on
@@ -354,34 +355,45 @@ impl Jit {
             return false;
         }
         if reached == self.translate_after {
-            self.submit(key, cpu, mem);
+            let urgency = self.submit(key, cpu, mem);
+            let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
+            if let Some(heat) = self.heat.get_mut(at) {
+                heat.urgency = urgency;
+            }
+        } else if let Some(urgency) = &heat.urgency {
+            // Waiting for the compile thread: what it costs makes the job more urgent.
+            urgency.fetch_add(u64::from(heat.insns), Ordering::Relaxed);
         }
         // Until its code is ready, the block stays cold.
         self.cold_block = Some(self.heat.entry(key, || cold_block(cpu, mem, max_insns)));
         true
     }
 
-    /// Hands the block `key` (at CS:RIP) to the compile thread; when it cannot be
+    /// Hands the block `key` (at CS:RIP) to the compile thread and returns the job's
+    /// urgency, for the engine to raise while the block waits; when it cannot be
     /// translated, forgets its heat (as a synchronous translation would).
-    fn submit(&mut self, key: &Key, cpu: &CpuState, mem: &mut dyn Memory) {
+    fn submit(&mut self, key: &Key, cpu: &CpuState, mem: &mut dyn Memory) -> Option<Urgency> {
         let started = std::time::Instant::now();
         let prepared = self.prepare(cpu, mem, key.mode, key.phys);
         self.stats.translate_us += started.elapsed().as_micros() as u64;
         let Some((prepared, translation)) = prepared else {
             self.heat.remove(key);
-            return;
+            return None;
         };
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        let urgency = Urgency::default();
         let queued = self
             .compile_thread
             .as_ref()
-            .is_some_and(|thread| thread.submit(ticket, prepared));
+            .is_some_and(|thread| thread.submit(ticket, prepared, urgency.clone()));
         if queued {
             self.in_flight.insert(ticket, translation);
+            Some(urgency)
         } else {
             self.compile_thread = None;
             self.heat.remove(key);
+            None
         }
     }
 
@@ -828,6 +840,7 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
         reached: 0,
         insns,
         decoded,
+        urgency: None,
     }
 }
 

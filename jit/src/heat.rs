@@ -23,6 +23,9 @@ pub(crate) struct Heat {
     /// code, so a write to it drops this entry): the interpreter runs them without a
     /// lookup per instruction.
     pub decoded: Option<Box<[Instruction]>>,
+    /// Once submitted to the compile thread, the job's urgency (see
+    /// [`crate::compiler::Urgency`]).
+    pub urgency: Option<crate::compiler::Urgency>,
 }
 
 /// Where an entry lives in the slab; valid until the table next changes.
@@ -166,6 +169,7 @@ mod tests {
             reached: 0,
             insns: 1,
             decoded: None,
+            urgency: None,
         }
     }
 
