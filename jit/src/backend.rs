@@ -16,7 +16,7 @@ use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use softvisor_cpu::CpuState;
@@ -53,7 +53,7 @@ pub struct Backend {
     /// [`Backend::prepare_block`]).
     compiler: Compiler,
     /// Scratch space for building functions on this thread.
-    builder_context: FunctionBuilderContext,
+    scratch: crate::compiler::Scratch,
     /// Functions declared so far (their names are numbered).
     declared: u32,
     /// Bytes of code memory placed so far, alignment included (at most).
@@ -105,7 +105,7 @@ impl Backend {
         Ok(Self {
             module,
             compiler,
-            builder_context: FunctionBuilderContext::new(),
+            scratch: crate::compiler::Scratch::default(),
             declared: 0,
             code_bytes: 0,
             compiled: 0,
@@ -155,7 +155,7 @@ impl Backend {
 
     /// Builds and compiles `prepared` on this thread.
     pub fn compile_prepared(&mut self, prepared: Prepared) -> Result<Compiled, JitError> {
-        self.compiler.compile(prepared, &mut self.builder_context)
+        self.compiler.compile(prepared, &mut self.scratch)
     }
 
     /// Bytes of code memory used so far (at most), of
@@ -337,7 +337,7 @@ impl Backend {
         body: Body,
     ) -> Result<*const u8, JitError> {
         let prepared = self.prepare(prefix, signature, quick, body)?;
-        let compiled = self.compiler.compile(prepared, &mut self.builder_context)?;
+        let compiled = self.compiler.compile(prepared, &mut self.scratch)?;
         self.install(compiled)
     }
 

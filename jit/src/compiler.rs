@@ -15,7 +15,7 @@
 //! loop's block no longer waits behind a hundred blocks that ran once since.
 
 use crate::JitError;
-use cranelift_codegen::ir::{Function, Signature, UserFuncName, Value};
+use cranelift_codegen::ir::{Signature, UserFuncName, Value};
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, ModuleReloc};
@@ -71,22 +71,20 @@ impl Compiler {
         Self { optimized, quick }
     }
 
-    /// Builds `prepared`'s IR (with `scratch`, reusable from one function to the next) and
+    /// Builds `prepared`'s IR (in `scratch`, reused from one function to the next) and
     /// compiles it for its target.
-    pub fn compile(
-        &self,
-        prepared: Prepared,
-        scratch: &mut FunctionBuilderContext,
-    ) -> Result<Compiled, JitError> {
+    pub fn compile(&self, prepared: Prepared, scratch: &mut Scratch) -> Result<Compiled, JitError> {
         let isa = if prepared.quick {
             &*self.quick
         } else {
             &*self.optimized
         };
-        let name = UserFuncName::user(0, prepared.id.as_u32());
-        let mut func = Function::with_name_signature(name, prepared.signature);
+        let context = &mut scratch.context;
+        context.clear();
+        context.func.name = UserFuncName::user(0, prepared.id.as_u32());
+        context.func.signature = prepared.signature;
         {
-            let mut builder = FunctionBuilder::new(&mut func, scratch);
+            let mut builder = FunctionBuilder::new(&mut context.func, &mut scratch.builder);
             let entry = builder.create_block();
             builder.append_block_params_for_function_params(entry);
             builder.switch_to_block(entry);
@@ -95,7 +93,6 @@ impl Compiler {
             builder.seal_all_blocks();
             builder.finalize(prepared.target);
         }
-        let mut context = cranelift_codegen::Context::for_function(func);
 
         let mut control = cranelift_codegen::control::ControlPlane::default();
         context
@@ -120,6 +117,24 @@ impl Compiler {
             align,
             relocs,
         })
+    }
+}
+
+/// What compiling reuses from one function to the next: the IR builder's state and
+/// Cranelift's context (the function, its analyses and the register allocator's tables),
+/// cleared, not freed, between functions. A fresh context per function had the register
+/// allocator's set-up (`Env::init`) as the compile thread's costliest function.
+pub struct Scratch {
+    builder: FunctionBuilderContext,
+    context: cranelift_codegen::Context,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            builder: FunctionBuilderContext::new(),
+            context: cranelift_codegen::Context::new(),
+        }
     }
 }
 
@@ -216,7 +231,7 @@ impl CompileThread {
         std::thread::Builder::new()
             .name("softvisor-jit".into())
             .spawn(move || {
-                let mut scratch = FunctionBuilderContext::new();
+                let mut scratch = Scratch::default();
                 while let Some(job) = thread_queue.0.next() {
                     let started = Instant::now();
                     let result = compiler.compile(job.prepared, &mut scratch);
