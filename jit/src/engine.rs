@@ -355,10 +355,11 @@ impl Jit {
             return false;
         }
         if reached == self.translate_after {
-            let urgency = self.submit(key, cpu, mem);
-            let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
-            if let Some(heat) = self.heat.get_mut(at) {
-                heat.urgency = urgency;
+            if let Some(urgency) = self.submit(key, cpu, mem) {
+                let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
+                if let Some(heat) = self.heat.get_mut(at) {
+                    heat.urgency = Some(urgency);
+                }
             }
         } else if let Some(urgency) = &heat.urgency {
             // Waiting for the compile thread: what it costs makes the job more urgent.
