@@ -354,19 +354,23 @@ impl Jit {
             self.heat.remove(key);
             return false;
         }
-        if reached == self.translate_after {
-            if let Some(urgency) = self.submit(key, cpu, mem) {
-                let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
-                if let Some(heat) = self.heat.get_mut(at) {
-                    heat.urgency = Some(urgency);
-                }
-            }
-        } else if let Some(urgency) = &heat.urgency {
-            // Waiting for the compile thread: what it costs makes the job more urgent.
-            urgency.fetch_add(u64::from(heat.insns), Ordering::Relaxed);
-        }
         // Until its code is ready, the block stays cold.
-        self.cold_block = Some(self.heat.entry(key, || cold_block(cpu, mem, max_insns)));
+        if reached > self.translate_after {
+            if let Some(urgency) = &heat.urgency {
+                // Waiting for the compile thread: what it costs makes the job more urgent.
+                urgency.fetch_add(u64::from(heat.insns), Ordering::Relaxed);
+            }
+            self.cold_block = Some(at);
+            return true;
+        }
+        let urgency = self.submit(key, cpu, mem);
+        // Submitting changes the table (decoding the region; a block it cannot translate
+        // forgets its heat), so the entry is looked up again.
+        let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
+        if let Some(heat) = self.heat.get_mut(at) {
+            heat.urgency = urgency;
+        }
+        self.cold_block = Some(at);
         true
     }
 
