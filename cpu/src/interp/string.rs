@@ -98,7 +98,8 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
 /// runs, and raises any fault in order).
 fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
     let size = u64::from(size);
-    let in_page = |addr: u64| (PAGE_SIZE - (addr & (PAGE_SIZE - 1))) / size;
+    // Element sizes are powers of two: a shift, not a division (this runs per REP step).
+    let in_page = |addr: u64| (PAGE_SIZE - (addr & (PAGE_SIZE - 1))) >> size.trailing_zeros();
     let movs = matches!(
         m,
         Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq

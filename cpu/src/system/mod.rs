@@ -22,7 +22,8 @@ pub fn paging_context(cpu: &CpuState) -> PagingContext {
         cr4: cpu.cr4,
         efer: cpu.efer,
         cpl: cpu.cpl(),
-        ac: cpu.flags.bits & AC != 0 || cpu.rflags() & AC != 0,
+        // AC is never one of the pending arithmetic flags: no need to compute those.
+        ac: cpu.flags.test(AC),
     }
 }
 
