@@ -141,7 +141,7 @@ impl LazyFlags {
     pub fn set_lazy(&mut self, op: CcOp, size: u32, res: u64, src1: u64, src2: u64) {
         if matches!(self.op, CcOp::Inc | CcOp::Dec) || op == CcOp::Inc || op == CcOp::Dec {
             // INC/DEC keep CF, so CF must be materialized into `bits` first.
-            let cf = self.get() & CF;
+            let cf = u64::from(self.carry());
             self.bits = (self.bits & !ARITH) | cf;
         }
         let mask = size_mask(size);
@@ -167,35 +167,44 @@ impl LazyFlags {
         self.carry_in = u64::from(cin);
     }
 
+    /// CF of the pending operation, without the other five.
+    #[inline]
+    fn carry(&self) -> bool {
+        let (res, a, b) = (self.res, self.src1, self.src2);
+        match self.op {
+            CcOp::Eflags | CcOp::Inc | CcOp::Dec => self.bits & CF != 0,
+            CcOp::Add => res < a,
+            CcOp::Adc if self.carry_in != 0 => res <= a,
+            CcOp::Adc => res < a,
+            CcOp::Sub => a < b,
+            CcOp::Sbb if self.carry_in != 0 => a <= b,
+            CcOp::Sbb => a < b,
+            CcOp::Logic => false,
+        }
+    }
+
+    /// ZF of the pending operation, without the other five.
+    #[inline]
+    fn zero(&self) -> bool {
+        if self.op == CcOp::Eflags {
+            self.bits & ZF != 0
+        } else {
+            self.res & size_mask(self.size) == 0
+        }
+    }
+
     /// The arithmetic flags the pending operation produces.
     fn compute_arith(&self) -> u64 {
         let (res, a, b, size) = (self.res, self.src1, self.src2, self.size);
         let sign = sign_bit(size);
-        let (cf, of) = match self.op {
+        let of = match self.op {
             CcOp::Eflags => return self.bits & ARITH,
-            CcOp::Add | CcOp::Inc => (res < a, (a ^ res) & (b ^ res) & sign != 0),
-            CcOp::Adc => {
-                let cf = if self.carry_in != 0 {
-                    res <= a
-                } else {
-                    res < a
-                };
-                (cf, (a ^ res) & (b ^ res) & sign != 0)
-            }
-            CcOp::Sub | CcOp::Dec => (a < b, (a ^ b) & (a ^ res) & sign != 0),
-            CcOp::Sbb => {
-                let cf = if self.carry_in != 0 { a <= b } else { a < b };
-                (cf, (a ^ b) & (a ^ res) & sign != 0)
-            }
             CcOp::Logic => return zsp(res, size),
-        };
-        let cf = if matches!(self.op, CcOp::Inc | CcOp::Dec) {
-            self.bits & CF
-        } else {
-            u64::from(cf)
+            CcOp::Add | CcOp::Inc | CcOp::Adc => (a ^ res) & (b ^ res) & sign != 0,
+            CcOp::Sub | CcOp::Dec | CcOp::Sbb => (a ^ b) & (a ^ res) & sign != 0,
         };
         let of = if of { OF } else { 0 };
-        cf | of | ((a ^ b ^ res) & AF) | zsp(res, size)
+        u64::from(self.carry()) | of | ((a ^ b ^ res) & AF) | zsp(res, size)
     }
 
     /// The full RFLAGS value.
@@ -227,6 +236,10 @@ impl LazyFlags {
     pub fn test(&self, flag: u64) -> bool {
         if flag & ARITH == 0 || self.op == CcOp::Eflags {
             self.bits & flag != 0
+        } else if flag == CF {
+            self.carry()
+        } else if flag == ZF {
+            self.zero()
         } else {
             self.get() & flag != 0
         }
@@ -235,17 +248,34 @@ impl LazyFlags {
     /// Evaluates condition code `cc` (the low nibble of Jcc/SETcc/CMOVcc opcodes).
     #[inline]
     pub fn condition(&self, cc: u8) -> bool {
-        let f = self.get();
-        let flag = |m: u64| f & m != 0;
-        let result = match cc >> 1 {
-            0 => flag(OF),
-            1 => flag(CF),
-            2 => flag(ZF),
-            3 => flag(CF) || flag(ZF),
-            4 => flag(SF),
-            5 => flag(PF),
-            6 => flag(SF) != flag(OF),
-            _ => flag(ZF) || (flag(SF) != flag(OF)),
+        let result = match (cc >> 1, self.op) {
+            // The common conditions straight from the pending operation (a compare, a
+            // test), without computing all six flags.
+            (1, _) => self.carry(),
+            (2, _) => self.zero(),
+            (3, _) => self.carry() || self.zero(),
+            (6 | 7, CcOp::Sub) => {
+                // SF != OF after a - b is a signed a < b at the operation's size.
+                let unused = 64 - 8 * self.size;
+                let less = ((self.src1 << unused) as i64) < ((self.src2 << unused) as i64);
+                less || (cc >> 1 == 7 && self.zero())
+            }
+            (6 | 7, CcOp::Logic) => {
+                // OF is clear: SF alone.
+                let negative = self.res & sign_bit(self.size) != 0;
+                negative || (cc >> 1 == 7 && self.zero())
+            }
+            _ => {
+                let f = self.get();
+                let flag = |m: u64| f & m != 0;
+                match cc >> 1 {
+                    0 => flag(OF),
+                    4 => flag(SF),
+                    5 => flag(PF),
+                    6 => flag(SF) != flag(OF),
+                    _ => flag(ZF) || (flag(SF) != flag(OF)),
+                }
+            }
         };
         result ^ (cc & 1 != 0)
     }
@@ -287,6 +317,87 @@ mod tests {
         assert_eq!(f.get() & (CF | ZF | OF), CF | ZF);
         f.set_lazy(CcOp::Dec, 1, 0x7f, 0x80, 1);
         assert_eq!(f.get() & (CF | OF), CF | OF);
+    }
+
+    /// The condition evaluated the way the fast paths avoid: from all six flags.
+    fn condition_from_rflags(f: &LazyFlags, cc: u8) -> bool {
+        let f = f.get();
+        let flag = |m: u64| f & m != 0;
+        let result = match cc >> 1 {
+            0 => flag(OF),
+            1 => flag(CF),
+            2 => flag(ZF),
+            3 => flag(CF) || flag(ZF),
+            4 => flag(SF),
+            5 => flag(PF),
+            6 => flag(SF) != flag(OF),
+            _ => flag(ZF) || (flag(SF) != flag(OF)),
+        };
+        result ^ (cc & 1 != 0)
+    }
+
+    #[test]
+    fn every_condition_and_flag_test_agrees_with_the_computed_flags() {
+        let values = [
+            0u64,
+            1,
+            2,
+            0x7f,
+            0x80,
+            0xff,
+            0x7fff,
+            0x8000,
+            0xffff,
+            0x7fff_ffff,
+        ];
+        let values: Vec<u64> = values
+            .iter()
+            .flat_map(|&v| [v, v.wrapping_neg(), v | 0x8000_0000, v.rotate_right(1)])
+            .collect();
+        let ops = [
+            CcOp::Add,
+            CcOp::Adc,
+            CcOp::Sub,
+            CcOp::Sbb,
+            CcOp::Logic,
+            CcOp::Inc,
+            CcOp::Dec,
+        ];
+        for op in ops {
+            for size in [1, 2, 4, 8] {
+                let mask = size_mask(size);
+                for &a in &values {
+                    for &b in &values {
+                        for (cin, kept_cf) in [(false, 0), (true, CF)] {
+                            let (a, b) = (a & mask, b & mask);
+                            let res = match op {
+                                CcOp::Add => a.wrapping_add(b),
+                                CcOp::Adc => a.wrapping_add(b).wrapping_add(u64::from(cin)),
+                                CcOp::Sub => a.wrapping_sub(b),
+                                CcOp::Sbb => a.wrapping_sub(b).wrapping_sub(u64::from(cin)),
+                                CcOp::Inc => a.wrapping_add(1),
+                                CcOp::Dec => a.wrapping_sub(1),
+                                _ => a & b,
+                            };
+                            let mut f = LazyFlags::default();
+                            f.set(FIXED1 | kept_cf);
+                            f.set_lazy_carry(op, size, res, a, b, cin);
+                            for cc in 0..16 {
+                                let want = condition_from_rflags(&f, cc);
+                                assert_eq!(
+                                    f.condition(cc),
+                                    want,
+                                    "{op:?} {size} {a:#x} {b:#x} cc {cc}"
+                                );
+                            }
+                            for flag in [CF, ZF, SF, OF, PF, AF] {
+                                assert_eq!(f.test(flag), f.get() & flag != 0, "{op:?} {flag:#x}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Stats {
     pub block_insns: u64,
     /// Instructions stepped by the interpreter outside blocks.
     pub stepped: u64,
+    /// Cold blocks the interpreter ran from their decoded instructions in one go.
+    pub cold_runs: u64,
     /// Full cache flushes.
     pub flushes: u64,
     /// Host time the guest's thread spent translating blocks (decoding, IR, and Cranelift
@@ -321,10 +323,15 @@ impl Jit {
             rip: cpu.rip,
             mode,
         };
-        if let Some((code, len)) = self.cache.lookup(&key) {
-            return Some((key, code, len));
+        // A key with heat has no block (an entry goes before its block is cached), so a
+        // cold block found in the heat table's front skips the block cache and its hashing.
+        let cached_heat = if heated { self.heat.cached(&key) } else { None };
+        if cached_heat.is_none() {
+            if let Some((code, len)) = self.cache.lookup(&key) {
+                return Some((key, code, len));
+            }
         }
-        if heated && self.is_cold(&key, cpu, mem) {
+        if heated && self.is_cold(&key, cached_heat, cpu, mem) {
             return None;
         }
         let block = self.translate(cpu, mem, mode, phys)?;
@@ -335,12 +342,22 @@ impl Jit {
 
     /// Counts a reach of the untranslated block `key`; while it stays below the threshold,
     /// arranges for the interpreter to run the block and says so.
-    fn is_cold(&mut self, key: &Key, cpu: &CpuState, mem: &mut dyn Memory) -> bool {
+    /// `cached` is its entry when the caller already found it.
+    fn is_cold(
+        &mut self,
+        key: &Key,
+        cached: Option<HeatIndex>,
+        cpu: &CpuState,
+        mem: &mut dyn Memory,
+    ) -> bool {
         if self.translate_after <= 1 {
             return false;
         }
         let max_insns = self.max_block_insns;
-        let at = self.heat.entry(key, || cold_block(cpu, mem, max_insns));
+        let at = match cached {
+            Some(at) => at,
+            None => self.heat.entry(key, || cold_block(cpu, mem, max_insns)),
+        };
         let Some(heat) = self.heat.get_mut(at) else {
             return false;
         };
@@ -456,6 +473,7 @@ impl Jit {
                 Some(insns) if cpu.icount + insns.len() as u64 <= until => {
                     let (ran, exit) = run_decoded(insns, cpu, mem, platform);
                     self.stats.stepped += ran;
+                    self.stats.cold_runs += 1;
                     return exit;
                 }
                 _ => self.cold_left = heat.insns - 1,

@@ -72,6 +72,14 @@ impl HeatTable {
         HeatIndex(at)
     }
 
+    /// The entry of `key` if the front table holds it: one compare, no hashing. The
+    /// dispatcher asks this before the block cache, since a key with an entry has no block.
+    #[inline]
+    pub fn cached(&self, key: &Key) -> Option<HeatIndex> {
+        let at = self.front[key.front_slot(FRONT)];
+        (self.key_at(at) == Some(key)).then_some(HeatIndex(at))
+    }
+
     /// The entry at `index`.
     pub fn get(&self, index: HeatIndex) -> Option<&Heat> {
         match self.slab.get(index.0 as usize) {

@@ -10,7 +10,8 @@ pub(super) fn binary(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let size = ctx.op_size(0);
     let a = ctx.read(0)?;
     let b = ctx.read(1)?;
-    let cin = ctx.cpu.flags.test(CF);
+    // Only ADC and SBB read the carry; computing it for the rest is wasted work.
+    let cin = matches!(m, Mnemonic::Adc | Mnemonic::Sbb) && ctx.cpu.flags.test(CF);
     let (res, op) = match m {
         Mnemonic::Add => (a.wrapping_add(b), CcOp::Add),
         Mnemonic::Adc => (a.wrapping_add(b).wrapping_add(u64::from(cin)), CcOp::Adc),
