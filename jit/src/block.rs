@@ -84,6 +84,29 @@ pub fn ends_block(insn: &Instruction) -> Option<BlockEnd> {
     (changes_state || is_repeated_string(insn)).then_some(BlockEnd::StateChange)
 }
 
+/// Whether a block whose last instruction is `last` can only end in a way after which no
+/// interrupt can have become deliverable and the mode is unchanged: a near jump, call,
+/// return or loop, or an ordinary instruction (the block ended at the page or size cap).
+/// What chaining relies on for translated blocks; the engine uses it to go from one cold
+/// block to the next without a pass through the dispatcher.
+pub(crate) fn ends_quietly(last: &Instruction) -> bool {
+    match ends_block(last) {
+        None => true,
+        Some(BlockEnd::ControlTransfer) => {
+            last.is_jcc_short_or_near()
+                || last.is_jmp_short_or_near()
+                || last.is_jmp_near_indirect()
+                || last.is_call_near()
+                || last.is_call_near_indirect()
+                || last.is_loop()
+                || last.is_loopcc()
+                || last.is_jcx_short()
+                || last.mnemonic() == Mnemonic::Ret
+        }
+        Some(_) => false,
+    }
+}
+
 /// Whether `insn`, in code of `bitness`, crosses into the next page: the one kind of
 /// instruction translated (as a block of its own, 64-bit mode only) that is decoded again
 /// each time it runs, since its block does not track the second page.
@@ -224,6 +247,41 @@ mod tests {
         let (cpu, mut mem) = at(0x1000, &[0x90, 0xe6, 0x80, 0x90]);
         let block = decode_block(&cpu, &mut mem).unwrap();
         assert_eq!(mnemonics(&block), [Mnemonic::Nop, Mnemonic::Out]);
+    }
+
+    #[test]
+    fn only_near_transfers_and_plain_instructions_end_a_block_quietly() {
+        let decode = |bytes: &[u8]| {
+            let mut decoder = Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE);
+            decoder.decode()
+        };
+        let quiet: [&[u8]; 8] = [
+            &[0x75, 0x02],       // jne
+            &[0xeb, 0x02],       // jmp short
+            &[0xff, 0xe0],       // jmp rax
+            &[0xe8, 0, 0, 0, 0], // call near
+            &[0xff, 0xd0],       // call rax
+            &[0xc3],             // ret
+            &[0xe2, 0xfe],       // loop
+            &[0x48, 0x01, 0xd8], // add rax, rbx (a capped block)
+        ];
+        for bytes in quiet {
+            assert!(ends_quietly(&decode(bytes)), "{bytes:02x?}");
+        }
+        let loud: [&[u8]; 9] = [
+            &[0xcb],             // retf
+            &[0x48, 0xcf],       // iretq
+            &[0xcd, 0x80],       // int 0x80
+            &[0x0f, 0x05],       // syscall
+            &[0x0f, 0x07],       // sysret
+            &[0xff, 0x28],       // jmp far [rax]
+            &[0xfb],             // sti
+            &[0xe6, 0x80],       // out 0x80, al
+            &[0xf3, 0x48, 0xa5], // rep movsq
+        ];
+        for bytes in loud {
+            assert!(!ends_quietly(&decode(bytes)), "{bytes:02x?}");
+        }
     }
 
     #[test]

@@ -46,6 +46,10 @@ const MAX_CODE_BYTES: usize = crate::code_memory::ARENA_BYTES / 2;
 /// loop to themselves.
 const QUICK_BELOW: usize = 40;
 
+/// Cold blocks run one after another without the dispatcher (see [`Jit::run_cold`]) before
+/// it gets a turn again (to install finished compiles).
+const COLD_CHAIN: u32 = 64;
+
 /// Counters of what the engine did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
@@ -60,6 +64,8 @@ pub struct Stats {
     pub stepped: u64,
     /// Cold blocks the interpreter ran from their decoded instructions in one go.
     pub cold_runs: u64,
+    /// Of those, the ones entered from the previous cold block without the dispatcher.
+    pub cold_chained: u64,
     /// Full cache flushes.
     pub flushes: u64,
     /// Host time the guest's thread spent translating blocks (decoding, IR, and Cranelift
@@ -459,7 +465,9 @@ impl Jit {
 
     /// Runs the cold block at `at` (at CS:RIP) in the interpreter: its decoded
     /// instructions in one go when it has them and fits in the budget, else one step (and
-    /// the rest of the block stepped before the next lookup).
+    /// the rest of the block stepped before the next lookup). A block that ends quietly
+    /// goes on to its successor when that is a cold block of the same page (see
+    /// [`Jit::next_cold`]), up to [`COLD_CHAIN`] blocks, as chained translated blocks do.
     fn run_cold(
         &mut self,
         at: HeatIndex,
@@ -468,19 +476,68 @@ impl Jit {
         platform: &mut dyn Platform,
         until: u64,
     ) -> Option<RunExit> {
-        if let Some(heat) = self.heat.get(at) {
-            match &heat.decoded {
-                Some(insns) if cpu.icount + insns.len() as u64 <= until => {
-                    let (ran, exit) = run_decoded(insns, cpu, mem, platform);
-                    self.stats.stepped += ran;
-                    self.stats.cold_runs += 1;
-                    return exit;
+        let mut at = at;
+        let mut chained = 0;
+        // Only the first block can miss its decoded instructions or the budget: `next_cold`
+        // checks both for the others.
+        while let Some(heat) = self.heat.get(at) {
+            let insns = match &heat.decoded {
+                Some(insns) if cpu.icount + insns.len() as u64 <= until => insns,
+                _ => {
+                    self.cold_left = heat.insns - 1;
+                    break;
                 }
-                _ => self.cold_left = heat.insns - 1,
+            };
+            let quiet = heat.ends_quietly;
+            let (ran, exit, completed) = run_decoded(insns, cpu, mem, platform);
+            self.stats.stepped += ran;
+            self.stats.cold_runs += 1;
+            let chains = quiet && completed && self.checker.is_none() && chained < COLD_CHAIN;
+            if exit.is_some() || !chains {
+                return exit;
             }
+            match self.next_cold(at, cpu, until) {
+                Some(next) => at = next,
+                None => return None,
+            }
+            chained += 1;
+            self.stats.cold_chained += 1;
         }
         self.stats.stepped += 1;
         step_one(cpu, mem, platform, &mut self.decode_cache)
+    }
+
+    /// The cold block at CS:RIP when the block at `at` just ended there quietly: same page
+    /// and mode (nothing in a quiet block changes paging, the mode or interrupt state, so
+    /// the physical address follows from the page, as for a same-page chained block), still
+    /// below the threshold (the dispatcher submits blocks that reach it), decoded and within
+    /// the budget. Counts the reach.
+    fn next_cold(&mut self, at: HeatIndex, cpu: &CpuState, until: u64) -> Option<HeatIndex> {
+        let from = self.heat.key_of(at)?;
+        if from.mode.bitness != 64 {
+            return None;
+        }
+        let offset = (from.phys & (PAGE_SIZE - 1)).wrapping_add(cpu.rip.wrapping_sub(from.rip));
+        if offset >= PAGE_SIZE {
+            return None;
+        }
+        let key = Key {
+            phys: (from.phys & !(PAGE_SIZE - 1)) + offset,
+            rip: cpu.rip,
+            mode: from.mode,
+        };
+        let next = self.heat.cached(&key)?;
+        let translate_after = self.translate_after;
+        let heat = self.heat.get_mut(next)?;
+        let fits = heat
+            .decoded
+            .as_ref()
+            .is_some_and(|insns| cpu.icount + insns.len() as u64 <= until);
+        if !fits || heat.reached.saturating_add(1) >= translate_after {
+            return None;
+        }
+        heat.reached += 1;
+        Some(next)
     }
 
     /// Translates the block at CS:RIP (physical `phys`) on this thread.
@@ -859,10 +916,15 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
         ),
         Err(_) => (1, None),
     };
+    let ends_quietly = decoded
+        .as_ref()
+        .and_then(|insns| insns.last())
+        .is_some_and(crate::block::ends_quietly);
     Heat {
         reached: 0,
         insns,
         decoded,
+        ends_quietly,
         urgency: None,
     }
 }
@@ -872,27 +934,28 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
 /// or did not simply continue, or when RIP is not the next instruction's (a REP string
 /// instruction resuming itself). Between instructions nothing can make an interrupt
 /// deliverable (blocks end at every instruction that can), so no check is needed there.
-/// Returns the instructions run and the run's exit.
+/// Returns the instructions run, the run's exit, and whether every instruction ran and
+/// simply continued.
 fn run_decoded(
     insns: &[Instruction],
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
-) -> (u64, Option<RunExit>) {
+) -> (u64, Option<RunExit>, bool) {
     let mut ran = 0;
     for insn in insns {
         if cpu.rip != insn.ip() {
-            break;
+            return (ran, None, false);
         }
         ran += 1;
         match softvisor_cpu::interp::execute(cpu, mem, platform, insn) {
-            Ok(StepOutcome::Continue) if mem.take_side_exit() => break,
+            Ok(StepOutcome::Continue) if mem.take_side_exit() => return (ran, None, false),
             Ok(StepOutcome::Continue) => {}
-            Ok(outcome) => return (ran, finish_outcome(cpu, outcome)),
-            Err(exception) => return (ran, raise(cpu, mem, exception)),
+            Ok(outcome) => return (ran, finish_outcome(cpu, outcome), false),
+            Err(exception) => return (ran, raise(cpu, mem, exception), false),
         }
     }
-    (ran, None)
+    (ran, None, true)
 }
 
 /// The mode bits a block is translated for.

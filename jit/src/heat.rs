@@ -23,6 +23,9 @@ pub(crate) struct Heat {
     /// code, so a write to it drops this entry): the interpreter runs them without a
     /// lookup per instruction.
     pub decoded: Option<Box<[Instruction]>>,
+    /// Whether the block ends quietly ([`crate::block::ends_quietly`]), so the engine may
+    /// go on to the next cold block without the dispatcher.
+    pub ends_quietly: bool,
     /// Once submitted to the compile thread, the job's urgency (see
     /// [`crate::compiler::Urgency`]).
     pub urgency: Option<crate::compiler::Urgency>,
@@ -78,6 +81,11 @@ impl HeatTable {
     pub fn cached(&self, key: &Key) -> Option<HeatIndex> {
         let at = self.front[key.front_slot(FRONT)];
         (self.key_at(at) == Some(key)).then_some(HeatIndex(at))
+    }
+
+    /// The key of the entry at `index`.
+    pub fn key_of(&self, index: HeatIndex) -> Option<Key> {
+        self.key_at(index.0).copied()
     }
 
     /// The entry at `index`.
@@ -177,6 +185,7 @@ mod tests {
             reached: 0,
             insns: 1,
             decoded: None,
+            ends_quietly: false,
             urgency: None,
         }
     }

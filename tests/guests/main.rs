@@ -120,6 +120,10 @@ enum Engine {
     /// are reached: the interpreter runs them until their code arrives, at the end of the
     /// slice.
     JitThread,
+    /// The JIT with a threshold no block reaches: every block runs cold in the interpreter
+    /// from its decoded instructions, quiet ones going on to the next cold block of their
+    /// page without the dispatcher.
+    JitCold,
 }
 
 /// One engine's run loop over the test machine.
@@ -146,6 +150,9 @@ impl Runner {
                     .with_compile_thread()
                     .unwrap(),
             )),
+            Engine::JitCold => {
+                Runner::Jit(Box::new(Jit::new().unwrap().with_translate_after(u32::MAX)))
+            }
         }
     }
 
@@ -242,6 +249,7 @@ fn guest_programs_pass() {
         Engine::Jit,
         Engine::JitCheck,
         Engine::JitThread,
+        Engine::JitCold,
     ] {
         let mut failed = 0;
         for (name, image) in &images {
@@ -276,15 +284,18 @@ fn engines_agree_at_every_slice() {
     for source in &sources {
         let image = assemble(source);
         let name = source.file_name().unwrap().to_string_lossy().into_owned();
-        if let Err(why) = compare_engines(&image) {
-            println!("guest {name}: engines differ: {why}");
-            failures.push(name);
+        // Translated the second time a block is reached, or never (cold blocks only).
+        for translate_after in [2, u32::MAX] {
+            if let Err(why) = compare_engines(&image, translate_after) {
+                println!("guest {name} (translate after {translate_after}): engines differ: {why}");
+                failures.push(name.clone());
+            }
         }
     }
     assert!(failures.is_empty(), "engines differ on {failures:?}");
 }
 
-fn compare_engines(image: &[u8]) -> Result<(), String> {
+fn compare_engines(image: &[u8], translate_after: u32) -> Result<(), String> {
     let machine = || {
         let mut ram = GuestRam::new(RAM_SIZE).unwrap();
         ram.write_bytes(LOAD_ADDR, image).unwrap();
@@ -302,13 +313,14 @@ fn compare_engines(image: &[u8]) -> Result<(), String> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(37);
-    // Blocks are translated the second time they are reached, so the comparison covers
-    // stepping through cold blocks, the switch to translated code, and translated code.
+    // Translated the second time they are reached, blocks cover stepping through cold
+    // blocks, the switch to translated code, and translated code; never translated, the
+    // chains of cold blocks.
     let mut jit = Runner::Jit(Box::new(
         Jit::new()
             .unwrap()
             .with_max_block_insns(slice as usize)
-            .with_translate_after(2),
+            .with_translate_after(translate_after),
     ));
     let canonical = |cpu: &CpuState| {
         let mut c = cpu.clone();
