@@ -28,6 +28,7 @@ use crate::JitError;
 use iced_x86::Instruction;
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::{AC, TF};
+use softvisor_cpu::interp::fast::FastOp;
 use softvisor_cpu::interp::MAX_INSN_LEN;
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
 use softvisor_cpu::{CpuState, Platform, SegReg, StepOutcome};
@@ -466,7 +467,7 @@ impl Jit {
     /// Runs the cold block at `at` (at CS:RIP) in the interpreter: its decoded
     /// instructions in one go when it has them and fits in the budget, else one step (and
     /// the rest of the block stepped before the next lookup). A block that ends quietly
-    /// goes on to its successor when that is a cold block of the same page (see
+    /// goes on to its successor when that is a cold block too (see
     /// [`Jit::next_cold`]), up to [`COLD_CHAIN`] blocks, as chained translated blocks do.
     fn run_cold(
         &mut self,
@@ -489,14 +490,14 @@ impl Jit {
                 }
             };
             let quiet = heat.ends_quietly;
-            let (ran, exit, completed) = run_decoded(insns, cpu, mem, platform);
+            let (ran, exit, completed) = run_decoded(insns, &heat.fast, cpu, mem, platform);
             self.stats.stepped += ran;
             self.stats.cold_runs += 1;
             let chains = quiet && completed && self.checker.is_none() && chained < COLD_CHAIN;
             if exit.is_some() || !chains {
                 return exit;
             }
-            match self.next_cold(at, cpu, until) {
+            match self.next_cold(at, cpu, mem, until) {
                 Some(next) => at = next,
                 None => return None,
             }
@@ -507,24 +508,24 @@ impl Jit {
         step_one(cpu, mem, platform, &mut self.decode_cache)
     }
 
-    /// The cold block at CS:RIP when the block at `at` just ended there quietly: same page
-    /// and mode (nothing in a quiet block changes paging, the mode or interrupt state, so
-    /// the physical address follows from the page, as for a same-page chained block), still
-    /// below the threshold (the dispatcher submits blocks that reach it), decoded and within
-    /// the budget. Counts the reach.
-    fn next_cold(&mut self, at: HeatIndex, cpu: &CpuState, until: u64) -> Option<HeatIndex> {
-        let from = self.heat.key_of(at)?;
-        if from.mode.bitness != 64 {
-            return None;
-        }
-        let offset = (from.phys & (PAGE_SIZE - 1)).wrapping_add(cpu.rip.wrapping_sub(from.rip));
-        if offset >= PAGE_SIZE {
-            return None;
-        }
+    /// The cold block at CS:RIP when the block at `at` just ended there quietly, found as
+    /// the dispatcher would find it (nothing in a quiet block changes the mode, paging or
+    /// interrupt state, so the dispatcher's checks between the two would find nothing): in
+    /// the heat table's front, below the threshold (the dispatcher submits blocks that
+    /// reach it), decoded and within the budget. Counts the reach.
+    fn next_cold(
+        &mut self,
+        at: HeatIndex,
+        cpu: &CpuState,
+        mem: &mut dyn Memory,
+        until: u64,
+    ) -> Option<HeatIndex> {
+        let mode = self.heat.key_of(at)?.mode;
+        let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
         let key = Key {
-            phys: (from.phys & !(PAGE_SIZE - 1)) + offset,
+            phys: mem.code_address(linear)?,
             rip: cpu.rip,
-            mode: from.mode,
+            mode,
         };
         let next = self.heat.cached(&key)?;
         let translate_after = self.translate_after;
@@ -920,10 +921,17 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
         .as_ref()
         .and_then(|insns| insns.last())
         .is_some_and(crate::block::ends_quietly);
+    let fast = decoded
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(FastOp::of)
+        .collect();
     Heat {
         reached: 0,
         insns,
         decoded,
+        fast,
         ends_quietly,
         urgency: None,
     }
@@ -938,16 +946,21 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
 /// simply continued.
 fn run_decoded(
     insns: &[Instruction],
+    fast: &[FastOp],
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
 ) -> (u64, Option<RunExit>, bool) {
     let mut ran = 0;
-    for insn in insns {
+    for (insn, form) in insns.iter().zip(fast) {
         if cpu.rip != insn.ip() {
             return (ran, None, false);
         }
         ran += 1;
+        // The pre-decoded forms touch no memory: nothing to check after them.
+        if form.run(cpu, insn) {
+            continue;
+        }
         match softvisor_cpu::interp::execute(cpu, mem, platform, insn) {
             Ok(StepOutcome::Continue) if mem.take_side_exit() => return (ran, None, false),
             Ok(StepOutcome::Continue) => {}

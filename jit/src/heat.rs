@@ -7,6 +7,7 @@
 
 use crate::cache::{Key, KeyMap};
 use iced_x86::Instruction;
+use softvisor_cpu::interp::fast::FastOp;
 use softvisor_mmu::PAGE_SIZE;
 use std::collections::HashSet;
 
@@ -23,6 +24,8 @@ pub(crate) struct Heat {
     /// code, so a write to it drops this entry): the interpreter runs them without a
     /// lookup per instruction.
     pub decoded: Option<Box<[Instruction]>>,
+    /// Their pre-decoded forms ([`FastOp`]), one per decoded instruction.
+    pub fast: Box<[FastOp]>,
     /// Whether the block ends quietly ([`crate::block::ends_quietly`]), so the engine may
     /// go on to the next cold block without the dispatcher.
     pub ends_quietly: bool,
@@ -185,6 +188,7 @@ mod tests {
             reached: 0,
             insns: 1,
             decoded: None,
+            fast: Box::new([]),
             ends_quietly: false,
             urgency: None,
         }

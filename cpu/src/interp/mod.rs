@@ -12,6 +12,7 @@ mod call_gate;
 mod control;
 mod data;
 mod dispatch;
+pub mod fast;
 mod flagops;
 mod io;
 mod misc;
