@@ -28,7 +28,7 @@ use crate::JitError;
 use iced_x86::Instruction;
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::{AC, TF};
-use softvisor_cpu::interp::fast::FastOp;
+use softvisor_cpu::interp::fast::{FastOp, Ran};
 use softvisor_cpu::interp::MAX_INSN_LEN;
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
 use softvisor_cpu::{CpuState, Platform, SegReg, StepOutcome};
@@ -957,9 +957,11 @@ fn run_decoded(
             return (ran, None, false);
         }
         ran += 1;
-        // The pre-decoded forms touch no memory: nothing to check after them.
-        if form.run(cpu, insn) {
-            continue;
+        match form.run(cpu, mem, insn) {
+            Ran::Registers => continue,
+            Ran::Memory if mem.take_side_exit() => return (ran, None, false),
+            Ran::Memory => continue,
+            Ran::General => {}
         }
         match softvisor_cpu::interp::execute(cpu, mem, platform, insn) {
             Ok(StepOutcome::Continue) if mem.take_side_exit() => return (ran, None, false),

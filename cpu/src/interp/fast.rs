@@ -1,15 +1,20 @@
-//! Pre-decoded forms of the instructions cold code runs most: register-only MOV and
-//! ADD/SUB/AND/OR/XOR/CMP/TEST (register or immediate source) and direct near JMP and Jcc,
-//! in 64-bit code. An engine that decodes a block once and runs it many times (the JIT's
-//! cold blocks) classifies each instruction once with [`FastOp::of`] and runs these forms
-//! with [`FastOp::run`], without the general path's rollback snapshot (none of them can
-//! fault) or its operand dispatch. Each form does exactly what [`super::execute`] does
-//! for the same instruction (checked against it in the tests below); every other
-//! instruction is [`FastOp::General`], left to `execute`.
+//! Pre-decoded forms of the instructions cold code runs most, in 64-bit code: MOV
+//! between registers, from an immediate, and to or from memory; MOVZX/MOVSX/MOVSXD; LEA;
+//! ADD/SUB/AND/OR/XOR/CMP/TEST on a register (register or immediate source); PUSH/POP of a
+//! register; direct near JMP, Jcc and CALL; RET. An engine that decodes a block once and
+//! runs it many times (the JIT's cold blocks) classifies each instruction once with
+//! [`FastOp::of`] and runs these forms with [`FastOp::run`], without the general path's
+//! rollback snapshot or its operand dispatch. Each form does exactly what
+//! [`super::execute`] does for the same instruction (checked against it in the tests
+//! below). A form makes its one memory access before it changes anything, and leaves
+//! whatever would fault (a non-canonical address, alignment checking on, a failed access)
+//! to `execute`, which then raises the exception from an untouched state; every other
+//! instruction is [`FastOp::General`], also left to `execute`.
 
 use crate::flags::{size_mask, CcOp};
-use crate::CpuState;
+use crate::{CpuState, SegReg};
 use iced_x86::{CodeSize, Instruction, Mnemonic, OpKind, Register};
+use softvisor_mmu::Memory;
 
 /// An instruction's pre-decoded form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +34,56 @@ pub enum FastOp {
     Jcc { cc: u8, target: u64 },
     /// JMP to a direct near target.
     Jmp { target: u64 },
+    /// MOV, MOVZX, MOVSX or MOVSXD from memory to a general-purpose register (`signed`:
+    /// the value is sign-extended from the access size).
+    Load {
+        dst: Register,
+        at: Address,
+        signed: bool,
+    },
+    /// MOV from a register or an immediate to memory.
+    Store { at: Address, src: Source },
+    /// MOVZX/MOVSX/MOVSXD from a register.
+    Extend {
+        dst: Register,
+        src: Register,
+        signed: bool,
+    },
+    /// LEA with 64-bit addressing.
+    Lea { dst: Register, at: Address },
+    /// PUSH of a 64-bit register.
+    Push { src: Register },
+    /// POP into a 64-bit register.
+    Pop { dst: Register },
+    /// CALL to a direct near target.
+    Call { target: u64 },
+    /// RET without an immediate.
+    Ret,
+}
+
+/// A memory operand with 64-bit addressing, and the size of its access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// FS or GS when it has a base; every other segment has none in 64-bit mode.
+    segment: Option<SegReg>,
+    base: Option<Register>,
+    index: Option<Register>,
+    scale: u64,
+    /// The displacement (for RIP-relative operands, the whole address).
+    displacement: u64,
+    size: usize,
+}
+
+/// What [`FastOp::run`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// Nothing: the instruction is for [`super::execute`].
+    General,
+    /// The instruction, touching no memory.
+    Registers,
+    /// The instruction, with a memory access (the caller checks for side exits as after
+    /// `execute`).
+    Memory,
 }
 
 /// A source operand: a general-purpose register, or an immediate already masked to the
@@ -57,6 +112,9 @@ impl FastOp {
     pub fn of(insn: &Instruction) -> FastOp {
         if insn.code_size() != CodeSize::Code64 || insn.has_lock_prefix() {
             return FastOp::General;
+        }
+        if let Some(form) = FastOp::memory_form(insn) {
+            return form;
         }
         let alu = match insn.mnemonic() {
             Mnemonic::Mov => None,
@@ -94,12 +152,174 @@ impl FastOp {
         }
     }
 
+    /// The forms with a memory or stack access, and LEA and the register extensions.
+    fn memory_form(insn: &Instruction) -> Option<FastOp> {
+        let m = insn.mnemonic();
+        let dst_gpr = insn.op_count() >= 1
+            && insn.op_kind(0) == OpKind::Register
+            && insn.op0_register().is_gpr();
+        let form = match m {
+            Mnemonic::Mov if dst_gpr && insn.op_kind(1) == OpKind::Memory => FastOp::Load {
+                dst: insn.op0_register(),
+                at: Address::of(insn)?,
+                signed: false,
+            },
+            Mnemonic::Mov if insn.op_kind(0) == OpKind::Memory => {
+                let at = Address::of(insn)?;
+                let src = match insn.op_kind(1) {
+                    OpKind::Register if insn.op1_register().is_gpr() => {
+                        Source::Reg(insn.op1_register())
+                    }
+                    kind if super::is_integer_immediate(kind) => {
+                        Source::Imm(insn.immediate(1) & size_mask(at.size as u32))
+                    }
+                    _ => return None,
+                };
+                FastOp::Store { at, src }
+            }
+            Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd if dst_gpr => {
+                let signed = m != Mnemonic::Movzx;
+                match insn.op_kind(1) {
+                    OpKind::Memory => FastOp::Load {
+                        dst: insn.op0_register(),
+                        at: Address::of(insn)?,
+                        signed,
+                    },
+                    OpKind::Register if insn.op1_register().is_gpr() => FastOp::Extend {
+                        dst: insn.op0_register(),
+                        src: insn.op1_register(),
+                        signed,
+                    },
+                    _ => return None,
+                }
+            }
+            Mnemonic::Lea if dst_gpr => FastOp::Lea {
+                dst: insn.op0_register(),
+                at: Address::of(insn)?,
+            },
+            Mnemonic::Push
+                if dst_gpr
+                    && insn.op0_register().size() == 8
+                    && insn.stack_pointer_increment() == -8 =>
+            {
+                FastOp::Push {
+                    src: insn.op0_register(),
+                }
+            }
+            Mnemonic::Pop
+                if dst_gpr
+                    && insn.op0_register().size() == 8
+                    && insn.stack_pointer_increment() == 8 =>
+            {
+                FastOp::Pop {
+                    dst: insn.op0_register(),
+                }
+            }
+            Mnemonic::Call if insn.op_kind(0) == OpKind::NearBranch64 => FastOp::Call {
+                target: insn.near_branch_target(),
+            },
+            Mnemonic::Ret if insn.op_count() == 0 && insn.stack_pointer_increment() == 8 => {
+                FastOp::Ret
+            }
+            _ => return None,
+        };
+        Some(form)
+    }
+
     /// Runs `insn`, whose form this is, as [`super::execute`] would (RIP past it, the
-    /// instruction counted); false for [`FastOp::General`], which it leaves alone.
+    /// instruction counted), unless it is [`FastOp::General`] or would fault: then it
+    /// changes nothing and says [`Ran::General`].
     #[inline]
-    pub fn run(&self, cpu: &mut CpuState, insn: &Instruction) -> bool {
+    pub fn run(&self, cpu: &mut CpuState, mem: &mut dyn Memory, insn: &Instruction) -> Ran {
+        let ran = match *self {
+            FastOp::General => return Ran::General,
+            FastOp::Mov { .. } | FastOp::Alu { .. } | FastOp::Jcc { .. } | FastOp::Jmp { .. } => {
+                self.run_registers(cpu, insn);
+                Ran::Registers
+            }
+            _ => match self.run_memory(cpu, mem, insn) {
+                Some(ran) => ran,
+                None => return Ran::General,
+            },
+        };
+        cpu.icount += 1;
+        ran
+    }
+
+    /// The forms with a memory access (or an address): `None`, changing nothing, where
+    /// the access would fault.
+    fn run_memory(
+        &self,
+        cpu: &mut CpuState,
+        mem: &mut dyn Memory,
+        insn: &Instruction,
+    ) -> Option<Ran> {
         match *self {
-            FastOp::General => return false,
+            FastOp::Load { dst, at, signed } => {
+                let value = mem.read_sized(at.linear(cpu)?, at.size).ok()?;
+                let value = if signed {
+                    super::data::sign_extend(value, at.size as u32)
+                } else {
+                    value
+                };
+                cpu.set_reg(dst, value & size_mask(dst.size() as u32));
+            }
+            FastOp::Store { at, src } => {
+                let value = read(cpu, src);
+                mem.write_sized(at.linear(cpu)?, at.size, value).ok()?;
+            }
+            FastOp::Extend { dst, src, signed } => {
+                let value = cpu.reg(src);
+                let value = if signed {
+                    super::data::sign_extend(value, src.size() as u32)
+                } else {
+                    value
+                };
+                cpu.set_reg(dst, value & size_mask(dst.size() as u32));
+                cpu.rip = insn.next_ip();
+                return Some(Ran::Registers);
+            }
+            FastOp::Lea { dst, at } => {
+                cpu.set_reg(dst, at.offset(cpu) & size_mask(dst.size() as u32));
+                cpu.rip = insn.next_ip();
+                return Some(Ran::Registers);
+            }
+            FastOp::Push { src } => {
+                let value = cpu.reg(src);
+                let sp = cpu.gpr[4].wrapping_sub(8);
+                mem.write_sized(stack_linear(cpu, sp)?, 8, value).ok()?;
+                cpu.gpr[4] = sp;
+            }
+            FastOp::Pop { dst } => {
+                let sp = cpu.gpr[4];
+                let value = mem.read_sized(stack_linear(cpu, sp)?, 8).ok()?;
+                cpu.gpr[4] = sp.wrapping_add(8);
+                cpu.set_reg(dst, value);
+            }
+            FastOp::Call { target } => {
+                let sp = cpu.gpr[4].wrapping_sub(8);
+                mem.write_sized(stack_linear(cpu, sp)?, 8, insn.next_ip())
+                    .ok()?;
+                cpu.gpr[4] = sp;
+                cpu.rip = target;
+                return Some(Ran::Memory);
+            }
+            FastOp::Ret => {
+                let sp = cpu.gpr[4];
+                let target = mem.read_sized(stack_linear(cpu, sp)?, 8).ok()?;
+                cpu.gpr[4] = sp.wrapping_add(8);
+                cpu.rip = target;
+                return Some(Ran::Memory);
+            }
+            _ => return None,
+        }
+        cpu.rip = insn.next_ip();
+        Some(Ran::Memory)
+    }
+
+    /// The register-only forms.
+    fn run_registers(&self, cpu: &mut CpuState, insn: &Instruction) {
+        match *self {
             FastOp::Mov { dst, src } => {
                 let value = read(cpu, src);
                 cpu.set_reg(dst, value);
@@ -117,10 +337,83 @@ impl FastOp {
                 };
             }
             FastOp::Jmp { target } => cpu.rip = target,
+            _ => {}
         }
-        cpu.icount += 1;
-        true
     }
+}
+
+impl Address {
+    /// The explicit memory operand of `insn`, if it uses 64-bit addressing and an access
+    /// of 1, 2, 4 or 8 bytes (LEA's size does not matter).
+    fn of(insn: &Instruction) -> Option<Address> {
+        let register = |reg: Register| match reg {
+            Register::None | Register::RIP => Some(None),
+            reg if reg.is_gpr64() => Some(Some(reg)),
+            _ => None,
+        };
+        let base = register(insn.memory_base())?;
+        let index = register(insn.memory_index())?;
+        if insn.memory_base() == Register::None
+            && insn.memory_index() == Register::None
+            && insn.memory_displ_size() < 8
+        {
+            // An absolute address narrower than 64 bits: the interpreter masks it to the
+            // address size.
+            return None;
+        }
+        let size = insn.memory_size().size();
+        if insn.mnemonic() != Mnemonic::Lea && !matches!(size, 1 | 2 | 4 | 8) {
+            return None;
+        }
+        let segment = match insn.memory_segment() {
+            Register::FS => Some(SegReg::Fs),
+            Register::GS => Some(SegReg::Gs),
+            _ => None,
+        };
+        Some(Address {
+            segment,
+            base,
+            index,
+            scale: u64::from(insn.memory_index_scale()),
+            displacement: insn.memory_displacement64(),
+            size,
+        })
+    }
+
+    /// The offset before the segment base.
+    fn offset(&self, cpu: &CpuState) -> u64 {
+        let mut offset = self.displacement;
+        if let Some(base) = self.base {
+            offset = offset.wrapping_add(cpu.reg(base));
+        }
+        if let Some(index) = self.index {
+            offset = offset.wrapping_add(cpu.reg(index).wrapping_mul(self.scale));
+        }
+        offset
+    }
+
+    /// The linear address, or `None` where the interpreter would fault on it.
+    fn linear(&self, cpu: &CpuState) -> Option<u64> {
+        let offset = self.offset(cpu);
+        let addr = match self.segment {
+            Some(seg) => cpu.segment(seg).base.wrapping_add(offset),
+            None => offset,
+        };
+        checked(cpu, addr)
+    }
+}
+
+/// `addr` if an access there raises nothing before the memory system sees it: canonical,
+/// and alignment checking off.
+fn checked(cpu: &CpuState, addr: u64) -> Option<u64> {
+    let alignment_checks =
+        cpu.cr0 & (1 << 18) != 0 && cpu.flags.bits & crate::flags::AC != 0 && cpu.cpl() == 3;
+    (super::operand::is_canonical(addr) && !alignment_checks).then_some(addr)
+}
+
+/// The linear address of the stack slot at `sp` (SS has no base in 64-bit mode).
+fn stack_linear(cpu: &CpuState, sp: u64) -> Option<u64> {
+    checked(cpu, sp)
 }
 
 /// Operand 0 as a general-purpose register and operand 1 as a general-purpose register or
@@ -175,7 +468,11 @@ mod tests {
     use iced_x86::{Decoder, DecoderOptions};
     use softvisor_mmu::{FlatMemory, GuestRam};
 
-    /// Real encodings of every form, and some that must stay general.
+    /// Where the instructions are decoded (RIP-relative operands land in RAM).
+    const IP: u64 = 0x1000;
+    const RAM: usize = 0x10000;
+
+    /// Real encodings of every form.
     const FAST: &[&[u8]] = &[
         &[0x48, 0x89, 0xd8],                         // mov rax, rbx
         &[0x89, 0xd8],                               // mov eax, ebx
@@ -202,20 +499,50 @@ mod tests {
         &[0x7a, 0xf0],                               // jp -0x10
         &[0xeb, 0x05],                               // jmp +5
         &[0xe9, 0x00, 0xf0, 0xff, 0xff],             // jmp -0x1000
+        &[0x48, 0x8b, 0x03],                         // mov rax, [rbx]
+        &[0x8b, 0x44, 0x8b, 0x10],                   // mov eax, [rbx+rcx*4+0x10]
+        &[0x66, 0x8b, 0x46, 0xfe],                   // mov ax, [rsi-2]
+        &[0x8a, 0x26],                               // mov ah, [rsi]
+        &[0x48, 0x8b, 0x05, 0x00, 0x10, 0x00, 0x00], // mov rax, [rip+0x1000]
+        &[0x48, 0x89, 0x03],                         // mov [rbx], rax
+        &[0x88, 0x64, 0x24, 0x08],                   // mov [rsp+8], ah
+        &[0xc7, 0x43, 0x04, 0x78, 0x56, 0x34, 0x12], // mov dword [rbx+4], 0x12345678
+        &[0x48, 0xc7, 0x03, 0xff, 0xff, 0xff, 0xff], // mov qword [rbx], -1
+        &[0x66, 0xc7, 0x06, 0x34, 0x12],             // mov word [rsi], 0x1234
+        &[0x0f, 0xb6, 0x03],                         // movzx eax, byte [rbx]
+        &[0x48, 0x0f, 0xbf, 0x06],                   // movsx rax, word [rsi]
+        &[0x48, 0x63, 0x03],                         // movsxd rax, dword [rbx]
+        &[0x0f, 0xb6, 0xc4],                         // movzx eax, ah
+        &[0x48, 0x0f, 0xbe, 0xc1],                   // movsx rax, cl
+        &[0x48, 0x63, 0xc1],                         // movsxd rax, ecx
+        &[0x48, 0x8d, 0x44, 0x8b, 0x10],             // lea rax, [rbx+rcx*4+0x10]
+        &[0x8d, 0x44, 0x8b, 0xf0],                   // lea eax, [rbx+rcx*4-0x10]
+        &[0x48, 0x8d, 0x05, 0x00, 0x10, 0x00, 0x00], // lea rax, [rip+0x1000]
+        &[0x53],                                     // push rbx
+        &[0x54],                                     // push rsp
+        &[0x41, 0x57],                               // push r15
+        &[0x5b],                                     // pop rbx
+        &[0x5c],                                     // pop rsp
+        &[0xe8, 0x00, 0x01, 0x00, 0x00],             // call +0x100
+        &[0xc3],                                     // ret
+        &[0x8b, 0x04, 0x25, 0, 0x10, 0, 0],          // mov eax, [0x1000]
     ];
+    /// Encodings that must stay general.
     const GENERAL: &[&[u8]] = &[
-        &[0x48, 0x8b, 0x03], // mov rax, [rbx]
-        &[0x48, 0x89, 0x03], // mov [rbx], rax
         &[0x48, 0x11, 0xd8], // adc rax, rbx
         &[0x8e, 0xd8],       // mov ds, eax
         &[0x0f, 0x20, 0xc0], // mov rax, cr0
         &[0xff, 0xe0],       // jmp rax
         &[0xe2, 0xfe],       // loop
         &[0x48, 0xff, 0xc0], // inc rax
+        &[0x67, 0x8b, 0x03], // mov eax, [ebx] (32-bit addressing)
+        &[0x66, 0x53],       // push bx
+        &[0xc2, 0x08, 0x00], // ret 8
+        &[0x48, 0x03, 0x03], // add rax, [rbx]
     ];
 
     fn decode(bytes: &[u8]) -> Instruction {
-        Decoder::with_ip(64, bytes, 0x40_1000, DecoderOptions::NONE).decode()
+        Decoder::with_ip(64, bytes, IP, DecoderOptions::NONE).decode()
     }
 
     /// A small deterministic generator for register values and flag states.
@@ -226,40 +553,105 @@ mod tests {
         *seed
     }
 
+    /// Memory with a recognisable pattern.
+    fn memory() -> FlatMemory {
+        let mut ram = GuestRam::new(RAM as u64).unwrap();
+        let bytes: Vec<u8> = (0..RAM).map(|i| (i * 7 + i / 256) as u8).collect();
+        ram.write_bytes(0, &bytes).unwrap();
+        FlatMemory::new(ram)
+    }
+
+    fn ram_bytes(mem: &mut FlatMemory) -> Vec<u8> {
+        let mut bytes = vec![0; RAM];
+        mem.ram.read_bytes(0, &mut bytes).unwrap();
+        bytes
+    }
+
+    /// A random state whose pointer registers (RBX, RSI, RSP; RCX as an index) point into
+    /// RAM, with flags pending from an earlier instruction of each kind.
+    fn state(seed: &mut u64, case: usize) -> CpuState {
+        let mut cpu = CpuState::new_long_mode();
+        cpu.rip = IP;
+        for reg in cpu.gpr.iter_mut() {
+            // Small values too, so compares come out equal sometimes.
+            *reg = if case % 3 == 0 {
+                next(seed) & 3
+            } else {
+                next(seed)
+            };
+        }
+        cpu.gpr[1] = next(seed) & 0xff;
+        cpu.gpr[3] = 0x4000 + (next(seed) & 0xfff);
+        cpu.gpr[4] = 0x8000 + (next(seed) & 0xff8);
+        cpu.gpr[6] = 0x6000 + (next(seed) & 0xfff);
+        let (a, b) = (next(seed) & 0xff, next(seed) & 0xff);
+        let earlier = [CcOp::Add, CcOp::Sub, CcOp::Logic, CcOp::Inc, CcOp::Dec];
+        cpu.flags.set(0x2 | (next(seed) & 0x8d5));
+        cpu.flags.set_lazy(
+            earlier[case % earlier.len()],
+            1,
+            a.wrapping_sub(b) & 0xff,
+            a,
+            b,
+        );
+        cpu
+    }
+
     #[test]
     fn each_form_does_what_the_interpreter_does() {
         let mut seed = 0x9e37_79b9_7f4a_7c15;
-        let mut mem = FlatMemory::new(GuestRam::new(0x1000).unwrap());
         for bytes in FAST {
             let insn = decode(bytes);
             let form = FastOp::of(&insn);
             assert_ne!(form, FastOp::General, "{bytes:02x?}");
             for case in 0..200 {
-                let mut cpu = CpuState::new_long_mode();
-                cpu.rip = insn.ip();
-                for reg in cpu.gpr.iter_mut() {
-                    // Small values too, so compares come out equal sometimes.
-                    *reg = if case % 3 == 0 {
-                        next(&mut seed) & 3
-                    } else {
-                        next(&mut seed)
-                    };
-                }
-                // Flags pending from an earlier instruction of each kind, INC/DEC included.
-                let (a, b) = (next(&mut seed) & 0xff, next(&mut seed) & 0xff);
-                let earlier = [CcOp::Add, CcOp::Sub, CcOp::Logic, CcOp::Inc, CcOp::Dec];
-                let earlier = earlier[case % earlier.len()];
-                cpu.flags.set(0x2 | (next(&mut seed) & 0x8d5));
-                cpu.flags
-                    .set_lazy(earlier, 1, a.wrapping_sub(b) & 0xff, a, b);
+                let mut cpu = state(&mut seed, case);
                 let mut want = cpu.clone();
-                super::super::execute(&mut want, &mut mem, &mut NoPlatform, &insn).unwrap();
-                assert!(form.run(&mut cpu, &insn));
+                let (mut mem, mut want_mem) = (memory(), memory());
+                super::super::execute(&mut want, &mut want_mem, &mut NoPlatform, &insn).unwrap();
+                assert_ne!(
+                    form.run(&mut cpu, &mut mem, &insn),
+                    Ran::General,
+                    "{bytes:02x?}"
+                );
                 assert_eq!(cpu, want, "{bytes:02x?} case {case}");
+                assert!(
+                    ram_bytes(&mut mem) == ram_bytes(&mut want_mem),
+                    "{bytes:02x?} memory"
+                );
             }
         }
         for bytes in GENERAL {
             assert_eq!(FastOp::of(&decode(bytes)), FastOp::General, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn a_form_that_would_fault_changes_nothing_and_is_left_to_the_interpreter() {
+        let mut seed = 1;
+        let cases: [(&[u8], usize, u64); 5] = [
+            (&[0x48, 0x8b, 0x03], 3, RAM as u64), // mov rax, [rbx]: outside RAM
+            (&[0x48, 0x89, 0x03], 3, 1 << 47),    // mov [rbx], rax: non-canonical
+            (&[0x53], 4, 4),                      // push rbx: below RAM's start
+            (&[0x5b], 4, RAM as u64),             // pop rbx: outside RAM
+            (&[0xc3], 4, 0x0000_8000_0000_0000),  // ret: non-canonical
+        ];
+        for (bytes, reg, value) in cases {
+            let insn = decode(bytes);
+            let mut cpu = state(&mut seed, 1);
+            cpu.gpr[reg] = value;
+            let before = cpu.clone();
+            let mut mem = memory();
+            if FastOp::of(&insn).run(&mut cpu, &mut mem, &insn) == Ran::General {
+                assert_eq!(cpu, before, "{bytes:02x?}");
+                assert!(ram_bytes(&mut mem) == ram_bytes(&mut memory()));
+                let mut want = before.clone();
+                assert!(
+                    super::super::execute(&mut want, &mut mem, &mut NoPlatform, &insn).is_err()
+                );
+            } else {
+                panic!("{bytes:02x?} ran where it faults");
+            }
         }
     }
 }
