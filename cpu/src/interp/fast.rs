@@ -1,7 +1,7 @@
 //! Pre-decoded forms of the instructions cold code runs most, in 64-bit code: MOV
 //! between registers, from an immediate, and to or from memory; MOVZX/MOVSX/MOVSXD; LEA;
-//! ADD/SUB/AND/OR/XOR/CMP/TEST on a register (register or immediate source); PUSH/POP of a
-//! register; direct near JMP, Jcc and CALL; RET. An engine that decodes a block once and
+//! ADD/SUB/AND/OR/XOR/CMP/TEST on a register (register, immediate or memory source) and
+//! CMP/TEST on memory; PUSH/POP of a register; direct near JMP, Jcc and CALL; RET; NOP. An engine that decodes a block once and
 //! runs it many times (the JIT's cold blocks) classifies each instruction once with
 //! [`FastOp::of`] and runs these forms with [`FastOp::run`], without the general path's
 //! rollback snapshot or its operand dispatch. Each form does exactly what
@@ -59,6 +59,17 @@ pub enum FastOp {
     Call { target: u64 },
     /// RET without an immediate.
     Ret,
+    /// NOP (any length; a memory operand is never accessed).
+    Nop,
+    /// An ALU instruction with a memory operand that it does not write: a register
+    /// destination with a memory source, or CMP/TEST with memory as either operand.
+    AluLoad {
+        op: AluOp,
+        at: Address,
+        /// The register operand, or the immediate; `memory_first` says which side memory is.
+        other: Source,
+        memory_first: bool,
+    },
 }
 
 /// A memory operand with 64-bit addressing, and the size of its access.
@@ -221,6 +232,14 @@ impl FastOp {
             Mnemonic::Ret if insn.op_count() == 0 && insn.stack_pointer_increment() == 8 => {
                 FastOp::Ret
             }
+            Mnemonic::Nop => FastOp::Nop,
+            Mnemonic::Add
+            | Mnemonic::Sub
+            | Mnemonic::And
+            | Mnemonic::Or
+            | Mnemonic::Xor
+            | Mnemonic::Cmp
+            | Mnemonic::Test => return alu_load_form(insn),
             _ => return None,
         };
         Some(form)
@@ -310,6 +329,30 @@ impl FastOp {
                 cpu.gpr[4] = sp.wrapping_add(8);
                 cpu.rip = target;
                 return Some(Ran::Memory);
+            }
+            FastOp::Nop => {
+                cpu.rip = insn.next_ip();
+                return Some(Ran::Registers);
+            }
+            FastOp::AluLoad {
+                op,
+                at,
+                other,
+                memory_first,
+            } => {
+                let loaded = mem.read_sized(at.linear(cpu)?, at.size).ok()?;
+                let value = read(cpu, other);
+                let (a, b) = if memory_first {
+                    (loaded, value)
+                } else {
+                    (value, loaded)
+                };
+                let res = alu_result(cpu, op, a, b, at.size as u32);
+                if let (Source::Reg(dst), false) = (other, memory_first) {
+                    if !matches!(op, AluOp::Cmp | AluOp::Test) {
+                        cpu.set_reg(dst, res);
+                    }
+                }
             }
             _ => return None,
         }
@@ -447,6 +490,15 @@ fn read(cpu: &CpuState, src: Source) -> u64 {
 fn alu(cpu: &mut CpuState, op: AluOp, dst: Register, src: Source, size: u32) {
     let a = cpu.reg(dst);
     let b = read(cpu, src);
+    let res = alu_result(cpu, op, a, b, size);
+    if !matches!(op, AluOp::Cmp | AluOp::Test) {
+        cpu.set_reg(dst, res);
+    }
+}
+
+/// The result of `a op b` at `size` bytes, with the flags left pending as `alu::binary`
+/// leaves them.
+fn alu_result(cpu: &mut CpuState, op: AluOp, a: u64, b: u64, size: u32) -> u64 {
     let (res, cc_op) = match op {
         AluOp::Add => (a.wrapping_add(b), CcOp::Add),
         AluOp::Sub | AluOp::Cmp => (a.wrapping_sub(b), CcOp::Sub),
@@ -455,10 +507,42 @@ fn alu(cpu: &mut CpuState, op: AluOp, dst: Register, src: Source, size: u32) {
         AluOp::Xor => (a ^ b, CcOp::Logic),
     };
     let res = res & size_mask(size);
-    if !matches!(op, AluOp::Cmp | AluOp::Test) {
-        cpu.set_reg(dst, res);
-    }
     cpu.flags.set_lazy_carry(cc_op, size, res, a, b, false);
+    res
+}
+
+/// The [`FastOp::AluLoad`] form of an ALU instruction, if it has one: a register
+/// destination and a memory source, or CMP/TEST with memory and a register or immediate.
+fn alu_load_form(insn: &Instruction) -> Option<FastOp> {
+    if insn.op_count() != 2 {
+        return None;
+    }
+    let op = match insn.mnemonic() {
+        Mnemonic::Add => AluOp::Add,
+        Mnemonic::Sub => AluOp::Sub,
+        Mnemonic::And => AluOp::And,
+        Mnemonic::Or => AluOp::Or,
+        Mnemonic::Xor => AluOp::Xor,
+        Mnemonic::Cmp => AluOp::Cmp,
+        _ => AluOp::Test,
+    };
+    let compares = matches!(op, AluOp::Cmp | AluOp::Test);
+    let register = |reg: Register| reg.is_gpr().then_some(Source::Reg(reg));
+    let (other, memory_first) = match (insn.op_kind(0), insn.op_kind(1)) {
+        (OpKind::Register, OpKind::Memory) => (register(insn.op0_register())?, false),
+        (OpKind::Memory, OpKind::Register) if compares => (register(insn.op1_register())?, true),
+        (OpKind::Memory, kind) if compares && super::is_integer_immediate(kind) => {
+            let size = insn.memory_size().size() as u32;
+            (Source::Imm(insn.immediate(1) & size_mask(size)), true)
+        }
+        _ => return None,
+    };
+    Some(FastOp::AluLoad {
+        op,
+        at: Address::of(insn)?,
+        other,
+        memory_first,
+    })
 }
 
 #[cfg(test)]
@@ -526,6 +610,20 @@ mod tests {
         &[0xe8, 0x00, 0x01, 0x00, 0x00],             // call +0x100
         &[0xc3],                                     // ret
         &[0x8b, 0x04, 0x25, 0, 0x10, 0, 0],          // mov eax, [0x1000]
+        &[0x90],                                     // nop
+        &[0x0f, 0x1f, 0x44, 0x00, 0x00],             // nop dword [rax+rax]
+        &[0x48, 0x03, 0x03],                         // add rax, [rbx]
+        &[0x2b, 0x46, 0x04],                         // sub eax, [rsi+4]
+        &[0x22, 0x26],                               // and ah, [rsi]
+        &[0x48, 0x0b, 0x04, 0x8b],                   // or rax, [rbx+rcx*4]
+        &[0x33, 0x03],                               // xor eax, [rbx]
+        &[0x48, 0x3b, 0x03],                         // cmp rax, [rbx]
+        &[0x48, 0x39, 0x03],                         // cmp [rbx], rax
+        &[0x80, 0x3e, 0x2f],                         // cmp byte [rsi], 0x2f
+        &[0x48, 0x83, 0x7c, 0x24, 0x08, 0xff],       // cmp qword [rsp+8], -1
+        &[0x66, 0x81, 0x3b, 0x34, 0x12],             // cmp word [rbx], 0x1234
+        &[0x84, 0x06],                               // test [rsi], al
+        &[0xf6, 0x43, 0x01, 0x80],                   // test byte [rbx+1], 0x80
     ];
     /// Encodings that must stay general.
     const GENERAL: &[&[u8]] = &[
@@ -538,7 +636,8 @@ mod tests {
         &[0x67, 0x8b, 0x03], // mov eax, [ebx] (32-bit addressing)
         &[0x66, 0x53],       // push bx
         &[0xc2, 0x08, 0x00], // ret 8
-        &[0x48, 0x03, 0x03], // add rax, [rbx]
+        &[0x48, 0x01, 0x03], // add [rbx], rax (writes memory)
+        &[0x83, 0x03, 0x01], // add dword [rbx], 1
     ];
 
     fn decode(bytes: &[u8]) -> Instruction {
