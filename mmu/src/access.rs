@@ -123,10 +123,11 @@ pub trait Memory {
         false
     }
 
-    /// Copies `len` bytes from `src` to `dst` (linear; each run within one page, their
-    /// RAM apart) if both are plain RAM accesses, as for [`Memory::read_plain`] and
-    /// [`Memory::write_plain`]: bulk REP MOVS straight from RAM to RAM. Returns whether it
-    /// copied; `false` (the default) leaves the caller to [`Memory::read`] and
+    /// Copies `len` bytes from `src` to `dst` (linear; each run within one page) if both
+    /// are plain RAM accesses, as for [`Memory::read_plain`] and [`Memory::write_plain`],
+    /// and the copy comes out as a byte-by-byte forward copy would: the RAM runs apart, or
+    /// the destination below the source. Bulk REP MOVS straight from RAM to RAM. Returns
+    /// whether it copied; `false` (the default) leaves the caller to [`Memory::read`] and
     /// [`Memory::write`].
     fn copy_plain(&mut self, _src: u64, _dst: u64, _len: usize) -> bool {
         false

@@ -414,9 +414,11 @@ impl Memory for SystemMemory {
         let Some([(to, _), (_, 0)]) = self.plain_ram_pieces(dst, len, AccessKind::Write) else {
             return false;
         };
-        // Aliased pages: the element-by-element order matters; the caller's path keeps it.
-        let apart = from + len as u64 <= to || to + len as u64 <= from;
-        apart && self.ram.copy(from, to, len)
+        // A forward copy onto a higher overlapping address repeats the source's start,
+        // which a move does not: that one is left to the caller's element path. Onto a
+        // lower one (memmove's forward case, `rep movsb` in Linux's memmove) the two agree.
+        let repeats = from < to && to < from + len as u64;
+        !repeats && self.ram.copy(from, to, len)
     }
 
     fn fill_plain(&mut self, dst: u64, pattern: &[u8], len: usize) -> bool {
@@ -593,8 +595,15 @@ mod tests {
         // 0x40_0000 maps physical 0x5000: the same RAM through two linear pages.
         assert!(
             !mem.copy_plain(0x40_0000, 0x5004, 8),
-            "aliased, overlapping"
+            "aliased, overlapping from above"
         );
+        mem.write_u64(0x5000, 0x0807_0605_0403_0201).unwrap();
+        mem.write_u64(0x5008, 0x1817_1615_1413_1211).unwrap();
+        assert!(
+            mem.copy_plain(0x40_0004, 0x5000, 8),
+            "aliased, overlapping from below: a move"
+        );
+        assert_eq!(mem.read_u64(0x5000).unwrap(), 0x1413_1211_0807_0605);
         mem.mark_code_page(0x7000);
         assert!(!mem.copy_plain(0x6000, 0x7000, 8), "a code page");
         assert!(!mem.fill_plain(0x7000, &[0], 8), "a code page");

@@ -7,8 +7,10 @@
 //! on hardware.
 //!
 //! REP MOVS and REP STOS with DF clear and 64-bit addressing copy or fill whole runs of
-//! elements at once while source and destination stay within one RAM page each and do not
-//! overlap: one translation per page instead of one per element, the same result.
+//! elements at once while source and destination stay within one RAM page each and the
+//! destination does not overlap the source from above (where element order would repeat
+//! the source's start): one translation per page instead of one per element, the same
+//! result.
 
 use super::operand::{Ctx, Exec};
 use crate::flags::{size_mask, CcOp, DF, ZF};
@@ -94,8 +96,8 @@ pub(super) fn string_op(ctx: &mut Ctx, m: Mnemonic) -> Exec {
 
 /// Up to `limit` iterations of REP MOVS/STOS (DF clear, 64-bit addressing) as one copy or
 /// fill, leaving RCX one iteration short, as after [`iteration`]. Returns how many ran, 0
-/// when the run is not one RAM page each way or the areas overlap (then the element path
-/// runs, and raises any fault in order).
+/// when the run is not one RAM page each way or the destination overlaps the source from
+/// above (then the element path runs, and raises any fault in order).
 fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
     let size = u64::from(size);
     // Element sizes are powers of two: a shift, not a division (this runs per REP step).
@@ -122,7 +124,9 @@ fn bulk(ctx: &mut Ctx, m: Mnemonic, size: u32, limit: u64) -> Exec<u64> {
     let src = if let Some(src) = src {
         count = count.min(in_page(src));
         let bytes = count * size;
-        if src < dst.wrapping_add(bytes) && dst < src.wrapping_add(bytes) {
+        // A forward copy onto a higher overlapping address repeats the source's start:
+        // left to the element path. Onto a lower one it is a move, as a bulk copy makes it.
+        if src < dst && dst < src.wrapping_add(bytes) {
             return Ok(0);
         }
         Some(src)
