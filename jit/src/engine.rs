@@ -96,6 +96,10 @@ pub struct Jit {
     /// A direct exit of the last block run, waiting to be linked to the next block:
     /// (slot, physical page, target RIP, cache generation).
     pending_link: Option<(*mut u64, u64, u64, u64)>,
+    /// The last block left quietly: a cold block that ends quietly
+    /// ([`crate::block::ends_quietly`]) ran to its end, or translated code left through a
+    /// direct exit whose successor slot was empty (where a filled slot would have chained).
+    quiet_exit: bool,
     cache: BlockCache,
     jump_cache: JumpCache,
     decode_cache: DecodeCache,
@@ -142,6 +146,7 @@ impl Jit {
             entry: Some(entry),
             slow_paths: Some(slow_paths),
             pending_link: None,
+            quiet_exit: false,
             cache: BlockCache::new(),
             jump_cache: JumpCache::new(),
             decode_cache: DecodeCache::new(),
@@ -223,17 +228,23 @@ impl Jit {
         until: u64,
     ) -> RunExit {
         self.has_tlb = mem.fast_tlb().is_some();
+        // The machine may have raised interrupts or halted the CPU since the last run.
+        self.quiet_exit = false;
         while cpu.icount < until {
-            self.drop_written_code(mem);
             if !self.in_flight.is_empty() {
                 self.install_compiled();
             }
             let shadowed = cpu.interrupt_shadow;
-            if let Some(exit) = take_interrupt(cpu, mem, platform) {
-                return exit;
-            }
-            if cpu.halted {
-                return RunExit::Halted;
+            // After a quiet exit nothing can have written code, made an interrupt
+            // deliverable or halted the CPU: as when a block chains to the next.
+            if !std::mem::take(&mut self.quiet_exit) {
+                self.drop_written_code(mem);
+                if let Some(exit) = take_interrupt(cpu, mem, platform) {
+                    return exit;
+                }
+                if cpu.halted {
+                    return RunExit::Halted;
+                }
             }
             let block = if shadowed || cpu.flags.bits & TF != 0 {
                 None
@@ -493,13 +504,17 @@ impl Jit {
             let (ran, exit, completed) = run_decoded(insns, &heat.fast, cpu, mem, platform);
             self.stats.stepped += ran;
             self.stats.cold_runs += 1;
-            let chains = quiet && completed && self.checker.is_none() && chained < COLD_CHAIN;
-            if exit.is_some() || !chains {
+            let quiet = quiet && completed && exit.is_none() && self.checker.is_none();
+            if !quiet || chained == COLD_CHAIN {
+                self.quiet_exit = quiet;
                 return exit;
             }
             match self.next_cold(at, cpu, mem, until) {
                 Some(next) => at = next,
-                None => return None,
+                None => {
+                    self.quiet_exit = true;
+                    return None;
+                }
             }
             chained += 1;
             self.stats.cold_chained += 1;
@@ -801,6 +816,7 @@ impl Jit {
                     execute(entry, code, jump_cache, cpu, mem, platform, until);
                 if let (exit::NORMAL, Some((slot, page, rip))) = (code, link) {
                     self.pending_link = Some((slot, page, rip, self.cache.generation));
+                    self.quiet_exit = true;
                 }
                 (code, exception, outcome)
             }
