@@ -129,13 +129,7 @@ impl FastOp {
         }
         let alu = match insn.mnemonic() {
             Mnemonic::Mov => None,
-            Mnemonic::Add => Some(AluOp::Add),
-            Mnemonic::Sub => Some(AluOp::Sub),
-            Mnemonic::And => Some(AluOp::And),
-            Mnemonic::Or => Some(AluOp::Or),
-            Mnemonic::Xor => Some(AluOp::Xor),
-            Mnemonic::Cmp => Some(AluOp::Cmp),
-            Mnemonic::Test => Some(AluOp::Test),
+            m if alu_op(m).is_some() => alu_op(m),
             Mnemonic::Jmp if insn.op_kind(0) == OpKind::NearBranch64 => {
                 return FastOp::Jmp {
                     target: insn.near_branch_target(),
@@ -233,14 +227,7 @@ impl FastOp {
                 FastOp::Ret
             }
             Mnemonic::Nop => FastOp::Nop,
-            Mnemonic::Add
-            | Mnemonic::Sub
-            | Mnemonic::And
-            | Mnemonic::Or
-            | Mnemonic::Xor
-            | Mnemonic::Cmp
-            | Mnemonic::Test => return alu_load_form(insn),
-            _ => return None,
+            m => return alu_load_form(insn, alu_op(m)?),
         };
         Some(form)
     }
@@ -511,21 +498,26 @@ fn alu_result(cpu: &mut CpuState, op: AluOp, a: u64, b: u64, size: u32) -> u64 {
     res
 }
 
-/// The [`FastOp::AluLoad`] form of an ALU instruction, if it has one: a register
-/// destination and a memory source, or CMP/TEST with memory and a register or immediate.
-fn alu_load_form(insn: &Instruction) -> Option<FastOp> {
-    if insn.op_count() != 2 {
-        return None;
-    }
-    let op = match insn.mnemonic() {
+/// The operation of an ALU mnemonic that has pre-decoded forms.
+fn alu_op(m: Mnemonic) -> Option<AluOp> {
+    Some(match m {
         Mnemonic::Add => AluOp::Add,
         Mnemonic::Sub => AluOp::Sub,
         Mnemonic::And => AluOp::And,
         Mnemonic::Or => AluOp::Or,
         Mnemonic::Xor => AluOp::Xor,
         Mnemonic::Cmp => AluOp::Cmp,
-        _ => AluOp::Test,
-    };
+        Mnemonic::Test => AluOp::Test,
+        _ => return None,
+    })
+}
+
+/// The [`FastOp::AluLoad`] form of an ALU instruction, if it has one: a register
+/// destination and a memory source, or CMP/TEST with memory and a register or immediate.
+fn alu_load_form(insn: &Instruction, op: AluOp) -> Option<FastOp> {
+    if insn.op_count() != 2 {
+        return None;
+    }
     let compares = matches!(op, AluOp::Cmp | AluOp::Test);
     let register = |reg: Register| reg.is_gpr().then_some(Source::Reg(reg));
     let (other, memory_first) = match (insn.op_kind(0), insn.op_kind(1)) {
