@@ -602,6 +602,8 @@ mod tests {
         &[0xe8, 0x00, 0x01, 0x00, 0x00],             // call +0x100
         &[0xc3],                                     // ret
         &[0x8b, 0x04, 0x25, 0, 0x10, 0, 0],          // mov eax, [0x1000]
+        &[0x64, 0x48, 0x8b, 0x03],                   // mov rax, fs:[rbx]
+        &[0x65, 0x89, 0x06],                         // mov gs:[rsi], eax
         &[0x90],                                     // nop
         &[0x0f, 0x1f, 0x44, 0x00, 0x00],             // nop dword [rax+rax]
         &[0x48, 0x03, 0x03],                         // add rax, [rbx]
@@ -675,6 +677,8 @@ mod tests {
         cpu.gpr[3] = 0x4000 + (next(seed) & 0xfff);
         cpu.gpr[4] = 0x8000 + (next(seed) & 0xff8);
         cpu.gpr[6] = 0x6000 + (next(seed) & 0xfff);
+        cpu.seg[SegReg::Fs as usize].base = 0x100;
+        cpu.seg[SegReg::Gs as usize].base = 0x2000;
         let (a, b) = (next(seed) & 0xff, next(seed) & 0xff);
         let earlier = [CcOp::Add, CcOp::Sub, CcOp::Logic, CcOp::Inc, CcOp::Dec];
         cpu.flags.set(0x2 | (next(seed) & 0x8d5));
