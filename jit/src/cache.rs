@@ -148,16 +148,24 @@ impl BlockCache {
         key.front_slot(FRONT)
     }
 
+    /// The code and length of the block for `key` if the front table holds it: one
+    /// compare, no hashing.
+    #[inline]
+    pub fn front_hit(&self, key: &Key) -> Option<(CompiledFn, usize)> {
+        let entry = self.front[Self::front_index(key)];
+        match (entry.key, entry.code) {
+            (Some(k), Some(code)) if k == *key => Some((code, entry.len)),
+            _ => None,
+        }
+    }
+
     /// The code and length of the block for `key`, if translated: the dispatch path.
     #[inline]
     pub fn lookup(&mut self, key: &Key) -> Option<(CompiledFn, usize)> {
-        let f = Self::front_index(key);
-        let entry = self.front[f];
-        if entry.key.as_ref() == Some(key) {
-            if let Some(code) = entry.code {
-                return Some((code, entry.len));
-            }
+        if let Some(hit) = self.front_hit(key) {
+            return Some(hit);
         }
+        let f = Self::front_index(key);
         let slot = *self.by_key.get(key)?;
         let (_, block) = self.slots[slot].as_ref()?;
         let (code, len) = (block.code, block.len());

@@ -341,8 +341,12 @@ impl Jit {
             rip: cpu.rip,
             mode,
         };
-        // A key with heat has no block (an entry goes before its block is cached), so a
-        // cold block found in the heat table's front skips the block cache and its hashing.
+        // A translated block is found in the block cache's front table; failing that, a key
+        // with heat has no block (an entry goes before its block is cached), so a cold block
+        // found in the heat table's front skips the block cache's hash map.
+        if let Some((code, len)) = self.cache.front_hit(&key) {
+            return Some((key, code, len));
+        }
         let cached_heat = if heated { self.heat.cached(&key) } else { None };
         if cached_heat.is_none() {
             if let Some((code, len)) = self.cache.lookup(&key) {
