@@ -21,14 +21,14 @@ use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::compiler::{CompileThread, Compiled, Prepared, Urgency};
 use crate::context::{exit, JitContext};
-use crate::heat::{Heat, HeatIndex, HeatTable};
+use crate::heat::{ColdStep, Heat, HeatIndex, HeatTable};
 use crate::jump_cache::{JumpCache, JumpEntry};
 use crate::translate::{Chaining, CrossingTail, Mode, Translator};
 use crate::JitError;
 use iced_x86::Instruction;
 use softvisor_cpu::decode_cache::DecodeCache;
 use softvisor_cpu::flags::{AC, TF};
-use softvisor_cpu::interp::fast::{FastOp, Ran};
+use softvisor_cpu::interp::fast::Ran;
 use softvisor_cpu::interp::MAX_INSN_LEN;
 use softvisor_cpu::vcpu::{finish_outcome, raise, step_one, take_interrupt, RunExit};
 use softvisor_cpu::{CpuState, Platform, SegReg, StepOutcome};
@@ -505,7 +505,7 @@ impl Jit {
                 }
             };
             let quiet = heat.ends_quietly;
-            let (ran, exit, completed) = run_decoded(insns, &heat.fast, cpu, mem, platform);
+            let (ran, exit, completed) = run_decoded(insns, &heat.steps, cpu, mem, platform);
             self.stats.stepped += ran;
             self.stats.cold_runs += 1;
             let quiet = quiet && completed && exit.is_none() && self.checker.is_none();
@@ -941,17 +941,17 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
         .as_ref()
         .and_then(|insns| insns.last())
         .is_some_and(crate::block::ends_quietly);
-    let fast = decoded
+    let steps = decoded
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .map(FastOp::of)
+        .map(ColdStep::of)
         .collect();
     Heat {
         reached: 0,
         insns,
         decoded,
-        fast,
+        steps,
         ends_quietly,
         urgency: None,
     }
@@ -963,27 +963,28 @@ fn cold_block(cpu: &CpuState, mem: &mut dyn Memory, max_insns: usize) -> Heat {
 /// instruction resuming itself). Between instructions nothing can make an interrupt
 /// deliverable (blocks end at every instruction that can), so no check is needed there.
 /// Returns the instructions run, the run's exit, and whether every instruction ran and
-/// simply continued.
+/// simply continued. CS:RIP is the block's start (it was looked up by it).
 fn run_decoded(
     insns: &[Instruction],
-    fast: &[FastOp],
+    steps: &[ColdStep],
     cpu: &mut CpuState,
     mem: &mut dyn Memory,
     platform: &mut dyn Platform,
 ) -> (u64, Option<RunExit>, bool) {
     let mut ran = 0;
-    for (insn, form) in insns.iter().zip(fast) {
-        if cpu.rip != insn.ip() {
+    for (at, step) in steps.iter().enumerate() {
+        // The previous instruction's end (the first is where the block was found).
+        if at > 0 && cpu.rip != steps[at - 1].next_ip {
             return (ran, None, false);
         }
         ran += 1;
-        match form.run(cpu, mem, insn) {
+        match step.form.run(cpu, mem, step.next_ip) {
             Ran::Registers => continue,
             Ran::Memory if mem.take_side_exit() => return (ran, None, false),
             Ran::Memory => continue,
             Ran::General => {}
         }
-        match softvisor_cpu::interp::execute(cpu, mem, platform, insn) {
+        match softvisor_cpu::interp::execute(cpu, mem, platform, &insns[at]) {
             Ok(StepOutcome::Continue) if mem.take_side_exit() => return (ran, None, false),
             Ok(StepOutcome::Continue) => {}
             Ok(outcome) => return (ran, finish_outcome(cpu, outcome), false),

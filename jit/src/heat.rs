@@ -24,14 +24,33 @@ pub(crate) struct Heat {
     /// code, so a write to it drops this entry): the interpreter runs them without a
     /// lookup per instruction.
     pub decoded: Option<Box<[Instruction]>>,
-    /// Their pre-decoded forms ([`FastOp`]), one per decoded instruction.
-    pub fast: Box<[FastOp]>,
+    /// What the interpreter needs of them, one per decoded instruction (see [`ColdStep`]).
+    pub steps: Box<[ColdStep]>,
     /// Whether the block ends quietly ([`crate::block::ends_quietly`]), so the engine may
     /// go on to the next cold block without the dispatcher.
     pub ends_quietly: bool,
     /// Once submitted to the compile thread, the job's urgency (see
     /// [`crate::compiler::Urgency`]).
     pub urgency: Option<crate::compiler::Urgency>,
+}
+
+/// One instruction of a cold block as [`crate::engine`] runs it: its pre-decoded form
+/// ([`FastOp`]) and where it ends. A run reads only these for an instruction with a form,
+/// one cache line, and the decoded instruction only for the others: the cold path had
+/// stalled on misses in both arrays.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ColdStep {
+    pub form: FastOp,
+    pub next_ip: u64,
+}
+
+impl ColdStep {
+    pub fn of(insn: &Instruction) -> Self {
+        Self {
+            form: FastOp::of(insn),
+            next_ip: insn.next_ip(),
+        }
+    }
 }
 
 /// Where an entry lives in the slab; valid until the table next changes.
@@ -188,10 +207,19 @@ mod tests {
             reached: 0,
             insns: 1,
             decoded: None,
-            fast: Box::new([]),
+            steps: Box::new([]),
             ends_quietly: false,
             urgency: None,
         }
+    }
+
+    #[test]
+    fn a_cold_step_fits_in_a_cache_line() {
+        assert!(
+            core::mem::size_of::<ColdStep>() <= 64,
+            "{} bytes",
+            core::mem::size_of::<ColdStep>()
+        );
     }
 
     #[test]

@@ -79,10 +79,12 @@ pub struct Address {
     segment: Option<SegReg>,
     base: Option<Register>,
     index: Option<Register>,
-    scale: u64,
+    /// 1, 2, 4 or 8 (a byte keeps forms small: cold blocks hold one form per instruction).
+    scale: u8,
+    /// The access size in bytes (0 for LEA).
+    size: u8,
     /// The displacement (for RIP-relative operands, the whole address).
     displacement: u64,
-    size: usize,
 }
 
 /// What [`FastOp::run`] did.
@@ -176,7 +178,7 @@ impl FastOp {
                         Source::Reg(insn.op1_register())
                     }
                     kind if super::is_integer_immediate(kind) => {
-                        Source::Imm(insn.immediate(1) & size_mask(at.size as u32))
+                        Source::Imm(insn.immediate(1) & size_mask(u32::from(at.size)))
                     }
                     _ => return None,
                 };
@@ -232,18 +234,20 @@ impl FastOp {
         Some(form)
     }
 
-    /// Runs `insn`, whose form this is, as [`super::execute`] would (RIP past it, the
-    /// instruction counted), unless it is [`FastOp::General`] or would fault: then it
-    /// changes nothing and says [`Ran::General`].
+    /// Runs the instruction whose form this is, and which ends at `next_ip`, as
+    /// [`super::execute`] would (RIP past it, the instruction counted), unless it is
+    /// [`FastOp::General`] or would fault: then it changes nothing and says
+    /// [`Ran::General`]. Only the form and `next_ip` are read, not the decoded instruction:
+    /// cold code stalls on cache misses, and a form with its `next_ip` is one line.
     #[inline]
-    pub fn run(&self, cpu: &mut CpuState, mem: &mut dyn Memory, insn: &Instruction) -> Ran {
+    pub fn run(&self, cpu: &mut CpuState, mem: &mut dyn Memory, next_ip: u64) -> Ran {
         let ran = match *self {
             FastOp::General => return Ran::General,
             FastOp::Mov { .. } | FastOp::Alu { .. } | FastOp::Jcc { .. } | FastOp::Jmp { .. } => {
-                self.run_registers(cpu, insn);
+                self.run_registers(cpu, next_ip);
                 Ran::Registers
             }
-            _ => match self.run_memory(cpu, mem, insn) {
+            _ => match self.run_memory(cpu, mem, next_ip) {
                 Some(ran) => ran,
                 None => return Ran::General,
             },
@@ -254,17 +258,12 @@ impl FastOp {
 
     /// The forms with a memory access (or an address): `None`, changing nothing, where
     /// the access would fault.
-    fn run_memory(
-        &self,
-        cpu: &mut CpuState,
-        mem: &mut dyn Memory,
-        insn: &Instruction,
-    ) -> Option<Ran> {
+    fn run_memory(&self, cpu: &mut CpuState, mem: &mut dyn Memory, next_ip: u64) -> Option<Ran> {
         match *self {
             FastOp::Load { dst, at, signed } => {
-                let value = mem.read_sized(at.linear(cpu)?, at.size).ok()?;
+                let value = mem.read_sized(at.linear(cpu)?, at.size.into()).ok()?;
                 let value = if signed {
-                    super::data::sign_extend(value, at.size as u32)
+                    super::data::sign_extend(value, u32::from(at.size))
                 } else {
                     value
                 };
@@ -272,7 +271,8 @@ impl FastOp {
             }
             FastOp::Store { at, src } => {
                 let value = read(cpu, src);
-                mem.write_sized(at.linear(cpu)?, at.size, value).ok()?;
+                mem.write_sized(at.linear(cpu)?, at.size.into(), value)
+                    .ok()?;
             }
             FastOp::Extend { dst, src, signed } => {
                 let value = cpu.reg(src);
@@ -282,12 +282,12 @@ impl FastOp {
                     value
                 };
                 cpu.set_reg(dst, value & size_mask(dst.size() as u32));
-                cpu.rip = insn.next_ip();
+                cpu.rip = next_ip;
                 return Some(Ran::Registers);
             }
             FastOp::Lea { dst, at } => {
                 cpu.set_reg(dst, at.offset(cpu) & size_mask(dst.size() as u32));
-                cpu.rip = insn.next_ip();
+                cpu.rip = next_ip;
                 return Some(Ran::Registers);
             }
             FastOp::Push { src } => {
@@ -304,8 +304,7 @@ impl FastOp {
             }
             FastOp::Call { target } => {
                 let sp = cpu.gpr[4].wrapping_sub(8);
-                mem.write_sized(stack_linear(cpu, sp)?, 8, insn.next_ip())
-                    .ok()?;
+                mem.write_sized(stack_linear(cpu, sp)?, 8, next_ip).ok()?;
                 cpu.gpr[4] = sp;
                 cpu.rip = target;
                 return Some(Ran::Memory);
@@ -318,7 +317,7 @@ impl FastOp {
                 return Some(Ran::Memory);
             }
             FastOp::Nop => {
-                cpu.rip = insn.next_ip();
+                cpu.rip = next_ip;
                 return Some(Ran::Registers);
             }
             FastOp::AluLoad {
@@ -327,14 +326,14 @@ impl FastOp {
                 other,
                 memory_first,
             } => {
-                let loaded = mem.read_sized(at.linear(cpu)?, at.size).ok()?;
+                let loaded = mem.read_sized(at.linear(cpu)?, at.size.into()).ok()?;
                 let value = read(cpu, other);
                 let (a, b) = if memory_first {
                     (loaded, value)
                 } else {
                     (value, loaded)
                 };
-                let res = alu_result(cpu, op, a, b, at.size as u32);
+                let res = alu_result(cpu, op, a, b, u32::from(at.size));
                 if let (Source::Reg(dst), false) = (other, memory_first) {
                     if !matches!(op, AluOp::Cmp | AluOp::Test) {
                         cpu.set_reg(dst, res);
@@ -343,27 +342,27 @@ impl FastOp {
             }
             _ => return None,
         }
-        cpu.rip = insn.next_ip();
+        cpu.rip = next_ip;
         Some(Ran::Memory)
     }
 
     /// The register-only forms.
-    fn run_registers(&self, cpu: &mut CpuState, insn: &Instruction) {
+    fn run_registers(&self, cpu: &mut CpuState, next_ip: u64) {
         match *self {
             FastOp::Mov { dst, src } => {
                 let value = read(cpu, src);
                 cpu.set_reg(dst, value);
-                cpu.rip = insn.next_ip();
+                cpu.rip = next_ip;
             }
             FastOp::Alu { op, dst, src, size } => {
                 alu(cpu, op, dst, src, size);
-                cpu.rip = insn.next_ip();
+                cpu.rip = next_ip;
             }
             FastOp::Jcc { cc, target } => {
                 cpu.rip = if cpu.flags.condition(cc) {
                     target
                 } else {
-                    insn.next_ip()
+                    next_ip
                 };
             }
             FastOp::Jmp { target } => cpu.rip = target,
@@ -404,9 +403,9 @@ impl Address {
             segment,
             base,
             index,
-            scale: u64::from(insn.memory_index_scale()),
+            scale: insn.memory_index_scale() as u8,
+            size: size as u8,
             displacement: insn.memory_displacement64(),
-            size,
         })
     }
 
@@ -417,7 +416,7 @@ impl Address {
             offset = offset.wrapping_add(cpu.reg(base));
         }
         if let Some(index) = self.index {
-            offset = offset.wrapping_add(cpu.reg(index).wrapping_mul(self.scale));
+            offset = offset.wrapping_add(cpu.reg(index).wrapping_mul(u64::from(self.scale)));
         }
         offset
     }
@@ -705,7 +704,7 @@ mod tests {
                 let (mut mem, mut want_mem) = (memory(), memory());
                 super::super::execute(&mut want, &mut want_mem, &mut NoPlatform, &insn).unwrap();
                 assert_ne!(
-                    form.run(&mut cpu, &mut mem, &insn),
+                    form.run(&mut cpu, &mut mem, insn.next_ip()),
                     Ran::General,
                     "{bytes:02x?}"
                 );
@@ -737,7 +736,7 @@ mod tests {
             cpu.gpr[reg] = value;
             let before = cpu.clone();
             let mut mem = memory();
-            if FastOp::of(&insn).run(&mut cpu, &mut mem, &insn) == Ran::General {
+            if FastOp::of(&insn).run(&mut cpu, &mut mem, insn.next_ip()) == Ran::General {
                 assert_eq!(cpu, before, "{bytes:02x?}");
                 assert!(ram_bytes(&mut mem) == ram_bytes(&mut memory()));
                 let mut want = before.clone();
