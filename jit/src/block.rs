@@ -16,6 +16,11 @@ use softvisor_mmu::{Memory, PAGE_SIZE};
 /// The most instructions in one block.
 pub const MAX_BLOCK_INSNS: usize = 64;
 
+/// Bytes [`decode_block`] fetches first: enough for most blocks.
+const SHORT_WINDOW: usize = 128;
+/// Bytes it fetches when the block goes on: enough for any block.
+const LONG_WINDOW: usize = MAX_BLOCK_INSNS * MAX_INSN_LEN;
+
 /// Why a block ends where it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockEnd {
@@ -167,41 +172,60 @@ pub fn decode_block(cpu: &CpuState, mem: &mut dyn Memory) -> Result<GuestBlock, 
         block.end = BlockEnd::PageEnd;
         return Ok(block);
     }
-    // The rest of the page; an instruction may reach at most 14 bytes beyond it.
-    let mut bytes = vec![0u8; page_left];
-    let got = mem.fetch(linear, &mut bytes).unwrap_or(0);
-    let mut decoder = Decoder::with_ip(bitness, &bytes[..got], cpu.rip, DecoderOptions::NONE);
-    decoder
-        .set_position(first.len())
-        .expect("the first instruction lies within the fetched bytes");
-    decoder.set_ip(first.next_ip());
+    // The rest of the page, fetched in a short window first and a long one if the block
+    // goes on: most blocks are a few instructions, and fetching (and zeroing) the whole
+    // rest of the page for each one was a visible cost of cold code.
+    let mut bytes = [0u8; LONG_WINDOW];
+    let mut window = page_left.min(SHORT_WINDOW);
     let mut offset = first.len();
-    while block.insns.len() < MAX_BLOCK_INSNS {
-        if page_left - offset < MAX_INSN_LEN && !decoder.can_decode() {
-            block.end = BlockEnd::PageEnd;
-            return Ok(block);
+    let mut ip = first.next_ip();
+    'fetch: loop {
+        let got = mem.fetch(linear, &mut bytes[..window]).unwrap_or(0);
+        // Whether running out of bytes here means fetching more (else it is the page's
+        // end; the long window holds any block, so it never runs out before the cap).
+        let can_grow = got == window && window < page_left.min(LONG_WINDOW);
+        let mut decoder = Decoder::with_ip(bitness, &bytes[..got], ip, DecoderOptions::NONE);
+        decoder
+            .set_position(offset)
+            .expect("the first instruction lies within the fetched bytes");
+        while block.insns.len() < MAX_BLOCK_INSNS {
+            if window - offset < MAX_INSN_LEN && !decoder.can_decode() {
+                if can_grow {
+                    window = page_left.min(LONG_WINDOW);
+                    continue 'fetch;
+                }
+                block.end = BlockEnd::PageEnd;
+                return Ok(block);
+            }
+            let insn = decoder.decode();
+            if insn.is_invalid() {
+                // An instruction may reach at most 14 bytes beyond the fetched ones.
+                let cut = offset + MAX_INSN_LEN > window;
+                if cut && can_grow {
+                    window = page_left.min(LONG_WINDOW);
+                    continue 'fetch;
+                }
+                block.end = if cut {
+                    BlockEnd::PageEnd
+                } else {
+                    BlockEnd::Undecodable
+                };
+                return Ok(block);
+            }
+            offset += insn.len();
+            ip = insn.next_ip();
+            block.insns.push(insn);
+            if let Some(end) = ends_block(&insn) {
+                block.end = end;
+                return Ok(block);
+            }
+            if offset == page_left {
+                block.end = BlockEnd::PageEnd;
+                return Ok(block);
+            }
         }
-        let insn = decoder.decode();
-        if insn.is_invalid() {
-            block.end = if offset + MAX_INSN_LEN > page_left {
-                BlockEnd::PageEnd
-            } else {
-                BlockEnd::Undecodable
-            };
-            return Ok(block);
-        }
-        offset += insn.len();
-        block.insns.push(insn);
-        if let Some(end) = ends_block(&insn) {
-            block.end = end;
-            return Ok(block);
-        }
-        if offset == page_left {
-            block.end = BlockEnd::PageEnd;
-            return Ok(block);
-        }
+        return Ok(block);
     }
-    Ok(block)
 }
 
 #[cfg(test)]
@@ -296,6 +320,44 @@ mod tests {
             (block.insns.len(), block.end),
             (MAX_BLOCK_INSNS, BlockEnd::SizeCap)
         );
+    }
+
+    #[test]
+    fn blocks_longer_than_the_first_fetch_decode_whole() {
+        // 63 x `mov rax, imm64` (10 bytes): instructions straddle the short window's end,
+        // and the block reaches the cap far beyond it.
+        let code: Vec<u8> = (0..70u8)
+            .flat_map(|i| [0x48, 0xb8, i, 0, 0, 0, 0, 0, 0, 0])
+            .collect();
+        let (cpu, mut mem) = at(0x1000, &code);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(
+            (block.insns.len(), block.end),
+            (MAX_BLOCK_INSNS, BlockEnd::SizeCap)
+        );
+        for (i, insn) in block.insns.iter().enumerate() {
+            assert_eq!(
+                (insn.ip(), insn.immediate64()),
+                (0x1000 + 10 * i as u64, i as u64)
+            );
+        }
+        // 300 bytes from the page's end: 29 movs, then one crossing into the next page.
+        let (cpu, mut mem) = at(0x1ed4, &code);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!((block.insns.len(), block.end), (30, BlockEnd::PageEnd));
+        // An undecodable instruction after the short window ends the block there.
+        let mut code = vec![0x90; 200];
+        code.extend_from_slice(&[0x06, 0x90]); // push es: invalid in 64-bit mode
+        let (cpu, mut mem) = at(0x1000, &code[130..]);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(
+            (block.insns.len(), block.end),
+            (MAX_BLOCK_INSNS, BlockEnd::SizeCap)
+        );
+        let (mut cpu, mut mem) = at(0x1000, &code);
+        cpu.rip = 0x1000 + 150;
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!((block.insns.len(), block.end), (50, BlockEnd::Undecodable));
     }
 
     #[test]
