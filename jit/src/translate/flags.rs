@@ -10,7 +10,7 @@
 use super::{state_flags, Translator};
 use crate::helpers;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_codegen::ir::{types, BlockArg, InstBuilder, Value};
 use softvisor_cpu::flags::{CcOp, AF, ARITH, CF, OF, PF, SF, ZF};
 use softvisor_cpu::offsets;
 
@@ -234,21 +234,50 @@ impl Translator<'_, '_> {
     }
 
     /// CF of the lazy flags in the CPU state, as an I64 0/1, computed inline as
-    /// `LazyFlags::compute_arith` does (pure IR, which Cranelift drops when the carry goes
-    /// unused, where a helper call would stay).
+    /// `LazyFlags::compute_arith` does. Where the pending operation keeps CF in the bits
+    /// (materialized flags, INC, DEC) that is one load: a loop counting down with DEC
+    /// finds its own DEC pending at every iteration, and evaluating every operation's
+    /// carry there (six loads and a chain of selects, which kept five callee-saved
+    /// registers busy) had been most of the kernel's `clear_user` loop. The other
+    /// operations' carry is computed in a block of its own, out of the hot path.
     fn carry_in_memory(&mut self) -> Value {
         let f = state_flags();
         let cpu = self.cpu;
-        let mut load = |offset: usize| self.b.ins().load(types::I64, f, cpu, offset as i32);
-        let bits = load(offsets::FLAGS_BITS);
-        let res = load(offsets::FLAGS_RES);
-        let src1 = load(offsets::FLAGS_SRC1);
-        let src2 = load(offsets::FLAGS_SRC2);
-        let carry_in = load(offsets::FLAGS_CARRY_IN);
+        let bits = self
+            .b
+            .ins()
+            .load(types::I64, f, cpu, offsets::FLAGS_BITS as i32);
         let op = self
             .b
             .ins()
             .load(types::I32, f, cpu, offsets::FLAGS_OP as i32);
+        let in_bits = self.b.ins().band_imm_s(bits, CF as i64);
+        // ADD, ADC, SUB, SBB and the logic group are consecutive.
+        const _: () = assert!(
+            CcOp::Adc as u32 == CcOp::Add as u32 + 1
+                && CcOp::Sub as u32 == CcOp::Add as u32 + 2
+                && CcOp::Sbb as u32 == CcOp::Add as u32 + 3
+                && CcOp::Logic as u32 == CcOp::Add as u32 + 4
+        );
+        let rebased = self.b.ins().iadd_imm_s(op, -(CcOp::Add as i64));
+        let computed = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            rebased,
+            i64::from(CcOp::Logic as u32 - CcOp::Add as u32),
+        );
+        let compute = self.b.create_block();
+        self.b.set_cold_block(compute);
+        let merge = self.b.create_block();
+        let cf = self.b.append_block_param(merge, types::I64);
+        self.b
+            .ins()
+            .brif(computed, compute, &[], merge, &[BlockArg::Value(in_bits)]);
+        self.b.switch_to_block(compute);
+        let mut load = |offset: usize| self.b.ins().load(types::I64, f, cpu, offset as i32);
+        let res = load(offsets::FLAGS_RES);
+        let src1 = load(offsets::FLAGS_SRC1);
+        let src2 = load(offsets::FLAGS_SRC2);
+        let carry_in = load(offsets::FLAGS_CARRY_IN);
         let b = &mut self.b;
         let add = b.ins().icmp(IntCC::UnsignedLessThan, res, src1);
         let add_carry = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, res, src1);
@@ -257,20 +286,20 @@ impl Translator<'_, '_> {
         let cin = b.ins().icmp_imm_s(IntCC::NotEqual, carry_in, 0);
         let adc = b.ins().select(cin, add_carry, add);
         let sbb = b.ins().select(cin, sub_borrow, sub);
-        let zero = b.ins().iconst(types::I8, 0);
-        // EFLAGS, INC and DEC: CF is in the bits.
-        let mut cf = self.b.ins().band_imm_s(bits, CF as i64);
+        // The logic group's CF is 0.
+        let mut carry = self.b.ins().iconst(types::I64, 0);
         for (kind, value) in [
             (CcOp::Add, add),
             (CcOp::Adc, adc),
             (CcOp::Sub, sub),
             (CcOp::Sbb, sbb),
-            (CcOp::Logic, zero),
         ] {
             let is = self.b.ins().icmp_imm_s(IntCC::Equal, op, kind as i64);
             let wide = self.widen(value, types::I64);
-            cf = self.b.ins().select(is, wide, cf);
+            carry = self.b.ins().select(is, wide, carry);
         }
+        self.b.ins().jump(merge, &[BlockArg::Value(carry)]);
+        self.b.switch_to_block(merge);
         cf
     }
 
