@@ -9,7 +9,7 @@
 
 use super::{state_flags, Translator};
 use crate::helpers;
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{types, BlockArg, InstBuilder, Value};
 use softvisor_cpu::flags::{CcOp, AF, ARITH, CF, OF, PF, SF, ZF};
 use softvisor_cpu::offsets;
@@ -318,16 +318,26 @@ impl Translator<'_, '_> {
             }
         };
         let negate = cc & 1 != 0;
+        // One compare with the condition itself (negated conditions by the complementary
+        // compare rather than a compare and a NOT): a select or branch on it then lowers
+        // to one `cmp` with `cmovcc`/`jcc`.
+        let direct = |c: IntCC| if negate { c.complement() } else { c };
         let (cond, inverted) = match (p.op, cc >> 1) {
             (CcOp::Sub, 1) => (
-                self.b.ins().icmp(IntCC::UnsignedLessThan, p.src1, p.src2),
-                false,
+                self.b
+                    .ins()
+                    .icmp(direct(IntCC::UnsignedLessThan), p.src1, p.src2),
+                negate,
+            ),
+            (CcOp::Sub, 2) => (
+                self.b.ins().icmp(direct(IntCC::Equal), p.src1, p.src2),
+                negate,
             ),
             (CcOp::Sub, 3) => (
                 self.b
                     .ins()
-                    .icmp(IntCC::UnsignedLessThanOrEqual, p.src1, p.src2),
-                false,
+                    .icmp(direct(IntCC::UnsignedLessThanOrEqual), p.src1, p.src2),
+                negate,
             ),
             (CcOp::Sub, 6 | 7) => {
                 let a = self.sign_extend(p.src1, p.size);
@@ -337,7 +347,7 @@ impl Translator<'_, '_> {
                 } else {
                     IntCC::SignedLessThanOrEqual
                 };
-                (self.b.ins().icmp(cc_, a, b), false)
+                (self.b.ins().icmp(direct(cc_), a, b), negate)
             }
             (CcOp::Logic, 0 | 1) => (self.b.ins().iconst(types::I8, 0), false),
             (CcOp::Logic, 3) => (self.zf(&p), false),
@@ -348,8 +358,8 @@ impl Translator<'_, '_> {
                 (self.b.ins().bor(zf, sf), false)
             }
             (_, 2) => {
-                let r = self.b.ins().icmp_imm_s(IntCC::NotEqual, p.res, 0);
-                (r, true)
+                let r = self.b.ins().icmp_imm_s(direct(IntCC::Equal), p.res, 0);
+                (r, negate)
             }
             (_, base) => (self.generic_condition(&p, base), false),
         };
