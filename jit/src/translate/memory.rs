@@ -196,13 +196,23 @@ impl Translator<'_, '_> {
             .load(types::I64, state_flags(), entry, tag_offset);
         // The page of the last byte: an access crossing into the next page compares that
         // page with the tag of the first byte's entry, which never holds it.
-        let last = if size == 1 {
-            linear
-        } else {
-            self.b.ins().iadd_imm_s(linear, i64::from(size - 1))
+        let hit = match self.constant_value(linear) {
+            // A fixed address (RIP-relative): the page is known now (quick compiles do no
+            // constant folding).
+            Some(address) => {
+                let page = address.wrapping_add(i64::from(size - 1)) & !0xfff;
+                self.b.ins().icmp_imm_s(IntCC::Equal, tag, page)
+            }
+            None => {
+                let last = if size == 1 {
+                    linear
+                } else {
+                    self.b.ins().iadd_imm_s(linear, i64::from(size - 1))
+                };
+                let page = self.b.ins().band_imm_s(last, !0xfff);
+                self.b.ins().icmp(IntCC::Equal, page, tag)
+            }
         };
-        let page = self.b.ins().band_imm_s(last, !0xfff);
-        let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
         self.b.ins().brif(hit, fast, &[], miss, &[]);
         self.b.switch_to_block(fast);
         let addend = self.b.ins().load(
@@ -256,13 +266,17 @@ impl Translator<'_, '_> {
     /// Address of the TLB entry for `linear` in the block's privilege set.
     fn tlb_entry(&mut self, tlb: Value, linear: Value) -> Value {
         const ENTRY_SHIFT: i64 = core::mem::size_of::<TlbEntry>().trailing_zeros() as i64;
+        let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
+        if let Some(address) = self.constant_value(linear) {
+            let index = softvisor_mmu::tlb::tlb_index(address as u64) as i64;
+            return self.b.ins().iadd_imm_s(tlb, set + (index << ENTRY_SHIFT));
+        }
         // The page number's low bits, already scaled to the entry size.
         let scaled = self.b.ins().ushr_imm_s(linear, 12 - ENTRY_SHIFT);
         let offset = self
             .b
             .ins()
             .band_imm_s(scaled, ((TLB_ENTRIES - 1) as i64) << ENTRY_SHIFT);
-        let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
         let base = if set == 0 {
             tlb
         } else {
@@ -306,6 +320,22 @@ impl Translator<'_, '_> {
             let expected = u64::from_le_bytes(expected) as i64;
             let changed = self.b.ins().icmp_imm_s(IntCC::NotEqual, held, expected);
             self.redo_if(changed);
+        }
+    }
+
+    /// The value of `v` when an `iconst` defines it.
+    fn constant_value(&self, v: Value) -> Option<i64> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let dfg = &self.b.func.dfg;
+        match dfg.value_def(v) {
+            ValueDef::Result(inst, 0) => match dfg.insts[inst] {
+                InstructionData::UnaryImm {
+                    opcode: Opcode::Iconst,
+                    imm,
+                } => Some(imm.bits()),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

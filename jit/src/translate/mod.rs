@@ -622,18 +622,22 @@ impl<'a, 'f> Translator<'a, 'f> {
         };
         let entry = self.b.ins().iadd(table, offset);
         let entry_rip = self.b.ins().load(types::I64, f, entry, jc::RIP);
+        let same_rip = self.b.ins().icmp(IntCC::Equal, entry_rip, rip);
+        // Two compares and branches rather than their AND: each lowers to `cmp` and `jcc`
+        // (the AND had materialized both results with `setcc` and tested them).
+        let check_flushes = self.b.create_block();
+        let found = self.b.create_block();
+        let missed = self.b.create_block();
+        self.b.ins().brif(same_rip, check_flushes, &[], missed, &[]);
+        self.b.switch_to_block(check_flushes);
         let entry_flushes = self.b.ins().load(types::I64, f, entry, jc::FLUSHES);
         // The count the entry was filled under: all flushes, or (a global page) only those
         // that drop global translations.
         let counter = self.b.ins().load(types::I64, f, entry, jc::COUNTER);
         let counter = self.b.ins().iadd(tlb, counter);
         let flushes = self.b.ins().load(types::I64, f, counter, 0);
-        let same_rip = self.b.ins().icmp(IntCC::Equal, entry_rip, rip);
         let current = self.b.ins().icmp(IntCC::Equal, entry_flushes, flushes);
-        let hit = self.b.ins().band(same_rip, current);
-        let found = self.b.create_block();
-        let missed = self.b.create_block();
-        self.b.ins().brif(hit, found, &[], missed, &[]);
+        self.b.ins().brif(current, found, &[], missed, &[]);
         self.b.switch_to_block(found);
         let code = self.b.ins().load(types::I64, f, entry, jc::CODE);
         self.b
