@@ -32,6 +32,14 @@ pub enum FastOp {
     },
     /// Jcc with its condition nibble and target.
     Jcc { cc: u8, target: u64 },
+    /// SHL/SAL, SHR, SAR, ROL or ROR of a general-purpose register by an immediate (or 1),
+    /// the count already masked.
+    Shift {
+        op: Mnemonic,
+        dst: Register,
+        count: u8,
+        size: u32,
+    },
     /// JMP to a direct near target.
     Jmp { target: u64 },
     /// MOV, MOVZX, MOVSX or MOVSXD from memory to a general-purpose register (`signed`:
@@ -127,6 +135,9 @@ impl FastOp {
             return FastOp::General;
         }
         if let Some(form) = FastOp::memory_form(insn) {
+            return form;
+        }
+        if let Some(form) = shift_form(insn) {
             return form;
         }
         let alu = match insn.mnemonic() {
@@ -243,7 +254,11 @@ impl FastOp {
     pub fn run(&self, cpu: &mut CpuState, mem: &mut dyn Memory, next_ip: u64) -> Ran {
         let ran = match *self {
             FastOp::General => return Ran::General,
-            FastOp::Mov { .. } | FastOp::Alu { .. } | FastOp::Jcc { .. } | FastOp::Jmp { .. } => {
+            FastOp::Mov { .. }
+            | FastOp::Alu { .. }
+            | FastOp::Shift { .. }
+            | FastOp::Jcc { .. }
+            | FastOp::Jmp { .. } => {
                 self.run_registers(cpu, next_ip);
                 Ran::Registers
             }
@@ -366,9 +381,62 @@ impl FastOp {
                 };
             }
             FastOp::Jmp { target } => cpu.rip = target,
+            FastOp::Shift {
+                op,
+                dst,
+                count,
+                size,
+            } => {
+                let value = cpu.reg(dst);
+                if count == 0 {
+                    // Flags stay; a 32-bit register is still written (its upper half zeroed).
+                    cpu.set_reg(dst, value);
+                } else {
+                    let (res, flags, changed) =
+                        super::shift::shifted(op, value, count.into(), size, 0);
+                    cpu.set_reg(dst, res);
+                    cpu.flags.update(changed, flags);
+                }
+                cpu.rip = next_ip;
+            }
             _ => {}
         }
     }
+}
+
+/// The form of a shift or rotate (not RCL/RCR, which read CF) of a general-purpose register
+/// by an immediate or by 1.
+fn shift_form(insn: &Instruction) -> Option<FastOp> {
+    let op = insn.mnemonic();
+    if !matches!(
+        op,
+        Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Rol
+            | Mnemonic::Ror
+    ) || insn.op_kind(0) != OpKind::Register
+    {
+        return None;
+    }
+    let dst = insn.op0_register();
+    if !(dst.is_gpr8() || dst.is_gpr16() || dst.is_gpr32() || dst.is_gpr64()) {
+        return None;
+    }
+    let size = dst.size() as u32;
+    let raw = match insn.op_count() {
+        1 => 1,
+        _ if insn.op_kind(1) == OpKind::Immediate8 => insn.immediate(1),
+        _ => return None,
+    };
+    let count = (raw & if size == 8 { 63 } else { 31 }) as u8;
+    Some(FastOp::Shift {
+        op,
+        dst,
+        count,
+        size,
+    })
 }
 
 impl Address {
@@ -568,6 +636,16 @@ mod tests {
         &[0x48, 0x39, 0xd8],                         // cmp rax, rbx
         &[0x80, 0xfc, 0x7f],                         // cmp ah, 0x7f
         &[0x48, 0x85, 0xc0],                         // test rax, rax
+        &[0xc1, 0xc8, 0x07],                         // ror eax, 7
+        &[0x48, 0xc1, 0xc3, 0x3d],                   // rol rbx, 61
+        &[0xc1, 0xe9, 0x08],                         // shr ecx, 8
+        &[0x48, 0xc1, 0xe2, 0x04],                   // shl rdx, 4
+        &[0x48, 0xc1, 0xff, 0x3f],                   // sar rdi, 63
+        &[0xd1, 0xe0],                               // shl eax, 1
+        &[0xc0, 0xec, 0x03],                         // shr ah, 3
+        &[0x66, 0xc1, 0xc0, 0x11],                   // rol ax, 17 (masked to 17)
+        &[0xc1, 0xe0, 0x20],                         // shl eax, 32 (masked to 0)
+        &[0xc0, 0xe0, 0x09],                         // shl al, 9 (beyond the width)
         &[0xa8, 0x01],                               // test al, 1
         &[0x74, 0x10],                               // je +0x10
         &[0x0f, 0x8c, 0x00, 0x01, 0x00, 0x00],       // jl +0x100
@@ -631,6 +709,9 @@ mod tests {
         &[0xc2, 0x08, 0x00], // ret 8
         &[0x48, 0x01, 0x03], // add [rbx], rax (writes memory)
         &[0x83, 0x03, 0x01], // add dword [rbx], 1
+        &[0x48, 0xd3, 0xe0], // shl rax, cl
+        &[0xc1, 0xd0, 0x03], // rcl eax, 3
+        &[0xc1, 0x20, 0x03], // shl dword [rax], 3
     ];
 
     fn decode(bytes: &[u8]) -> Instruction {

@@ -22,8 +22,6 @@ fn bit(value: u64, n: u32) -> u64 {
 /// SHL, SHR, SAR, ROL, ROR, RCL, RCR.
 pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
     let size = ctx.op_size(0);
-    let bits = size * 8;
-    let mask = size_mask(size);
     let a = ctx.read(0)?;
     let n = if ctx.insn.op_count() == 1 {
         1
@@ -34,10 +32,26 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
         // Hardware still writes a 32-bit register, zeroing its upper half.
         return ctx.write(0, a);
     }
-    let flags = ctx.cpu.rflags();
-    let cf_in = flags & CF;
+    let cf_in = if matches!(m, Mnemonic::Rcl | Mnemonic::Rcr) {
+        ctx.cpu.rflags() & CF
+    } else {
+        0
+    };
+    let (res, new_flags, changed) = shifted(m, a, n, size, cf_in);
+    ctx.write(0, res)?;
+    ctx.cpu.flags.update(changed, new_flags);
+    Ok(())
+}
+
+/// SHL/SAL, SHR, SAR, ROL, ROR, RCL or RCR (`m`) of the `size`-byte value `a` by the
+/// masked, non-zero count `n` with carry `cf_in` (read by RCL and RCR only): the result,
+/// the new flag bits, and which flags they replace. The interpreter and the pre-decoded
+/// forms (`fast.rs`) share it.
+pub(crate) fn shifted(m: Mnemonic, a: u64, n: u32, size: u32, cf_in: u64) -> (u64, u64, u64) {
+    let bits = size * 8;
+    let mask = size_mask(size);
     let msb = |v: u64| bit(v, bits - 1);
-    let (res, new_flags, changed) = match m {
+    match m {
         Mnemonic::Shl | Mnemonic::Sal => {
             let res = if n < 64 { (a << n) & mask } else { 0 };
             let cf = if n <= bits { bit(a, bits - n) } else { 0 };
@@ -102,10 +116,7 @@ pub(super) fn shift(ctx: &mut Ctx, m: Mnemonic) -> Exec {
             };
             (res, cf | (of << 11), CF | OF)
         }
-    };
-    ctx.write(0, res)?;
-    ctx.cpu.flags.update(changed, new_flags);
-    Ok(())
+    }
 }
 
 /// SHLD/SHRD: shift the destination, filling from the source register.
