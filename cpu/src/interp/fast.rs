@@ -421,7 +421,7 @@ fn shift_form(insn: &Instruction) -> Option<FastOp> {
         return None;
     }
     let dst = insn.op0_register();
-    if !(dst.is_gpr8() || dst.is_gpr16() || dst.is_gpr32() || dst.is_gpr64()) {
+    if !dst.is_gpr() {
         return None;
     }
     let size = dst.size() as u32;

@@ -266,11 +266,11 @@ impl Translator<'_, '_> {
     /// Address of the TLB entry for `linear` in the block's privilege set.
     fn tlb_entry(&mut self, tlb: Value, linear: Value) -> Value {
         const ENTRY_SHIFT: i64 = core::mem::size_of::<TlbEntry>().trailing_zeros() as i64;
-        let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
         if let Some(address) = self.constant_value(linear) {
-            let index = softvisor_mmu::tlb::tlb_index(address as u64) as i64;
-            return self.b.ins().iadd_imm_s(tlb, set + (index << ENTRY_SHIFT));
+            let offset = self.fixed_entry_offset(address as u64);
+            return self.b.ins().iadd_imm_s(tlb, offset);
         }
+        let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
         // The page number's low bits, already scaled to the entry size.
         let scaled = self.b.ins().ushr_imm_s(linear, 12 - ENTRY_SHIFT);
         let offset = self
@@ -291,10 +291,8 @@ impl Translator<'_, '_> {
     /// afresh. The block tracks only its first page, so this check stands in for both the
     /// second page's mapping and writes to it.
     pub(super) fn guard_crossing_tail(&mut self, tlb: Value, tail: &CrossingTail) {
-        const ENTRY_BYTES: usize = core::mem::size_of::<TlbEntry>();
         let page = tail.page;
-        let slot = self.mode.tlb_mode * TLB_ENTRIES + softvisor_mmu::tlb::tlb_index(page);
-        let entry = (slot * ENTRY_BYTES) as i32;
+        let entry = self.fixed_entry_offset(page) as i32;
         let f = state_flags();
         let exec_tag = core::mem::offset_of!(TlbEntry, exec_tag) as i32;
         let tag = self.b.ins().load(types::I64, f, tlb, entry + exec_tag);
@@ -321,6 +319,13 @@ impl Translator<'_, '_> {
             let changed = self.b.ins().icmp_imm_s(IntCC::NotEqual, held, expected);
             self.redo_if(changed);
         }
+    }
+
+    /// Offset from the TLB's start of the entry for the fixed address `linear` in the
+    /// block's privilege set.
+    fn fixed_entry_offset(&self, linear: u64) -> i64 {
+        let slot = self.mode.tlb_mode * TLB_ENTRIES + softvisor_mmu::tlb::tlb_index(linear);
+        (slot * core::mem::size_of::<TlbEntry>()) as i64
     }
 
     /// The value of `v` when an `iconst` defines it.
