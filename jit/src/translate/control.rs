@@ -26,7 +26,7 @@ impl Translator<'_, '_> {
             {
                 let rsp = self.gpr(RSP);
                 let v = self.load(rsp, 8);
-                let up = self.b.ins().iadd_imm_s(rsp, 8);
+                let up = self.add_offset(rsp, 8);
                 self.set_gpr(RSP, up);
                 self.write_reg(insn.op_register(0), v);
                 Some(Flow::Next)
@@ -34,7 +34,7 @@ impl Translator<'_, '_> {
             Mnemonic::Leave if insn.code() == Code::Leaveq => {
                 let rbp = self.gpr(RBP);
                 let v = self.load(rbp, 8);
-                let up = self.b.ins().iadd_imm_s(rbp, 8);
+                let up = self.add_offset(rbp, 8);
                 self.set_gpr(RSP, up);
                 self.set_gpr(RBP, v);
                 Some(Flow::Next)
@@ -68,7 +68,7 @@ impl Translator<'_, '_> {
                 let target = self.load(rsp, 8);
                 let release = 8 + i64::from(insn.immediate16());
                 let release = if insn.op_count() == 1 { release } else { 8 };
-                let up = self.b.ins().iadd_imm_s(rsp, release);
+                let up = self.add_offset(rsp, release);
                 self.set_gpr(RSP, up);
                 self.exit_to(target);
                 Some(Flow::Terminated)
@@ -108,7 +108,7 @@ impl Translator<'_, '_> {
     /// Stores `v` below RSP and moves RSP down (RSP changes only after the store).
     fn push(&mut self, v: cranelift_codegen::ir::Value) {
         let rsp = self.gpr(RSP);
-        let down = self.b.ins().iadd_imm_s(rsp, -8);
+        let down = self.add_offset(rsp, -8);
         self.store(down, 8, v);
         self.set_gpr(RSP, down);
     }

@@ -67,8 +67,7 @@ impl Translator<'_, '_> {
         }
         let displacement = insn.memory_displacement64() as i64;
         let mut offset = match offset {
-            Some(o) if displacement == 0 => o,
-            Some(o) => self.b.ins().iadd_imm_s(o, displacement),
+            Some(o) => self.add_offset(o, displacement),
             None => self.b.ins().iconst(types::I64, displacement),
         };
         if self.address_size() == 4 {
@@ -204,11 +203,7 @@ impl Translator<'_, '_> {
                 self.b.ins().icmp_imm_s(IntCC::Equal, tag, page)
             }
             None => {
-                let last = if size == 1 {
-                    linear
-                } else {
-                    self.b.ins().iadd_imm_s(linear, i64::from(size - 1))
-                };
+                let last = self.add_offset(linear, i64::from(size - 1));
                 let page = self.b.ins().band_imm_s(last, !0xfff);
                 self.b.ins().icmp(IntCC::Equal, page, tag)
             }
@@ -338,6 +333,47 @@ impl Translator<'_, '_> {
                     opcode: Opcode::Iconst,
                     imm,
                 } => Some(imm.bits()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `v + offset`, folded into `v`'s own constant term when it has one: quick compiles
+    /// do no constant folding, and x64's address patterns take one constant, so
+    /// `(base + displacement) + (size - 1)` or a second PUSH's `(rsp - 8) - 8` had put the
+    /// other in a register.
+    pub(super) fn add_offset(&mut self, v: Value, offset: i64) -> Value {
+        if offset == 0 {
+            return v;
+        }
+        if let Some(k) = self.constant_value(v) {
+            return self.b.ins().iconst(types::I64, k.wrapping_add(offset));
+        }
+        match self.displaced(v) {
+            Some((base, k)) if k.wrapping_add(offset) == 0 => base,
+            Some((base, k)) => self.b.ins().iadd_imm_s(base, k.wrapping_add(offset)),
+            None => self.b.ins().iadd_imm_s(v, offset),
+        }
+    }
+
+    /// `(base, k)` when `v` is the I64 `base + k` for a constant `k`.
+    fn displaced(&self, v: Value) -> Option<(Value, i64)> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let dfg = &self.b.func.dfg;
+        if dfg.value_type(v) != types::I64 {
+            return None;
+        }
+        match dfg.value_def(v) {
+            ValueDef::Result(inst, 0) => match dfg.insts[inst] {
+                InstructionData::Binary {
+                    opcode: Opcode::Iadd,
+                    args: [a, b],
+                } => match (self.constant_value(a), self.constant_value(b)) {
+                    (_, Some(k)) => Some((a, k)),
+                    (Some(k), None) => Some((b, k)),
+                    (None, None) => None,
+                },
                 _ => None,
             },
             _ => None,
