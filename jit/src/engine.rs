@@ -397,7 +397,10 @@ impl Jit {
         if reached > self.translate_after {
             if let Some(urgency) = &heat.urgency {
                 // Waiting for the compile thread: what it costs makes the job more urgent.
-                urgency.fetch_add(u64::from(heat.insns), Ordering::Relaxed);
+                // Only this thread writes it, so a plain load and store add without the
+                // locked instruction (the compile thread only reads it).
+                let waited = urgency.load(Ordering::Relaxed);
+                urgency.store(waited + u64::from(heat.insns), Ordering::Relaxed);
             }
             self.cold_block = Some(at);
             return true;

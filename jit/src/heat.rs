@@ -7,6 +7,7 @@
 
 use crate::cache::{Key, KeyMap};
 use iced_x86::Instruction;
+use smallvec::SmallVec;
 use softvisor_cpu::interp::fast::FastOp;
 use softvisor_mmu::PAGE_SIZE;
 use std::collections::HashSet;
@@ -14,7 +15,13 @@ use std::collections::HashSet;
 /// Entries of the direct-mapped front table.
 const FRONT: usize = 1 << 13;
 
-/// A block start not translated yet.
+/// Steps a heat entry holds inline (cold blocks average under five instructions).
+const INLINE_STEPS: usize = 4;
+
+/// A block start not translated yet. The fields a cold run reads come first, and the
+/// first steps are inline, so a run reads a few adjacent cache lines of the slab rather
+/// than chasing a pointer to its steps (that had been a cache miss per cold run).
+#[repr(C)]
 pub(crate) struct Heat {
     /// Times it was reached.
     pub reached: u32,
@@ -24,14 +31,14 @@ pub(crate) struct Heat {
     /// code, so a write to it drops this entry): the interpreter runs them without a
     /// lookup per instruction.
     pub decoded: Option<Box<[Instruction]>>,
-    /// What the interpreter needs of them, one per decoded instruction (see [`ColdStep`]).
-    pub steps: Box<[ColdStep]>,
     /// Whether the block ends quietly ([`crate::block::ends_quietly`]), so the engine may
     /// go on to the next cold block without the dispatcher.
     pub ends_quietly: bool,
     /// Once submitted to the compile thread, the job's urgency (see
     /// [`crate::compiler::Urgency`]).
     pub urgency: Option<crate::compiler::Urgency>,
+    /// What the interpreter needs of them, one per decoded instruction (see [`ColdStep`]).
+    pub steps: SmallVec<[ColdStep; INLINE_STEPS]>,
 }
 
 /// One instruction of a cold block as [`crate::engine`] runs it: its pre-decoded form
@@ -207,7 +214,7 @@ mod tests {
             reached: 0,
             insns: 1,
             decoded: None,
-            steps: Box::new([]),
+            steps: SmallVec::new(),
             ends_quietly: false,
             urgency: None,
         }
@@ -220,6 +227,19 @@ mod tests {
             "{} bytes",
             core::mem::size_of::<ColdStep>()
         );
+    }
+
+    #[test]
+    fn a_short_blocks_steps_are_in_its_entry() {
+        // add rax,1; mov [rbx],rax; xor ecx,ecx; ret: the cold path reads these from the
+        // slab entry itself, with no pointer to follow.
+        let bytes = [0x48, 0x83, 0xc0, 0x01, 0x48, 0x89, 0x03, 0x31, 0xc9, 0xc3];
+        let mut decoder = iced_x86::Decoder::with_ip(64, &bytes, 0x1000, 0);
+        let steps: SmallVec<[ColdStep; INLINE_STEPS]> =
+            decoder.iter().map(|insn| ColdStep::of(&insn)).collect();
+        assert_eq!(steps.len(), 4);
+        assert!(!steps.spilled());
+        assert_eq!(steps[3].next_ip, 0x100a);
     }
 
     #[test]
