@@ -4,6 +4,7 @@
 //! binary in the reference interpreter, for instruction-level experiments and tracing.
 //! Every bad input ends in a one-line error and a non-zero exit.
 
+mod console;
 mod exec;
 mod machine;
 mod run;

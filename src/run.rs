@@ -4,6 +4,7 @@
 //! virtual times, so a scripted session is deterministic. From a terminal, input is live
 //! (raw mode) and Ctrl-A x quits, as in QEMU.
 
+use crate::console::ConsoleOut;
 use crate::machine::board::Board;
 use crate::machine::{Engine, Exit, Machine};
 use softvisor_devices::ioapic::IOAPIC_DEFAULT_BASE;
@@ -11,7 +12,7 @@ use softvisor_devices::lapic::APIC_DEFAULT_BASE;
 use softvisor_firmware::acpi::InterruptControllers;
 use softvisor_firmware::FirmwareError;
 use softvisor_mmu::{GuestRam, MmuError};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -158,9 +159,10 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         &cmdline,
         Some(rsdp),
     )?;
+    let console = ConsoleOut::default();
     let board = Board::new(
-        Box::new(std::io::stdout()),
-        Box::new(std::io::stdout()),
+        Box::new(console.clone()),
+        Box::new(console.clone()),
         options.epoch,
     );
     let mut machine = Machine::new(ram, board);
@@ -210,9 +212,12 @@ pub fn run(options: &RunOptions) -> Result<ExitCode, RunError> {
         if let Some(profile) = profile.as_mut() {
             profile.sample(m.cpu.rip);
         }
+        // Best effort, as the UART's own writes were: a closed terminal must not stop
+        // the guest.
+        let _ = console.drain_to(&mut std::io::stdout().lock());
         poll_terminal(m, live.as_ref(), quit)
     });
-    let _ = std::io::stdout().flush();
+    let _ = console.drain_to(&mut std::io::stdout().lock());
     drop(_raw);
     if let Some(profile) = profile {
         profile.print();
