@@ -496,6 +496,15 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// `v` truncated to `size` bytes (kept in an I64).
     fn mask(&mut self, v: Value, size: u32) -> Value {
+        if size < 8
+            && self
+                .zero_extended_from(v)
+                .is_some_and(|bytes| bytes <= size)
+        {
+            // Quick compiles keep every extension: a 32-bit register read and then
+            // written (`mov eax, ebx`), or a MOVZX into one, would be extended twice.
+            return v;
+        }
         match size {
             8.. => v,
             // A 32-bit move zero-extends for free; the mask would be a constant-pool load.
@@ -504,6 +513,47 @@ impl<'a, 'f> Translator<'a, 'f> {
                 self.b.ins().uextend(types::I64, low)
             }
             _ => self.b.ins().band_imm_s(v, size_mask(size) as i64),
+        }
+    }
+
+    /// The bytes that can be non-zero in `v`, when its definition says (a zero
+    /// extension, a narrow load, a mask, a constant).
+    fn zero_extended_from(&self, v: Value) -> Option<u32> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let dfg = &self.b.func.dfg;
+        let ValueDef::Result(inst, 0) = dfg.value_def(v) else {
+            return None;
+        };
+        let bytes_of = |n: u64| (64 - n.leading_zeros()).div_ceil(8);
+        match dfg.insts[inst] {
+            InstructionData::Unary {
+                opcode: Opcode::Uextend,
+                arg,
+            } => Some(dfg.value_type(arg).bytes()),
+            InstructionData::Load { opcode, .. } => match opcode {
+                Opcode::Uload8 => Some(1),
+                Opcode::Uload16 => Some(2),
+                Opcode::Uload32 => Some(4),
+                _ => None,
+            },
+            InstructionData::UnaryImm {
+                opcode: Opcode::Iconst,
+                imm,
+            } if dfg.value_type(v) == types::I64 => Some(bytes_of(imm.bits() as u64)),
+            InstructionData::Binary {
+                opcode: Opcode::Band,
+                args: [_, mask],
+            } => match dfg.value_def(mask) {
+                ValueDef::Result(m, 0) => match dfg.insts[m] {
+                    InstructionData::UnaryImm {
+                        opcode: Opcode::Iconst,
+                        imm,
+                    } => Some(bytes_of(imm.bits() as u64)),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
         }
     }
 
