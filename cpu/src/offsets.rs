@@ -53,6 +53,11 @@ pub const INSNS_PER_US: usize = offset_of!(CpuState, insns_per_us);
 pub const TSC_AUX: usize = offset_of!(CpuState, msr) + offset_of!(MsrState, tsc_aux);
 /// Offset of the retired-instruction counter.
 pub const ICOUNT: usize = offset_of!(CpuState, icount);
+/// Offset of word `n` of the engine's words ([`CpuState::engine`]).
+pub const fn engine_word(n: usize) -> usize {
+    assert!(n < crate::state::ENGINE_WORDS);
+    offset_of!(CpuState, engine) + 8 * n
+}
 
 #[cfg(test)]
 mod tests {

@@ -270,7 +270,15 @@ pub struct CpuState {
     pub interrupt_shadow: bool,
     /// The CPU is in HLT, waiting for an interrupt.
     pub halted: bool,
+    /// Not architectural: words an execution engine keeps beside the state while it runs,
+    /// so that its generated code reaches them from the state's pointer alone (the JIT's
+    /// TLB, instruction budget, jump cache and context: a second base pointer had held a host
+    /// register through every block). Zero outside an engine's run, so states compare.
+    pub engine: [u64; ENGINE_WORDS],
 }
+
+/// Words of [`CpuState::engine`].
+pub const ENGINE_WORDS: usize = 4;
 
 impl Default for CpuState {
     fn default() -> Self {
@@ -309,6 +317,7 @@ impl CpuState {
             },
             x87: X87State::default(),
             icount: 0,
+            engine: [0; ENGINE_WORDS],
             tsc_offset: 0,
             insns_per_us: DEFAULT_INSNS_PER_US,
             interrupt_shadow: false,

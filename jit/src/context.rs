@@ -4,7 +4,7 @@
 //! come from here and nowhere else.
 
 use core::mem::offset_of;
-use softvisor_cpu::{CpuState, Exception, Platform, StepOutcome};
+use softvisor_cpu::{offsets, CpuState, Exception, Platform, StepOutcome};
 use softvisor_mmu::tlb::TlbEntry;
 use softvisor_mmu::Memory;
 
@@ -35,11 +35,52 @@ pub mod status {
     pub const REDO: u64 = 2;
 }
 
+/// What generated code reads on its hot path lives in the CPU state's engine words
+/// (`CpuState::engine`), reached from the state's pointer, which every block holds anyway:
+/// the context's own pointer is then needed only on cold paths (slow accesses, exits that
+/// ask for a link), and no longer holds a host register through every block.
+mod word {
+    pub const TLB: usize = 0;
+    pub const UNTIL: usize = 1;
+    pub const JUMP_CACHE: usize = 2;
+    pub const CTX: usize = 3;
+}
+
+/// Offset in the CPU state of the TLB entries (`[mode][index]`), or null: every access
+/// takes the slow path.
+pub const TLB: i32 = offsets::engine_word(word::TLB) as i32;
+/// Offset in the CPU state of the instruction count a block may not pass: a block whose
+/// length does not fit returns at its entry (chained blocks check it themselves).
+pub const UNTIL: i32 = offsets::engine_word(word::UNTIL) as i32;
+/// Offset in the CPU state of the jump cache ([`crate::jump_cache`]), or null where blocks
+/// do not use it.
+pub const JUMP_CACHE: i32 = offsets::engine_word(word::JUMP_CACHE) as i32;
+
+/// Offset in the CPU state of the run's [`JitContext`].
+pub const CTX: i32 = offsets::engine_word(word::CTX) as i32;
+
+/// Sets the engine words for a run of generated code.
+pub fn enter(
+    cpu: &mut CpuState,
+    tlb: *const TlbEntry,
+    until: u64,
+    jump_cache: *const crate::jump_cache::JumpEntry,
+    ctx: *mut JitContext<'_>,
+) {
+    cpu.engine[word::CTX] = ctx as usize as u64;
+    cpu.engine[word::TLB] = tlb as usize as u64;
+    cpu.engine[word::UNTIL] = until;
+    cpu.engine[word::JUMP_CACHE] = jump_cache as usize as u64;
+}
+
+/// Clears the engine words after a run, so the state compares with the interpreter's.
+pub fn leave(cpu: &mut CpuState) {
+    cpu.engine = [0; softvisor_cpu::state::ENGINE_WORDS];
+}
+
 /// The context of one dispatcher call. `#[repr(C)]` for the fields generated code reads.
 #[repr(C)]
 pub struct JitContext<'a> {
-    /// The TLB entries (`[mode][index]`), or null: every access takes the slow path.
-    pub tlb: *const TlbEntry,
     /// Written by the slow-path memory helpers, see [`status`].
     pub status: u64,
     /// The value the last slow-path load read (the preserve-all trampolines return
@@ -55,9 +96,6 @@ pub struct JitContext<'a> {
     pub exception: Option<Exception>,
     /// The outcome of an interpreted instruction ([`exit::OUTCOME`]).
     pub outcome: StepOutcome,
-    /// The instruction count a block may not pass: a block whose length does not fit
-    /// returns at its entry (chained blocks check it themselves).
-    pub until: u64,
     /// Set by a block leaving through an unlinked direct exit: that exit's successor slot,
     /// the physical page of the block, and the target RIP, for the dispatcher to link.
     pub link: *mut u64,
@@ -65,40 +103,28 @@ pub struct JitContext<'a> {
     pub link_page: u64,
     /// See [`JitContext::link`].
     pub link_rip: u64,
-    /// The jump cache ([`crate::jump_cache`]), or null where blocks do not use it.
-    pub jump_cache: *const crate::jump_cache::JumpEntry,
 }
 
-/// Offset of [`JitContext::tlb`].
-pub const TLB: i32 = offset_of!(JitContext<'static>, tlb) as i32;
 /// Offset of [`JitContext::status`].
 pub const STATUS: i32 = offset_of!(JitContext<'static>, status) as i32;
 /// Offset of [`JitContext::loaded`].
 pub const LOADED: i32 = offset_of!(JitContext<'static>, loaded) as i32;
-/// Offset of [`JitContext::until`].
-pub const UNTIL: i32 = offset_of!(JitContext<'static>, until) as i32;
 /// Offset of [`JitContext::link`].
 pub const LINK: i32 = offset_of!(JitContext<'static>, link) as i32;
 /// Offset of [`JitContext::link_page`].
 pub const LINK_PAGE: i32 = offset_of!(JitContext<'static>, link_page) as i32;
 /// Offset of [`JitContext::link_rip`].
 pub const LINK_RIP: i32 = offset_of!(JitContext<'static>, link_rip) as i32;
-/// Offset of [`JitContext::jump_cache`].
-pub const JUMP_CACHE: i32 = offset_of!(JitContext<'static>, jump_cache) as i32;
 
 impl<'a> JitContext<'a> {
-    /// A context over one CPU, its memory and platform, for one dispatcher call.
+    /// A context over one CPU, its memory and platform, for one dispatcher call; the
+    /// caller sets the engine words ([`enter`]).
     pub fn new(
         cpu: &mut CpuState,
         mem: &'a mut dyn Memory,
         platform: &'a mut dyn Platform,
-        until: u64,
     ) -> Self {
-        let tlb = mem.fast_tlb().map_or(core::ptr::null(), |tlb| {
-            tlb.entries.as_ptr().cast::<TlbEntry>()
-        });
         Self {
-            tlb,
             status: status::OK,
             loaded: 0,
             cpu,
@@ -106,11 +132,9 @@ impl<'a> JitContext<'a> {
             platform,
             exception: None,
             outcome: StepOutcome::Continue,
-            until,
             link: core::ptr::null_mut(),
             link_page: 0,
             link_rip: 0,
-            jump_cache: core::ptr::null(),
         }
     }
 }

@@ -873,12 +873,19 @@ pub(crate) fn execute(
     platform: &mut dyn Platform,
     until: u64,
 ) -> Executed {
-    let mut ctx = JitContext::new(cpu, mem, platform, until);
-    ctx.jump_cache = jump_cache;
+    let tlb = mem.fast_tlb().map_or(core::ptr::null(), |tlb| {
+        tlb.entries.as_ptr().cast::<softvisor_mmu::tlb::TlbEntry>()
+    });
+    let mut ctx = JitContext::new(cpu, mem, platform);
     let cpu_ptr = ctx.cpu;
+    let ctx_ptr: *mut JitContext<'_> = &mut ctx;
+    // SAFETY: `cpu_ptr` is the caller's `&mut CpuState`, which nothing else uses until the
+    // run ends.
+    crate::context::enter(unsafe { &mut *cpu_ptr }, tlb, until, jump_cache, ctx_ptr);
     // SAFETY: `entry` and `code` come from this engine's live backend (the code with its
-    // block); `cpu_ptr` and `ctx` are valid and not otherwise used while it runs.
-    let result = unsafe { entry(cpu_ptr, &mut ctx, code as *const u8) };
+    // block); `cpu_ptr` and `ctx_ptr` are valid and not otherwise used while it runs.
+    let result = unsafe { entry(cpu_ptr, ctx_ptr, code as *const u8) };
+    crate::context::leave(cpu);
     let link = (!ctx.link.is_null()).then_some((ctx.link, ctx.link_page, ctx.link_rip));
     (result, ctx.exception, ctx.outcome, link)
 }

@@ -198,8 +198,9 @@ impl Translator<'_, '_> {
             Flags::Computed(arith) => return arith,
             Flags::InMemory => {
                 let f = helpers::rflags as *const ();
+                let ctx = self.ctx();
                 let all = self
-                    .call_helper(self.sigs.pointers_only, f, &[self.cpu, self.ctx])
+                    .call_helper(self.sigs.pointers_only, f, &[self.cpu, ctx])
                     .expect("rflags returns a value");
                 return self.b.ins().band_imm_s(all, ARITH as i64);
             }
@@ -311,8 +312,9 @@ impl Translator<'_, '_> {
             Flags::InMemory => {
                 let f = helpers::condition as *const ();
                 let cc = self.constant(u64::from(cc));
+                let ctx = self.ctx();
                 let r = self
-                    .call_helper(self.sigs.condition, f, &[self.cpu, self.ctx, cc])
+                    .call_helper(self.sigs.condition, f, &[self.cpu, ctx, cc])
                     .expect("condition returns a value");
                 return self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
             }

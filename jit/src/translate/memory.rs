@@ -145,25 +145,21 @@ impl Translator<'_, '_> {
         }
         self.b.switch_to_block(slow);
         let size_v = self.b.ins().iconst(types::I64, i64::from(size));
+        let ctx = self.ctx();
         let slow_value = match value {
             Some(v) => {
                 let f = self.slow.store.cast::<()>();
-                self.call_helper(self.sigs.store, f, &[self.cpu, self.ctx, linear, size_v, v]);
+                self.call_helper(self.sigs.store, f, &[self.cpu, ctx, linear, size_v, v]);
                 v
             }
             None => {
                 let f = self.slow.load.cast::<()>();
-                self.call_helper(self.sigs.load, f, &[self.cpu, self.ctx, linear, size_v]);
-                self.b
-                    .ins()
-                    .load(types::I64, state_flags(), self.ctx, LOADED)
+                self.call_helper(self.sigs.load, f, &[self.cpu, ctx, linear, size_v]);
+                self.b.ins().load(types::I64, state_flags(), ctx, LOADED)
             }
         };
         // OK is 0: anything else is REDO.
-        let st = self
-            .b
-            .ins()
-            .load(types::I64, state_flags(), self.ctx, STATUS);
+        let st = self.b.ins().load(types::I64, state_flags(), ctx, STATUS);
         let redo = self.redo_block();
         self.b
             .ins()

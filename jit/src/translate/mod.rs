@@ -138,7 +138,6 @@ struct Sigs {
 pub(crate) struct Translator<'a, 'f> {
     b: &'a mut FunctionBuilder<'f>,
     cpu: Value,
-    ctx: Value,
     mode: Mode,
     cache: Cache,
     /// Instructions of the current guest block the CPU state's count already includes
@@ -217,7 +216,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         b: &'a mut FunctionBuilder<'f>,
         call_conv: CallConv,
         block_sig: Signature,
-        (cpu, ctx): (Value, Value),
+        (cpu, _ctx): (Value, Value),
         mode: Mode,
         chaining: Chaining,
         slow: SlowPaths,
@@ -229,7 +228,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let sigs = Self::signatures(b, call_conv, ptr, block_sig);
         let tlb = mode
             .inline_memory
-            .then(|| b.ins().load(ptr, state_flags(), ctx, crate::context::TLB));
+            .then(|| b.ins().load(ptr, state_flags(), cpu, crate::context::TLB));
         // Each guest block's header: entering it (from the function's entry, a loop or
         // another block of the region) comes here with registers, flags and the
         // instruction count in the CPU state.
@@ -246,7 +245,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         let mut t = Translator {
             b,
             cpu,
-            ctx,
             mode,
             cache: empty.clone(),
             counted: 0,
@@ -284,7 +282,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let until = self
             .b
             .ins()
-            .load(types::I64, state_flags(), self.ctx, crate::context::UNTIL);
+            .load(types::I64, state_flags(), self.cpu, crate::context::UNTIL);
         let end = self.count_after(insns.len());
         let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, until);
         let stop = self.b.create_block();
@@ -390,16 +388,17 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.flush();
         self.store_rip(insn.ip());
         self.store_icount(self.index);
+        let ctx = self.ctx();
         let code = if fetched {
             let f = helpers::interpret_fetched as *const ();
-            self.call_helper(self.sigs.pointers_only, f, &[self.cpu, self.ctx])
+            self.call_helper(self.sigs.pointers_only, f, &[self.cpu, ctx])
         } else {
             let insn_ptr = self
                 .b
                 .ins()
                 .iconst(types::I64, insn as *const Instruction as i64);
             let f = helpers::interpret as *const ();
-            self.call_helper(self.sigs.interpret, f, &[self.cpu, self.ctx, insn_ptr])
+            self.call_helper(self.sigs.interpret, f, &[self.cpu, ctx, insn_ptr])
         };
         let code = code.expect("the interpreter helpers return an exit code");
         self.cache.regs = [None; 16];
@@ -659,7 +658,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let table = self
             .b
             .ins()
-            .load(types::I64, f, self.ctx, crate::context::JUMP_CACHE);
+            .load(types::I64, f, self.cpu, crate::context::JUMP_CACHE);
         let folded = self.b.ins().ushr_imm_s(rip, HASH_SHIFT);
         let hash = self.b.ins().bxor(rip, folded);
         let index = self.b.ins().band_imm_s(hash, (ENTRIES - 1) as i64);
@@ -690,9 +689,10 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.ins().brif(current, found, &[], missed, &[]);
         self.b.switch_to_block(found);
         let code = self.b.ins().load(types::I64, f, entry, jc::CODE);
+        let ctx = self.ctx();
         self.b
             .ins()
-            .return_call_indirect(self.sigs.block, code, &[self.cpu, self.ctx]);
+            .return_call_indirect(self.sigs.block, code, &[self.cpu, ctx]);
         self.b.switch_to_block(missed);
     }
 
@@ -728,25 +728,21 @@ impl<'a, 'f> Translator<'a, 'f> {
         let unlinked = self.b.create_block();
         self.b.ins().brif(next, linked, &[], unlinked, &[]);
         self.b.switch_to_block(linked);
+        let ctx = self.ctx();
         self.b
             .ins()
-            .return_call_indirect(self.sigs.block, next, &[self.cpu, self.ctx]);
+            .return_call_indirect(self.sigs.block, next, &[self.cpu, ctx]);
         self.b.switch_to_block(unlinked);
         // Only the dispatcher reads RIP between blocks: every exit to it stores RIP (or
         // leaves the interpreter's), so a linked successor does not need it.
         self.store_rip(rip);
         let f = state_flags();
-        self.b
-            .ins()
-            .store(f, slot_addr, self.ctx, crate::context::LINK);
+        let ctx = self.ctx();
+        self.b.ins().store(f, slot_addr, ctx, crate::context::LINK);
         let page = self.b.ins().iconst(types::I64, self.chaining.page as i64);
-        self.b
-            .ins()
-            .store(f, page, self.ctx, crate::context::LINK_PAGE);
+        self.b.ins().store(f, page, ctx, crate::context::LINK_PAGE);
         let target = self.b.ins().iconst(types::I64, rip as i64);
-        self.b
-            .ins()
-            .store(f, target, self.ctx, crate::context::LINK_RIP);
+        self.b.ins().store(f, target, ctx, crate::context::LINK_RIP);
         let code = self.b.ins().iconst(types::I64, exit::NORMAL as i64);
         self.b.ins().return_(&[code]);
     }
@@ -757,6 +753,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         let go_on = self.b.create_block();
         self.b.ins().brif(bad, redo, &[], go_on, &[]);
         self.b.switch_to_block(go_on);
+    }
+
+    /// The context pointer, loaded from the CPU state where a cold path needs it (see
+    /// [`crate::context::CTX`]): the function's own argument is left dead at entry, so it
+    /// holds no host register through the block.
+    fn ctx(&mut self) -> Value {
+        self.b
+            .ins()
+            .load(types::I64, state_flags(), self.cpu, crate::context::CTX)
     }
 
     /// A call to helper `f` with signature `sig`.
