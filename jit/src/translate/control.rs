@@ -1,11 +1,16 @@
 //! Stack and control-transfer instructions translated inline (64-bit mode): PUSH, POP,
 //! LEAVE, JMP, Jcc, CALL and RET (near). Branches end the block with its exits; a Jcc
-//! tests the pending flags directly (see [`super::flags`]).
+//! tests the pending flags directly (see [`super::flags`]). A run of PUSHes or POPs of
+//! registers (a function's prologue or epilogue) probes the TLB once for all its slots.
 
 use super::integer::condition_nibble;
+use super::memory::Access;
 use super::{Flow, Translator};
-use cranelift_codegen::ir::InstBuilder;
-use iced_x86::{Code, Instruction, Mnemonic, OpKind};
+use cranelift_codegen::ir::{types, BlockArg, InstBuilder, Value};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
+
+/// The most PUSHes or POPs one probe covers.
+const MAX_STACK_RUN: usize = 8;
 
 /// RSP's index.
 const RSP: usize = 4;
@@ -111,5 +116,103 @@ impl Translator<'_, '_> {
         let down = self.add_offset(rsp, -8);
         self.store(down, 8, v);
         self.set_gpr(RSP, down);
+    }
+
+    /// How many of `insns` (from the first) form a run of PUSH or POP of 64-bit registers
+    /// other than RSP that one TLB probe can cover: 0 or 1 when there is no such run.
+    pub(super) fn stack_run(&self, insns: &[Instruction]) -> usize {
+        if self.mode.bitness != 64 || self.tlb.is_none() {
+            return 0;
+        }
+        let code = match insns.first().map(Instruction::code) {
+            Some(code @ (Code::Push_r64 | Code::Pop_r64)) => code,
+            _ => return 0,
+        };
+        let crossing = self.crossing.map(|tail| tail.rip);
+        insns
+            .iter()
+            .take(MAX_STACK_RUN)
+            .take_while(|i| {
+                i.code() == code && i.op0_register() != Register::RSP && Some(i.ip()) != crossing
+            })
+            .count()
+    }
+
+    /// Translates a run of PUSHes or POPs (see [`Translator::stack_run`]), the first at
+    /// `first` in the block: one probe for the run's whole extent, then plain loads or
+    /// stores; if it misses (a TLB miss, the extent crossing a page), each instruction is
+    /// translated alone, with its own probe, slow path and exact fault. Both ways meet with
+    /// the same registers written (stored in the state as written, and passed on as block
+    /// parameters) and the flags untouched.
+    pub(super) fn emit_stack_run(&mut self, first: usize, run: &[Instruction]) {
+        let tlb = self.tlb.expect("stack runs need the inline TLB");
+        let push = run[0].code() == Code::Push_r64;
+        let n = run.len() as i64;
+        let rsp = self.gpr(RSP);
+        // Read before the split, so both ways use (and the merge may keep) these values.
+        let pushed: Vec<Value> = if push {
+            run.iter()
+                .map(|i| self.read_reg(i.op0_register()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let before = self.cache.clone();
+        let mut written: Vec<usize> = vec![RSP];
+        if !push {
+            for insn in run {
+                let slot = super::gpr_slot(insn.op0_register()).0;
+                if !written.contains(&slot) {
+                    written.push(slot);
+                }
+            }
+        }
+        let merge = self.b.create_block();
+        for _ in &written {
+            self.b.append_block_param(merge, types::I64);
+        }
+        let miss = self.b.create_block();
+        self.b.set_cold_block(miss);
+        let low = self.add_offset(rsp, if push { -8 * n } else { 0 });
+        let kind = if push { Access::Write } else { Access::Read };
+        let host = self.tlb_hit(tlb, low, 8 * n as u32, kind, miss);
+        for (k, insn) in run.iter().enumerate() {
+            let k = k as i64;
+            if push {
+                // The k-th PUSH stores below the k before it: the highest slot first.
+                let slot = self.add_offset(host, 8 * (n - 1 - k));
+                self.host_store(slot, 8, pushed[k as usize]);
+            } else {
+                let slot = self.add_offset(host, 8 * k);
+                let v = self.host_load(slot, 8);
+                self.write_reg(insn.op0_register(), v);
+            }
+        }
+        let end = self.add_offset(rsp, if push { -8 * n } else { 8 * n });
+        self.set_gpr(RSP, end);
+        let fast: Vec<BlockArg> = written
+            .iter()
+            .map(|&r| BlockArg::Value(self.gpr(r)))
+            .collect();
+        self.b.ins().jump(merge, &fast);
+        self.b.switch_to_block(miss);
+        self.cache = before.clone();
+        for (k, insn) in run.iter().enumerate() {
+            let flow = self.emit_insn(first + k, insn);
+            debug_assert!(matches!(flow, Flow::Next));
+        }
+        let slow: Vec<BlockArg> = written
+            .iter()
+            .map(|&r| BlockArg::Value(self.gpr(r)))
+            .collect();
+        self.b.ins().jump(merge, &slow);
+        self.b.switch_to_block(merge);
+        self.cache = before;
+        for (&r, &v) in written
+            .iter()
+            .zip(self.b.block_params(merge).to_vec().iter())
+        {
+            self.cache.regs[r] = Some(v);
+        }
     }
 }

@@ -171,7 +171,7 @@ impl Translator<'_, '_> {
     /// The inline TLB probe for `size` bytes at `linear`: a hit continues in a new current
     /// block and returns the host address; a miss, or an access crossing the page, goes to
     /// `miss`.
-    fn tlb_hit(
+    pub(super) fn tlb_hit(
         &mut self,
         tlb: Value,
         linear: Value,
@@ -376,7 +376,7 @@ impl Translator<'_, '_> {
         }
     }
 
-    fn host_load(&mut self, host: Value, size: u32) -> Value {
+    pub(super) fn host_load(&mut self, host: Value, size: u32) -> Value {
         let f = guest_flags();
         let i = self.b.ins();
         match size {
@@ -387,7 +387,7 @@ impl Translator<'_, '_> {
         }
     }
 
-    fn host_store(&mut self, host: Value, size: u32, v: Value) {
+    pub(super) fn host_store(&mut self, host: Value, size: u32, v: Value) {
         let f = guest_flags();
         let i = self.b.ins();
         match size {

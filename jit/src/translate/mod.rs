@@ -296,12 +296,21 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.ins().return_(&[normal]);
         self.b.switch_to_block(body);
         let mut last = Flow::Next;
-        for (index, insn) in insns.iter().enumerate() {
+        let mut index = 0;
+        while let Some(insn) = insns.get(index) {
+            let run = self.stack_run(&insns[index..]);
+            if run > 1 {
+                self.emit_stack_run(index, &insns[index..index + run]);
+                index += run;
+                last = Flow::Next;
+                continue;
+            }
             self.next_overwrites_flags = insns.get(index + 1).is_some_and(overwrites_flags);
             last = self.emit_insn(index, insn);
             if matches!(last, Flow::Terminated) {
                 return;
             }
+            index += 1;
         }
         let end = insns.last().map_or(0, |i| i.next_ip());
         match last {
