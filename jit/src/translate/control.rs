@@ -6,7 +6,8 @@
 use super::integer::condition_nibble;
 use super::memory::Access;
 use super::{Flow, Translator};
-use cranelift_codegen::ir::{types, BlockArg, InstBuilder, Value};
+use cranelift_codegen::entity::EntityRef;
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value};
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
 /// The most PUSHes or POPs one probe covers.
@@ -158,19 +159,11 @@ impl Translator<'_, '_> {
             Vec::new()
         };
         let before = self.cache.clone();
-        let mut written: Vec<usize> = vec![RSP];
-        if !push {
-            for insn in run {
-                let slot = super::gpr_slot(insn.op0_register()).0;
-                if !written.contains(&slot) {
-                    written.push(slot);
-                }
-            }
-        }
         let merge = self.b.create_block();
-        for _ in &written {
-            self.b.append_block_param(merge, types::I64);
-        }
+        // Only RSP passes to the merge as a value: a popped register is in the state
+        // either way (stored as written), and holding every popped value to the merge had
+        // kept them all in registers at once.
+        let rsp_after = self.b.append_block_param(merge, types::I64);
         let miss = self.b.create_block();
         self.b.set_cold_block(miss);
         let low = self.add_offset(rsp, if push { -8 * n } else { 0 });
@@ -190,29 +183,25 @@ impl Translator<'_, '_> {
         }
         let end = self.add_offset(rsp, if push { -8 * n } else { 8 * n });
         self.set_gpr(RSP, end);
-        let fast: Vec<BlockArg> = written
-            .iter()
-            .map(|&r| BlockArg::Value(self.gpr(r)))
-            .collect();
-        self.b.ins().jump(merge, &fast);
+        self.b.ins().jump(merge, &[BlockArg::Value(end)]);
+        // Each instruction alone, all of it out of the hot path's way.
         self.b.switch_to_block(miss);
         self.cache = before.clone();
+        let first_slow_block = self.b.func.dfg.num_blocks();
         for (k, insn) in run.iter().enumerate() {
             let flow = self.emit_insn(first + k, insn);
             debug_assert!(matches!(flow, Flow::Next));
         }
-        let slow: Vec<BlockArg> = written
-            .iter()
-            .map(|&r| BlockArg::Value(self.gpr(r)))
-            .collect();
-        self.b.ins().jump(merge, &slow);
+        for n in first_slow_block..self.b.func.dfg.num_blocks() {
+            self.b.set_cold_block(Block::new(n));
+        }
+        let slow_rsp = self.gpr(RSP);
+        self.b.ins().jump(merge, &[BlockArg::Value(slow_rsp)]);
         self.b.switch_to_block(merge);
         self.cache = before;
-        for (&r, &v) in written
-            .iter()
-            .zip(self.b.block_params(merge).to_vec().iter())
-        {
-            self.cache.regs[r] = Some(v);
+        for insn in run.iter().filter(|_| !push) {
+            self.cache.regs[super::gpr_slot(insn.op0_register()).0] = None;
         }
+        self.cache.regs[RSP] = Some(rsp_after);
     }
 }
