@@ -142,9 +142,9 @@ impl Translator<'_, '_> {
     /// Translates a run of PUSHes or POPs (see [`Translator::stack_run`]), the first at
     /// `first` in the block: one probe for the run's whole extent, then plain loads or
     /// stores; if it misses (a TLB miss, the extent crossing a page), each instruction is
-    /// translated alone, with its own probe, slow path and exact fault. Both ways meet with
-    /// the same registers written (stored in the state as written, and passed on as block
-    /// parameters) and the flags untouched.
+    /// translated alone, with its own probe, slow path and exact fault. Both ways store the
+    /// registers they write in the state as they write them, leave the flags alone, and
+    /// meet with the new RSP as the one block parameter.
     pub(super) fn emit_stack_run(&mut self, first: usize, run: &[Instruction]) {
         let tlb = self.tlb.expect("stack runs need the inline TLB");
         let push = run[0].code() == Code::Push_r64;
@@ -199,8 +199,10 @@ impl Translator<'_, '_> {
         self.b.ins().jump(merge, &[BlockArg::Value(slow_rsp)]);
         self.b.switch_to_block(merge);
         self.cache = before;
-        for insn in run.iter().filter(|_| !push) {
-            self.cache.regs[super::gpr_slot(insn.op0_register()).0] = None;
+        if !push {
+            for insn in run {
+                self.cache.regs[super::gpr_slot(insn.op0_register()).0] = None;
+            }
         }
         self.cache.regs[RSP] = Some(rsp_after);
     }

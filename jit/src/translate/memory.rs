@@ -320,7 +320,7 @@ impl Translator<'_, '_> {
     }
 
     /// The value of `v` when an `iconst` defines it.
-    fn constant_value(&self, v: Value) -> Option<i64> {
+    pub(super) fn constant_value(&self, v: Value) -> Option<i64> {
         use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
         let dfg = &self.b.func.dfg;
         match dfg.value_def(v) {

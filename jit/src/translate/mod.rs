@@ -551,16 +551,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             InstructionData::Binary {
                 opcode: Opcode::Band,
                 args: [_, mask],
-            } => match dfg.value_def(mask) {
-                ValueDef::Result(m, 0) => match dfg.insts[m] {
-                    InstructionData::UnaryImm {
-                        opcode: Opcode::Iconst,
-                        imm,
-                    } => Some(bytes_of(imm.bits() as u64)),
-                    _ => None,
-                },
-                _ => None,
-            },
+            } => Some(bytes_of(self.constant_value(mask)? as u64)),
             _ => None,
         }
     }
