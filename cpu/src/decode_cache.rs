@@ -71,8 +71,8 @@ impl DecodeCache {
 
     /// Decodes the instruction at CS:RIP, or finds it decoded.
     fn decode(&mut self, cpu: &CpuState, mem: &mut dyn Memory) -> Result<Instruction, Exception> {
-        for page in mem.take_written_code() {
-            self.invalidate_page(page);
+        for written in mem.take_written_code() {
+            self.invalidate_page(written.page);
         }
         let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
         let Some(phys) = mem.code_address(linear) else {

@@ -2,13 +2,16 @@
 //! instruction plus the mode they were translated for.
 //!
 //! Blocks never span a page, so a write to a code page (reported by the memory's code-page
-//! tracking) drops exactly the blocks of that page. A small direct-mapped table in front of
+//! tracking, with the span of bytes written) can only touch blocks of that page, and drops
+//! those decoded from the bytes written; the page's other blocks stay, their links to the
+//! dropped ones cut. A small direct-mapped table in front of
 //! the hash map makes the common lookup one compare. When the cache holds too many blocks,
 //! everything is dropped at once and the executable memory is freed with the backend.
 
 use crate::backend::CompiledFn;
 use crate::translate::Mode;
 use iced_x86::Instruction;
+use softvisor_mmu::CodeWrite;
 use std::collections::HashMap;
 
 /// Blocks compiled (held, or dropped after a code write) before a full flush.
@@ -204,21 +207,36 @@ impl BlockCache {
         };
     }
 
-    /// Drops every block translated from physical page `page`; returns their keys and
-    /// code (whose addresses other tables must forget).
-    pub fn invalidate_page(&mut self, page: u64) -> Vec<(Key, CompiledFn)> {
+    /// Drops the blocks of `written`'s page decoded from the bytes it wrote; returns their
+    /// keys and code (whose addresses other tables must forget). Links from the page's
+    /// other blocks to them are cut: only blocks of one page link to each other.
+    pub fn invalidate_written(&mut self, written: &CodeWrite) -> Vec<(Key, CompiledFn)> {
         let mut dropped = Vec::new();
-        let Some(keys) = self.by_page.remove(&page) else {
+        let Some(keys) = self.by_page.remove(&written.page) else {
             return dropped;
         };
-        self.generation += 1;
-        for entry in self.front.iter_mut() {
-            if entry.key.is_some_and(|k| k.phys & !0xfff == page) {
-                entry.key = None;
-                entry.code = None;
-            }
+        let (gone, kept): (Vec<Key>, Vec<Key>) = keys.into_iter().partition(|key| {
+            self.get(key).is_none_or(|block| {
+                let (start, end) = code_span(key, &block.insns);
+                written.overlaps(start, end)
+            })
+        });
+        if !kept.is_empty() {
+            self.by_page.insert(written.page, kept.clone());
         }
-        for key in keys {
+        if gone.is_empty() {
+            return dropped;
+        }
+        self.generation += 1;
+        for key in gone {
+            let front = &mut self.front[Self::front_index(&key)];
+            if front.key == Some(key) {
+                *front = FrontEntry {
+                    key: None,
+                    code: None,
+                    len: 0,
+                };
+            }
             let Some(slot) = self.by_key.remove(&key) else {
                 continue;
             };
@@ -228,7 +246,27 @@ impl BlockCache {
                 dropped.push((key, block.code));
             }
         }
+        for key in &kept {
+            let Some(&slot) = self.by_key.get(key) else {
+                continue;
+            };
+            if let Some((_, block)) = self.slots[slot].as_mut() {
+                for link in block.slots.iter_mut() {
+                    if dropped
+                        .iter()
+                        .any(|&(_, code)| *link == code as usize as u64)
+                    {
+                        *link = 0;
+                    }
+                }
+            }
+        }
         dropped
+    }
+
+    /// Whether a block translated from physical page `page` is cached.
+    pub fn has_page(&self, page: u64) -> bool {
+        self.by_page.contains_key(&page)
     }
 
     /// Blocks held.
@@ -240,6 +278,26 @@ impl BlockCache {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+}
+
+/// The physical bytes `insns` (decoded at `key`, the first at its RIP) came from: from the
+/// lowest instruction's first byte to the highest's end. A region's blocks may lie on either
+/// side of its entry, all on its page; only the bytes of an instruction crossing into the
+/// next page lie beyond it (checked when it runs, see `guard_crossing_tail`). Outside
+/// 64-bit mode (where an IP may wrap) it is the whole page.
+pub fn code_span(key: &Key, insns: &[Instruction]) -> (u64, u64) {
+    if key.mode.bitness != 64 {
+        let page = key.phys & !0xfff;
+        return (page, page + 0x1000);
+    }
+    let at = |ip: u64| key.phys.wrapping_add(ip.wrapping_sub(key.rip));
+    let start = insns.iter().map(|i| at(i.ip())).min().unwrap_or(key.phys);
+    let end = insns
+        .iter()
+        .map(|i| at(i.next_ip()))
+        .max()
+        .unwrap_or(key.phys);
+    (start, end)
 }
 
 fn block_code(slot: &Option<(Key, Block)>) -> CompiledFn {

@@ -97,8 +97,11 @@ impl Memory for Logging<'_> {
     fn code_address(&mut self, linear: u64) -> Option<u64> {
         self.inner.code_address(linear)
     }
-    fn take_written_code(&mut self) -> Vec<u64> {
+    fn take_written_code(&mut self) -> Vec<softvisor_mmu::CodeWrite> {
         self.inner.take_written_code()
+    }
+    fn track_code_page(&mut self, phys: u64) {
+        self.inner.track_code_page(phys)
     }
     fn take_side_exit(&mut self) -> bool {
         self.inner.take_side_exit()

@@ -17,7 +17,7 @@
 
 use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
-use crate::cache::{Block, BlockCache, Key, MAX_BLOCKS};
+use crate::cache::{code_span, Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::compiler::{CompileThread, Compiled, Prepared, Urgency};
 use crate::context::{exit, JitContext};
@@ -50,6 +50,14 @@ const QUICK_BELOW: usize = 40;
 /// Cold blocks run one after another without the dispatcher (see [`Jit::run_cold`]) before
 /// it gets a turn again (to install finished compiles).
 const COLD_CHAIN: u32 = 64;
+
+/// Writes to a code page after which a write drops all of the page's code again, not just
+/// the code decoded from the bytes written. A page whose code outlives a write stays
+/// tracked, so every later write to it leaves generated code for the interpreter: fine for
+/// a kernel patching its text now and then (jump labels, static calls: 18 writes at most
+/// on a page of the Debian boot), not for a page that holds code once run and is now
+/// written as data (freed memory, reused).
+const PARTIAL_WRITES: u32 = 64;
 
 /// Counters of what the engine did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -116,6 +124,8 @@ pub struct Jit {
     /// inside the loop, a jump into its middle) they are translated as single blocks that
     /// chain into the loop's region, instead of as a copy of the whole region from there.
     inside_regions: std::collections::HashSet<Key>,
+    /// Code pages written, with how often (see [`PARTIAL_WRITES`]).
+    written_pages: std::collections::HashMap<u64, u32>,
     /// See [`Jit::with_translate_after`].
     translate_after: u32,
     /// Instructions of a cold block still to step before the next lookup.
@@ -155,6 +165,7 @@ impl Jit {
             has_tlb: false,
             heat: HeatTable::default(),
             inside_regions: Default::default(),
+            written_pages: Default::default(),
             translate_after: TRANSLATE_AFTER,
             cold_left: 0,
             cold_block: None,
@@ -749,17 +760,36 @@ impl Jit {
     /// Drops the blocks (and decoded instructions) of code pages written since last time,
     /// and their jump-cache entries.
     fn drop_written_code(&mut self, mem: &mut dyn Memory) {
-        for page in mem.take_written_code() {
-            if !self.in_flight.is_empty() {
-                self.in_flight.retain(|_, t| t.key.phys & !0xfff != page);
+        for mut written in mem.take_written_code() {
+            let page = written.page;
+            let writes = self.written_pages.entry(page).or_insert(0);
+            *writes += 1;
+            if *writes > PARTIAL_WRITES {
+                // Mostly data by now: everything goes, and writes stop being reported
+                // until code is found there again.
+                written.start = page;
+                written.end = page + PAGE_SIZE;
             }
-            for (key, code) in self.cache.invalidate_page(page) {
+            let touches = |t: &Translation| {
+                let (start, end) = code_span(&t.key, &t.insns);
+                t.key.phys & !(PAGE_SIZE - 1) == page && written.overlaps(start, end)
+            };
+            self.in_flight.retain(|_, t| !touches(t));
+            for (key, code) in self.cache.invalidate_written(&written) {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
             }
-            self.heat.drop_page(page);
+            let heat_left = self.heat.drop_written(&written);
             self.decode_cache.invalidate_page(page);
             if !self.inside_regions.is_empty() {
                 self.inside_regions.retain(|key| key.phys & !0xfff != page);
+            }
+            let waiting = self
+                .in_flight
+                .values()
+                .any(|t| t.key.phys & !(PAGE_SIZE - 1) == page);
+            if heat_left || waiting || self.cache.has_page(page) {
+                // Code decoded from the rest of the page stays: so must the tracking.
+                mem.track_code_page(page);
             }
         }
     }
@@ -784,6 +814,7 @@ impl Jit {
         self.jump_cache.clear();
         self.heat.clear();
         self.inside_regions.clear();
+        self.written_pages.clear();
         self.pending_link = None;
         self.entry = None;
         self.slow_paths = None;
@@ -1069,6 +1100,65 @@ mod tests {
         jit.step(&mut cpu, &mut mem, &mut platform).unwrap();
         assert_eq!(insns_at(&jit, &cpu, 0x1004), Some(2));
         assert_eq!((cpu.rip, cpu.gpr[0]), (0x1000, 1));
+    }
+
+    #[test]
+    fn a_code_write_drops_only_the_blocks_it_touches_and_the_links_to_them() {
+        use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
+        // 0x1000: mov eax, 1; jmp 0x1010 | 0x1010: add eax, 2; hlt. Data at 0x1800.
+        let mut ram = GuestRam::new(0x10000).unwrap();
+        ram.write_bytes(0x1000, &[0xb8, 0x01, 0x00, 0x00, 0x00, 0xeb, 0x09])
+            .unwrap();
+        ram.write_bytes(0x1010, &[0x83, 0xc0, 0x02, 0xf4]).unwrap();
+        let mut mem = SystemMemory::new(ram, Bus::new());
+        let mut cpu = CpuState::new_long_mode();
+        let mut jit = Jit::new().unwrap().with_translate_after(1);
+        let mut platform = softvisor_cpu::NoPlatform;
+        let mut run_from_start = |jit: &mut Jit, cpu: &mut CpuState, mem: &mut SystemMemory| {
+            cpu.rip = 0x1000;
+            cpu.halted = false;
+            let exit = jit.run(cpu, mem, &mut platform, cpu.icount + 100);
+            assert!(matches!(exit, RunExit::Halted), "{exit:?}");
+            cpu.gpr[0]
+        };
+        let cached = |jit: &Jit, cpu: &CpuState, rip: u64| {
+            let mode = mode_of(cpu, jit.has_tlb);
+            let key = Key {
+                phys: rip,
+                rip,
+                mode,
+            };
+            jit.cache.get(&key).map(|block| block.code as usize)
+        };
+        // Translated, then the first block jumps straight to the second through its link.
+        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 3);
+        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 3);
+        let first = cached(&jit, &cpu, 0x1000).expect("translated");
+        let second = cached(&jit, &cpu, 0x1010).expect("translated");
+        let links = |jit: &Jit, cpu: &CpuState| {
+            let mode = mode_of(cpu, jit.has_tlb);
+            let key = Key {
+                phys: 0x1000,
+                rip: 0x1000,
+                mode,
+            };
+            jit.cache.get(&key).unwrap().slots.to_vec()
+        };
+        assert!(links(&jit, &cpu).contains(&(second as u64)), "linked");
+        // Data beside the code: both blocks stay.
+        mem.write_u8(0x1800, 5).unwrap();
+        jit.drop_written_code(&mut mem);
+        assert_eq!(cached(&jit, &cpu, 0x1000), Some(first));
+        assert_eq!(cached(&jit, &cpu, 0x1010), Some(second));
+        // The page is still tracked: patching the second block's immediate drops it alone,
+        // and the first no longer jumps to its old code.
+        mem.write_u8(0x1012, 5).unwrap();
+        jit.drop_written_code(&mut mem);
+        assert_eq!(cached(&jit, &cpu, 0x1000), Some(first));
+        assert_eq!(cached(&jit, &cpu, 0x1010), None);
+        assert!(!links(&jit, &cpu).contains(&(second as u64)), "link cut");
+        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
+        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
     }
 
     #[test]

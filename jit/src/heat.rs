@@ -5,11 +5,11 @@
 //! so entries live in a slab and a direct-mapped front table (like the block cache's) finds
 //! the common ones with one compare; the hash map behind it holds them all.
 
-use crate::cache::{Key, KeyMap};
+use crate::cache::{code_span, Key, KeyMap};
 use iced_x86::Instruction;
 use smallvec::SmallVec;
 use softvisor_cpu::interp::fast::FastOp;
-use softvisor_mmu::PAGE_SIZE;
+use softvisor_mmu::{CodeWrite, PAGE_SIZE};
 use std::collections::HashSet;
 
 /// Entries of the direct-mapped front table.
@@ -147,20 +147,45 @@ impl HeatTable {
         }
     }
 
-    /// Forgets every entry of physical page `page` (it was written).
-    pub fn drop_page(&mut self, page: u64) {
-        if !self.pages.remove(&page) {
-            return;
+    /// Forgets the entries of `written`'s page decoded from the bytes it wrote (and those
+    /// not decoded, whose bytes are not known); returns whether the page keeps any.
+    pub fn drop_written(&mut self, written: &CodeWrite) -> bool {
+        if !self.pages.contains(&written.page) {
+            return false;
         }
-        let on_page: Vec<Key> = self
+        let on_page: Vec<(Key, bool)> = self
             .by_key
-            .keys()
-            .filter(|key| key.phys & !(PAGE_SIZE - 1) == page)
-            .copied()
+            .iter()
+            .filter(|(key, _)| key.phys & !(PAGE_SIZE - 1) == written.page)
+            .map(|(key, &at)| {
+                let touched = match &self.slab[at as usize] {
+                    Some((
+                        _,
+                        Heat {
+                            decoded: Some(insns),
+                            ..
+                        },
+                    )) => {
+                        let (start, end) = code_span(key, insns);
+                        written.overlaps(start, end)
+                    }
+                    _ => true,
+                };
+                (*key, touched)
+            })
             .collect();
-        for key in on_page {
-            self.remove(&key);
+        let mut kept = false;
+        for (key, touched) in on_page {
+            if touched {
+                self.remove(&key);
+            } else {
+                kept = true;
+            }
         }
+        if !kept {
+            self.pages.remove(&written.page);
+        }
+        kept
     }
 
     /// Forgets everything.
@@ -243,6 +268,45 @@ mod tests {
     }
 
     #[test]
+    fn a_write_drops_only_the_entries_decoded_from_its_bytes() {
+        // add rax,1; mov [rbx],rax; xor ecx,ecx; ret, decoded at 0x1000 and at 0x1800.
+        let bytes = [0x48, 0x83, 0xc0, 0x01, 0x48, 0x89, 0x03, 0x31, 0xc9, 0xc3];
+        let decoded_at = |at: u64| {
+            let decoder = iced_x86::Decoder::with_ip(64, &bytes, at, 0);
+            Heat {
+                decoded: Some(decoder.into_iter().collect()),
+                ..heat()
+            }
+        };
+        let mut table = HeatTable::default();
+        table.entry(&key(0x1000), || decoded_at(0x1000));
+        table.entry(&key(0x1800), || decoded_at(0x1800));
+        table.entry(&key(0x1c00), heat);
+        // One byte of the second block's last instruction; the undecoded entry's bytes are
+        // unknown, so it goes too.
+        let written = CodeWrite {
+            page: 0x1000,
+            start: 0x1809,
+            end: 0x180a,
+        };
+        assert!(
+            table.drop_written(&written),
+            "the first block's entry stays"
+        );
+        assert!(table.find(&key(0x1000)).is_some());
+        assert!(table.find(&key(0x1800)).is_none());
+        assert!(table.find(&key(0x1c00)).is_none());
+        // Just past its last byte: it stays.
+        let beside = CodeWrite {
+            page: 0x1000,
+            start: 0x100a,
+            end: 0x1010,
+        };
+        assert!(table.drop_written(&beside));
+        assert!(table.find(&key(0x1000)).is_some());
+    }
+
+    #[test]
     fn entries_survive_front_collisions_and_go_with_their_page() {
         let mut table = HeatTable::default();
         // Enough keys that front slots collide.
@@ -257,7 +321,12 @@ mod tests {
             let at = table.entry(k, || panic!("{k:?} was made twice"));
             assert_eq!(table.get_mut(at).unwrap().reached, n as u32);
         }
-        table.drop_page(0x1000);
+        let whole_page = CodeWrite {
+            page: 0x1000,
+            start: 0x1000,
+            end: 0x2000,
+        };
+        assert!(!table.drop_written(&whole_page), "nothing left on the page");
         assert!(table.find(&keys[0]).is_none());
         assert!(table.find(&keys[256]).is_some(), "another page");
         let again = table.entry(&keys[0], heat);

@@ -27,6 +27,26 @@ pub struct MemFault {
     pub error_code: u32,
 }
 
+/// Writes to one tracked code page since the last drain: the physical page and the span
+/// of bytes they covered (from the lowest written byte to just after the highest), so that
+/// only code decoded from those bytes need be dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeWrite {
+    /// The page's physical address (page-aligned).
+    pub page: u64,
+    /// Physical address of the first byte written.
+    pub start: u64,
+    /// Physical address just past the last byte written.
+    pub end: u64,
+}
+
+impl CodeWrite {
+    /// Whether the writes may have touched bytes in `start..end` (physical).
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        start < self.end && self.start < end
+    }
+}
+
 /// Byte-level access to guest linear memory.
 ///
 /// Implementors provide the three primitives; the sized helpers are provided on top. An
@@ -87,11 +107,16 @@ pub trait Memory {
         None
     }
 
-    /// The tracked code pages (physical, page-aligned) written since the last call. They
-    /// stop being tracked until [`Memory::code_address`] reaches them again.
-    fn take_written_code(&mut self) -> Vec<u64> {
+    /// The tracked code pages written since the last call, each with the span of the bytes
+    /// written there. They stop being tracked until [`Memory::code_address`] reaches them
+    /// again, or [`Memory::track_code_page`] keeps them.
+    fn take_written_code(&mut self) -> Vec<CodeWrite> {
         Vec::new()
     }
+
+    /// Tracks the RAM page holding `phys` as code again, at once: code decoded from the
+    /// rest of the page outlived a write reported by [`Memory::take_written_code`].
+    fn track_code_page(&mut self, _phys: u64) {}
 
     /// The TLB generated code may probe inline (see [`crate::tlb`] for its layout), if this
     /// memory keeps one. Every access its tags allow must be plain RAM with no side effect.

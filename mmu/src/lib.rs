@@ -14,7 +14,7 @@ mod ram;
 mod system;
 pub mod tlb;
 
-pub use access::{AccessKind, MemFault, Memory};
+pub use access::{AccessKind, CodeWrite, MemFault, Memory};
 pub use error::MmuError;
 pub use flat::FlatMemory;
 pub use ram::{fill_repeated, GuestRam};

@@ -5,7 +5,7 @@
 use crate::bus::Bus;
 use crate::paging::{self, PagingContext, Privilege, Translation, CR4_PGE};
 use crate::tlb::{tlb_set, Tlb, TlbFill};
-use crate::{fill_repeated, AccessKind, GuestRam, MemFault, Memory, PAGE_SIZE};
+use crate::{fill_repeated, AccessKind, CodeWrite, GuestRam, MemFault, Memory, PAGE_SIZE};
 
 /// RAM, MMIO, paging and the TLB of one vCPU.
 pub struct SystemMemory {
@@ -21,8 +21,8 @@ pub struct SystemMemory {
     paging: PagingContext,
     /// One bit per RAM page: the page holds translated code.
     code_pages: Vec<u64>,
-    /// Physical pages holding code that were written since the last drain.
-    written_code: Vec<u64>,
+    /// Code pages written since the last drain, with the bytes written in each.
+    written_code: Vec<CodeWrite>,
     /// An access reached MMIO since [`Memory::take_side_exit`] last looked.
     mmio_touched: bool,
 }
@@ -68,6 +68,23 @@ impl SystemMemory {
         let page = phys / PAGE_SIZE;
         if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
             *word &= !(1 << (page % 64));
+        }
+    }
+
+    /// Records a write of `len` bytes at `phys`, within one tracked code page.
+    fn note_code_write(&mut self, phys: u64, len: u64) {
+        let page = phys & !(PAGE_SIZE - 1);
+        let end = phys + len;
+        match self.written_code.iter_mut().find(|w| w.page == page) {
+            Some(w) => {
+                w.start = w.start.min(phys);
+                w.end = w.end.max(end);
+            }
+            None => self.written_code.push(CodeWrite {
+                page,
+                start: phys,
+                end,
+            }),
         }
     }
 
@@ -222,10 +239,7 @@ impl SystemMemory {
             match self.target(phys) {
                 Target::Ram(p) => {
                     if self.is_code_page(p) {
-                        let page = p & !(PAGE_SIZE - 1);
-                        if !self.written_code.contains(&page) {
-                            self.written_code.push(page);
-                        }
+                        self.note_code_write(p, len as u64);
                     }
                     let _ = self.ram.write_bytes(p, part);
                 }
@@ -364,12 +378,18 @@ impl Memory for SystemMemory {
         Some(phys)
     }
 
-    fn take_written_code(&mut self) -> Vec<u64> {
+    fn take_written_code(&mut self) -> Vec<CodeWrite> {
         let written = std::mem::take(&mut self.written_code);
-        for &page in &written {
-            self.unmark_code_page(page);
+        for w in &written {
+            self.unmark_code_page(w.page);
         }
         written
+    }
+
+    fn track_code_page(&mut self, phys: u64) {
+        if phys < self.ram.size() {
+            self.mark_code_page(phys);
+        }
     }
 
     fn fast_tlb(&mut self) -> Option<&mut Tlb> {
@@ -629,8 +649,23 @@ mod tests {
         assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
         mem.write_u8(0x40_0001, 2).unwrap();
         mem.write_u8(0x5002, 3).unwrap();
-        assert_eq!(mem.take_written_code(), vec![0x5000]);
+        let written = CodeWrite {
+            page: 0x5000,
+            start: 0x5001,
+            end: 0x5003,
+        };
+        assert_eq!(mem.take_written_code(), vec![written]);
         assert!(mem.take_written_code().is_empty());
+        // Tracked again at once (its code outlived the write): the next write is reported.
+        mem.track_code_page(0x5000);
+        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
+        mem.write_u16(0x5ffe, 4).unwrap();
+        let written = CodeWrite {
+            page: 0x5000,
+            start: 0x5ffe,
+            end: 0x6000,
+        };
+        assert_eq!(mem.take_written_code(), vec![written]);
     }
 
     #[test]

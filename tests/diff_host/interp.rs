@@ -8,7 +8,7 @@ use crate::state::{MachineState, Outcome, Output};
 use softvisor_cpu::{CpuState, NoPlatform, Segment, F80};
 use softvisor_jit::Jit;
 use softvisor_mmu::tlb::{Tlb, TlbFill};
-use softvisor_mmu::{AccessKind, MemFault, Memory};
+use softvisor_mmu::{AccessKind, CodeWrite, MemFault, Memory};
 
 /// Guest memory that is exactly the test window; anything else faults like an unmapped page.
 /// For the JIT it also keeps a TLB over the window (the code page read-only, so stores to
@@ -80,9 +80,14 @@ impl Memory for WindowMemory {
         (linear.wrapping_sub(CODE_BASE) < 0x1000).then_some(linear)
     }
 
-    fn take_written_code(&mut self) -> Vec<u64> {
+    fn take_written_code(&mut self) -> Vec<CodeWrite> {
         if std::mem::take(&mut self.code_written) {
-            vec![CODE_BASE]
+            // The whole code page: a case writes its code only to change it.
+            vec![CodeWrite {
+                page: CODE_BASE,
+                start: CODE_BASE,
+                end: CODE_BASE + 0x1000,
+            }]
         } else {
             Vec::new()
         }
