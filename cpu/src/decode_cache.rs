@@ -7,10 +7,10 @@
 //! so self-modifying code and reused code pages are decoded afresh. Instructions that cross a
 //! page boundary, or run from MMIO, are never cached.
 
-use crate::interp::{decode_at, execute, StepOutcome};
+use crate::interp::{decode_at, execute, StepOutcome, MAX_INSN_LEN};
 use crate::{CpuState, Exception, Platform, SegReg};
 use iced_x86::Instruction;
-use softvisor_mmu::{Memory, PAGE_SIZE};
+use softvisor_mmu::{CodeWrite, Memory, PAGE_SIZE};
 
 /// Entries in the direct-mapped table: sixteen pages' worth of byte offsets.
 const ENTRIES: usize = 1 << 16;
@@ -69,8 +69,28 @@ impl DecodeCache {
         }
     }
 
+    /// Drops the entries decoded from bytes `written` covered: those starting up to an
+    /// instruction's length before it (entries never cross their page), a handful of slots
+    /// rather than the page's 4,096 for the few bytes a kernel patches at a time. Only for a
+    /// caller that keeps the page tracked ([`Memory::track_code_page`]): the entries left
+    /// would otherwise miss the next write.
+    pub fn invalidate_written(&mut self, written: &CodeWrite) {
+        let first = written
+            .start
+            .saturating_sub(MAX_INSN_LEN as u64 - 1)
+            .max(written.page);
+        let end = written.end.min(written.page + PAGE_SIZE);
+        for phys in first..end {
+            let entry = &mut self.entries[Self::slot(phys)];
+            if entry.phys == phys {
+                *entry = Entry::empty();
+            }
+        }
+    }
+
     /// Decodes the instruction at CS:RIP, or finds it decoded.
     fn decode(&mut self, cpu: &CpuState, mem: &mut dyn Memory) -> Result<Instruction, Exception> {
+        // The page is no longer tracked (see `invalidate_written`): all of it goes.
         for written in mem.take_written_code() {
             self.invalidate_page(written.page);
         }

@@ -779,7 +779,6 @@ impl Jit {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
             }
             let heat_left = self.heat.drop_written(&written);
-            self.decode_cache.invalidate_page(page);
             if !self.inside_regions.is_empty() {
                 self.inside_regions.retain(|key| key.phys & !0xfff != page);
             }
@@ -790,6 +789,9 @@ impl Jit {
             if heat_left || waiting || self.cache.has_page(page) {
                 // Code decoded from the rest of the page stays: so must the tracking.
                 mem.track_code_page(page);
+                self.decode_cache.invalidate_written(&written);
+            } else {
+                self.decode_cache.invalidate_page(page);
             }
         }
     }

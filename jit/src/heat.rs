@@ -10,7 +10,7 @@ use iced_x86::Instruction;
 use smallvec::SmallVec;
 use softvisor_cpu::interp::fast::FastOp;
 use softvisor_mmu::{CodeWrite, PAGE_SIZE};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// Entries of the direct-mapped front table.
 const FRONT: usize = 1 << 13;
@@ -71,9 +71,8 @@ pub(crate) struct HeatTable {
     by_key: KeyMap<u32>,
     /// A slab index per front slot; an entry is current when the slab holds its key there.
     front: Box<[u32]>,
-    /// Physical pages that got entries since they were last written (so a code write scans
-    /// the table only when it can drop something).
-    pages: HashSet<u64>,
+    /// The keys of each physical page's entries (a code write looks at its page's only).
+    by_page: HashMap<u64, Vec<Key>>,
 }
 
 impl Default for HeatTable {
@@ -83,7 +82,7 @@ impl Default for HeatTable {
             free: Vec::new(),
             by_key: KeyMap::default(),
             front: vec![u32::MAX; FRONT].into_boxed_slice(),
-            pages: HashSet::new(),
+            by_page: HashMap::new(),
         }
     }
 }
@@ -144,48 +143,40 @@ impl HeatTable {
         if let Some(at) = self.by_key.remove(key) {
             self.slab[at as usize] = None;
             self.free.push(at);
+            let page = key.phys & !(PAGE_SIZE - 1);
+            if let Some(keys) = self.by_page.get_mut(&page) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.by_page.remove(&page);
+                }
+            }
         }
     }
 
     /// Forgets the entries of `written`'s page decoded from the bytes it wrote (and those
     /// not decoded, whose bytes are not known); returns whether the page keeps any.
     pub fn drop_written(&mut self, written: &CodeWrite) -> bool {
-        if !self.pages.contains(&written.page) {
+        let Some(keys) = self.by_page.get(&written.page) else {
             return false;
-        }
-        let on_page: Vec<(Key, bool)> = self
-            .by_key
+        };
+        let touched: Vec<Key> = keys
             .iter()
-            .filter(|(key, _)| key.phys & !(PAGE_SIZE - 1) == written.page)
-            .map(|(key, &at)| {
-                let touched = match &self.slab[at as usize] {
-                    Some((
-                        _,
-                        Heat {
-                            decoded: Some(insns),
-                            ..
-                        },
-                    )) => {
-                        let (start, end) = code_span(key, insns);
-                        written.overlaps(start, end)
-                    }
-                    _ => true,
-                };
-                (*key, touched)
+            .filter(|key| match self.find(key) {
+                Some(Heat {
+                    decoded: Some(insns),
+                    ..
+                }) => {
+                    let (start, end) = code_span(key, insns);
+                    written.overlaps(start, end)
+                }
+                _ => true,
             })
+            .copied()
             .collect();
-        let mut kept = false;
-        for (key, touched) in on_page {
-            if touched {
-                self.remove(&key);
-            } else {
-                kept = true;
-            }
+        for key in touched {
+            self.remove(&key);
         }
-        if !kept {
-            self.pages.remove(&written.page);
-        }
-        kept
+        self.by_page.contains_key(&written.page)
     }
 
     /// Forgets everything.
@@ -201,7 +192,10 @@ impl HeatTable {
     }
 
     fn insert(&mut self, key: Key, heat: Heat) -> u32 {
-        self.pages.insert(key.phys & !(PAGE_SIZE - 1));
+        self.by_page
+            .entry(key.phys & !(PAGE_SIZE - 1))
+            .or_default()
+            .push(key);
         let at = match self.free.pop() {
             Some(at) => {
                 self.slab[at as usize] = Some((key, heat));

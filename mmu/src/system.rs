@@ -23,6 +23,9 @@ pub struct SystemMemory {
     code_pages: Vec<u64>,
     /// Code pages written since the last drain, with the bytes written in each.
     written_code: Vec<CodeWrite>,
+    /// The pages the last drain stopped tracking: no TLB entry has let a write through to
+    /// them since (see [`Memory::track_code_page`]).
+    just_released: Vec<u64>,
     /// An access reached MMIO since [`Memory::take_side_exit`] last looked.
     mmio_touched: bool,
 }
@@ -44,6 +47,7 @@ impl SystemMemory {
             paging: PagingContext::default(),
             code_pages: vec![0; pages.div_ceil(64)],
             written_code: Vec::new(),
+            just_released: Vec::new(),
             mmio_touched: false,
         }
     }
@@ -134,6 +138,8 @@ impl SystemMemory {
         if phys_page >= self.ram.size() || who == Privilege::Supervisor {
             return;
         }
+        // An entry may now write to a page the last drain released.
+        self.just_released.clear();
         let fill = TlbFill {
             linear,
             phys_page,
@@ -380,14 +386,24 @@ impl Memory for SystemMemory {
 
     fn take_written_code(&mut self) -> Vec<CodeWrite> {
         let written = std::mem::take(&mut self.written_code);
+        self.just_released.clear();
         for w in &written {
             self.unmark_code_page(w.page);
+            self.just_released.push(w.page);
         }
         written
     }
 
     fn track_code_page(&mut self, phys: u64) {
-        if phys < self.ram.size() {
+        let page = phys & !(PAGE_SIZE - 1);
+        if self.just_released.contains(&page) {
+            // Tracked until the drain, and no access has filled the TLB since: no entry
+            // can write to it, so the bit alone tracks it again (a page a kernel patches
+            // many times had each write scan the whole TLB).
+            if let Some(word) = self.code_pages.get_mut((page / PAGE_SIZE / 64) as usize) {
+                *word |= 1 << ((page / PAGE_SIZE) % 64);
+            }
+        } else if phys < self.ram.size() {
             self.mark_code_page(phys);
         }
     }
@@ -664,6 +680,28 @@ mod tests {
             page: 0x5000,
             start: 0x5ffe,
             end: 0x6000,
+        };
+        assert_eq!(mem.take_written_code(), vec![written]);
+        // Released, then written through a fresh TLB entry: tracking it again takes that
+        // entry's write permission away too.
+        mem.write_u8(0x5003, 5).unwrap();
+        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_some());
+        mem.track_code_page(0x5000);
+        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
+        mem.write_u16(0x5ffe, 4).unwrap();
+        let written = CodeWrite {
+            page: 0x5000,
+            start: 0x5ffe,
+            end: 0x6000,
+        };
+        assert_eq!(mem.take_written_code(), vec![written]);
+        // Tracked again straight after the drain: still reported.
+        mem.track_code_page(0x5000);
+        mem.write_u8(0x5004, 6).unwrap();
+        let written = CodeWrite {
+            page: 0x5000,
+            start: 0x5004,
+            end: 0x5005,
         };
         assert_eq!(mem.take_written_code(), vec![written]);
     }
