@@ -660,50 +660,40 @@ mod tests {
     #[test]
     fn code_page_writes_are_reported_through_either_alias() {
         let mut mem = machine();
+        // What the drain reports: page 0x5000, written from `start` to `end`.
+        let drained = |mem: &mut SystemMemory, start: u64, end: u64| {
+            let written = CodeWrite {
+                page: 0x5000,
+                start,
+                end,
+            };
+            assert_eq!(mem.take_written_code(), vec![written]);
+        };
+        let writable = |mem: &mut SystemMemory| mem.tlb.lookup(0, 0x5000, AccessKind::Write);
         mem.write_u8(0x5000, 1).unwrap();
         mem.mark_code_page(0x5000);
-        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
+        assert!(writable(&mut mem).is_none());
         mem.write_u8(0x40_0001, 2).unwrap();
         mem.write_u8(0x5002, 3).unwrap();
-        let written = CodeWrite {
-            page: 0x5000,
-            start: 0x5001,
-            end: 0x5003,
-        };
-        assert_eq!(mem.take_written_code(), vec![written]);
+        drained(&mut mem, 0x5001, 0x5003);
         assert!(mem.take_written_code().is_empty());
-        // Tracked again at once (its code outlived the write): the next write is reported.
+        // Tracked again (its code outlived the write): the next write is reported.
         mem.track_code_page(0x5000);
-        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
+        assert!(writable(&mut mem).is_none());
         mem.write_u16(0x5ffe, 4).unwrap();
-        let written = CodeWrite {
-            page: 0x5000,
-            start: 0x5ffe,
-            end: 0x6000,
-        };
-        assert_eq!(mem.take_written_code(), vec![written]);
+        drained(&mut mem, 0x5ffe, 0x6000);
         // Released, then written through a fresh TLB entry: tracking it again takes that
         // entry's write permission away too.
         mem.write_u8(0x5003, 5).unwrap();
-        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_some());
+        assert!(writable(&mut mem).is_some());
         mem.track_code_page(0x5000);
-        assert!(mem.tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
+        assert!(writable(&mut mem).is_none());
         mem.write_u16(0x5ffe, 4).unwrap();
-        let written = CodeWrite {
-            page: 0x5000,
-            start: 0x5ffe,
-            end: 0x6000,
-        };
-        assert_eq!(mem.take_written_code(), vec![written]);
+        drained(&mut mem, 0x5ffe, 0x6000);
         // Tracked again straight after the drain: still reported.
         mem.track_code_page(0x5000);
         mem.write_u8(0x5004, 6).unwrap();
-        let written = CodeWrite {
-            page: 0x5000,
-            start: 0x5004,
-            end: 0x5005,
-        };
-        assert_eq!(mem.take_written_code(), vec![written]);
+        drained(&mut mem, 0x5004, 0x5005);
     }
 
     #[test]
