@@ -71,6 +71,12 @@ pub struct Key {
 
 impl Key {
     /// Its slot in a direct-mapped table of `slots` entries (a power of two up to 2^13).
+    /// The physical page its block starts in (and, but for an instruction crossing into
+    /// the next, lies in).
+    pub(crate) fn page(&self) -> u64 {
+        self.phys & !0xfff
+    }
+
     pub(crate) fn front_slot(&self, slots: usize) -> usize {
         let h = (self.phys ^ self.rip.rotate_left(20)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (h >> 51) as usize % slots
@@ -216,15 +222,11 @@ impl BlockCache {
             return dropped;
         };
         let (gone, kept): (Vec<Key>, Vec<Key>) = keys.into_iter().partition(|key| {
-            self.get(key).is_none_or(|block| {
-                let (start, end) = code_span(key, &block.insns);
-                written.overlaps(start, end)
-            })
+            self.get(key)
+                .is_none_or(|block| written_over(written, key, &block.insns))
         });
-        if !kept.is_empty() {
-            self.by_page.insert(written.page, kept.clone());
-        }
         if gone.is_empty() {
+            self.by_page.insert(written.page, kept);
             return dropped;
         }
         self.generation += 1;
@@ -261,6 +263,9 @@ impl BlockCache {
                 }
             }
         }
+        if !kept.is_empty() {
+            self.by_page.insert(written.page, kept);
+        }
         dropped
     }
 
@@ -285,10 +290,9 @@ impl BlockCache {
 /// side of its entry, all on its page; only the bytes of an instruction crossing into the
 /// next page lie beyond it (checked when it runs, see `guard_crossing_tail`). Outside
 /// 64-bit mode (where an IP may wrap) it is the whole page.
-pub fn code_span(key: &Key, insns: &[Instruction]) -> (u64, u64) {
+fn code_span(key: &Key, insns: &[Instruction]) -> (u64, u64) {
     if key.mode.bitness != 64 {
-        let page = key.phys & !0xfff;
-        return (page, page + 0x1000);
+        return (key.page(), key.page() + 0x1000);
     }
     let at = |ip: u64| key.phys.wrapping_add(ip.wrapping_sub(key.rip));
     let start = insns.iter().map(|i| at(i.ip())).min().unwrap_or(key.phys);
@@ -298,6 +302,12 @@ pub fn code_span(key: &Key, insns: &[Instruction]) -> (u64, u64) {
         .max()
         .unwrap_or(key.phys);
     (start, end)
+}
+
+/// Whether `written` touched bytes of code `insns` decoded at `key`.
+pub fn written_over(written: &CodeWrite, key: &Key, insns: &[Instruction]) -> bool {
+    let (start, end) = code_span(key, insns);
+    key.page() == written.page && written.overlaps(start, end)
 }
 
 fn block_code(slot: &Option<(Key, Block)>) -> CompiledFn {

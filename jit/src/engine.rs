@@ -17,7 +17,7 @@
 
 use crate::backend::{Backend, CompiledFn, EntryFn};
 use crate::block::decode_block;
-use crate::cache::{code_span, Block, BlockCache, Key, MAX_BLOCKS};
+use crate::cache::{written_over, Block, BlockCache, Key, MAX_BLOCKS};
 use crate::check::Checker;
 use crate::compiler::{CompileThread, Compiled, Prepared, Urgency};
 use crate::context::{exit, JitContext};
@@ -757,8 +757,9 @@ impl Jit {
         })
     }
 
-    /// Drops the blocks (and decoded instructions) of code pages written since last time,
-    /// and their jump-cache entries.
+    /// Drops the blocks, heat entries, queued compiles and decoded instructions that the
+    /// code writes since last time touched (see [`crate::cache`]), and the dropped blocks'
+    /// jump-cache entries; keeps the pages of what remains tracked.
     fn drop_written_code(&mut self, mem: &mut dyn Memory) {
         for mut written in mem.take_written_code() {
             let page = written.page;
@@ -770,22 +771,16 @@ impl Jit {
                 written.start = page;
                 written.end = page + PAGE_SIZE;
             }
-            let touches = |t: &Translation| {
-                let (start, end) = code_span(&t.key, &t.insns);
-                t.key.phys & !(PAGE_SIZE - 1) == page && written.overlaps(start, end)
-            };
-            self.in_flight.retain(|_, t| !touches(t));
+            self.in_flight
+                .retain(|_, t| !written_over(&written, &t.key, &t.insns));
             for (key, code) in self.cache.invalidate_written(&written) {
                 self.jump_cache.forget(key.mode.tlb_mode, key.rip, code);
             }
             let heat_left = self.heat.drop_written(&written);
             if !self.inside_regions.is_empty() {
-                self.inside_regions.retain(|key| key.phys & !0xfff != page);
+                self.inside_regions.retain(|key| key.page() != page);
             }
-            let waiting = self
-                .in_flight
-                .values()
-                .any(|t| t.key.phys & !(PAGE_SIZE - 1) == page);
+            let waiting = self.in_flight.values().any(|t| t.key.page() == page);
             if heat_left || waiting || self.cache.has_page(page) {
                 // Code decoded from the rest of the page stays: so must the tracking.
                 mem.track_code_page(page);

@@ -5,11 +5,11 @@
 //! so entries live in a slab and a direct-mapped front table (like the block cache's) finds
 //! the common ones with one compare; the hash map behind it holds them all.
 
-use crate::cache::{code_span, Key, KeyMap};
+use crate::cache::{written_over, Key, KeyMap};
 use iced_x86::Instruction;
 use smallvec::SmallVec;
 use softvisor_cpu::interp::fast::FastOp;
-use softvisor_mmu::{CodeWrite, PAGE_SIZE};
+use softvisor_mmu::CodeWrite;
 use std::collections::HashMap;
 
 /// Entries of the direct-mapped front table.
@@ -143,7 +143,7 @@ impl HeatTable {
         if let Some(at) = self.by_key.remove(key) {
             self.slab[at as usize] = None;
             self.free.push(at);
-            let page = key.phys & !(PAGE_SIZE - 1);
+            let page = key.page();
             if let Some(keys) = self.by_page.get_mut(&page) {
                 keys.retain(|k| k != key);
                 if keys.is_empty() {
@@ -165,10 +165,7 @@ impl HeatTable {
                 Some(Heat {
                     decoded: Some(insns),
                     ..
-                }) => {
-                    let (start, end) = code_span(key, insns);
-                    written.overlaps(start, end)
-                }
+                }) => written_over(written, key, insns),
                 _ => true,
             })
             .copied()
@@ -192,10 +189,7 @@ impl HeatTable {
     }
 
     fn insert(&mut self, key: Key, heat: Heat) -> u32 {
-        self.by_page
-            .entry(key.phys & !(PAGE_SIZE - 1))
-            .or_default()
-            .push(key);
+        self.by_page.entry(key.page()).or_default().push(key);
         let at = match self.free.pop() {
             Some(at) => {
                 self.slab[at as usize] = Some((key, heat));
