@@ -153,3 +153,41 @@ pub unsafe extern "C" fn rflags(cpu: *const CpuState, _ctx: *mut JitContext<'_>)
     let cpu = unsafe { &*cpu };
     cpu.flags.get()
 }
+
+/// REP MOVS's copy of `bytes` bytes from host address `src` to `dst`, for a run the
+/// block's TLB probes found inside one RAM page each way and whose destination does not
+/// overlap the source from above (see `translate::string`): there a move leaves what the
+/// element-by-element copy leaves. Touches only that memory.
+///
+/// # Safety
+/// `src` and `dst` must be host addresses of `bytes` bytes of guest RAM each.
+pub unsafe extern "C" fn copy_guest(
+    _cpu: *mut CpuState,
+    _ctx: *mut JitContext<'_>,
+    dst: *mut u8,
+    src: *const u8,
+    bytes: u64,
+) {
+    // SAFETY: both runs are guest RAM (the caller's TLB hits), which no reference
+    // borrows while generated code runs; `copy` allows them to overlap.
+    unsafe { core::ptr::copy(src, dst, bytes as usize) }
+}
+
+/// REP STOS's fill of `bytes` bytes at host address `dst` with the low `size` bytes (1,
+/// 2, 4 or 8) of `value` repeated. Touches only that memory.
+///
+/// # Safety
+/// `dst` must be the host address of `bytes` bytes of guest RAM.
+pub unsafe extern "C" fn fill_guest(
+    _cpu: *mut CpuState,
+    _ctx: *mut JitContext<'_>,
+    dst: *mut u8,
+    value: u64,
+    size: u64,
+    bytes: u64,
+) {
+    // SAFETY: the run is guest RAM (the caller's TLB hit), which no reference borrows
+    // while generated code runs.
+    let run = unsafe { core::slice::from_raw_parts_mut(dst, bytes as usize) };
+    softvisor_mmu::fill_repeated(run, &value.to_le_bytes()[..size as usize]);
+}

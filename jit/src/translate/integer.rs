@@ -19,6 +19,9 @@ impl Translator<'_, '_> {
         if let Some(flow) = self.emit_sse(insn) {
             return Some(flow);
         }
+        if let Some(flow) = self.emit_repeated_string(insn) {
+            return Some(flow);
+        }
         if !self.operands_supported(insn) {
             return None;
         }

@@ -179,16 +179,8 @@ impl Translator<'_, '_> {
         kind: Access,
         miss: cranelift_codegen::ir::Block,
     ) -> Value {
-        let fast = self.b.create_block();
         let entry = self.tlb_entry(tlb, linear);
-        let tag_offset = match kind {
-            Access::Read => core::mem::offset_of!(TlbEntry, read_tag),
-            Access::Write => core::mem::offset_of!(TlbEntry, write_tag),
-        } as i32;
-        let tag = self
-            .b
-            .ins()
-            .load(types::I64, state_flags(), entry, tag_offset);
+        let tag = self.tlb_tag(entry, kind);
         // The page of the last byte: an access crossing into the next page compares that
         // page with the tag of the first byte's entry, which never holds it.
         let hit = match self.constant_value(linear) {
@@ -204,6 +196,48 @@ impl Translator<'_, '_> {
                 self.b.ins().icmp(IntCC::Equal, page, tag)
             }
         };
+        self.host_address_if(hit, entry, linear, miss)
+    }
+
+    /// [`Self::tlb_hit`] for `bytes` bytes (a value from 1 to 4096) at `linear`.
+    pub(super) fn tlb_range_hit(
+        &mut self,
+        tlb: Value,
+        linear: Value,
+        bytes: Value,
+        kind: Access,
+        miss: cranelift_codegen::ir::Block,
+    ) -> Value {
+        let entry = self.tlb_entry(tlb, linear);
+        let tag = self.tlb_tag(entry, kind);
+        let end = self.b.ins().iadd(linear, bytes);
+        let last = self.b.ins().iadd_imm_s(end, -1);
+        let page = self.b.ins().band_imm_s(last, !0xfff);
+        let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
+        self.host_address_if(hit, entry, linear, miss)
+    }
+
+    /// The read or write tag of TLB entry `entry`.
+    fn tlb_tag(&mut self, entry: Value, kind: Access) -> Value {
+        let tag_offset = match kind {
+            Access::Read => core::mem::offset_of!(TlbEntry, read_tag),
+            Access::Write => core::mem::offset_of!(TlbEntry, write_tag),
+        } as i32;
+        self.b
+            .ins()
+            .load(types::I64, state_flags(), entry, tag_offset)
+    }
+
+    /// Goes to `miss` unless `hit`; else continues in a new current block with the host
+    /// address of `linear` through `entry`.
+    fn host_address_if(
+        &mut self,
+        hit: Value,
+        entry: Value,
+        linear: Value,
+        miss: cranelift_codegen::ir::Block,
+    ) -> Value {
+        let fast = self.b.create_block();
         self.b.ins().brif(hit, fast, &[], miss, &[]);
         self.b.switch_to_block(fast);
         let addend = self.b.ins().load(

@@ -25,6 +25,7 @@ mod memory;
 mod muldiv;
 mod shift;
 mod sse;
+mod string;
 mod tsc;
 
 use crate::context::{exit, JitContext};
@@ -132,6 +133,10 @@ struct Sigs {
     condition: SigRef,
     /// `fn(cpu, ctx) -> u64`: `rflags` and `interpret_fetched`.
     pointers_only: SigRef,
+    /// `helpers::copy_guest`.
+    copy: SigRef,
+    /// `helpers::fill_guest`.
+    fill: SigRef,
 }
 
 /// Translation state of one block.
@@ -203,6 +208,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             store,
             condition: sig(&[i64], true),
             pointers_only: sig(&[], true),
+            copy: sig(&[ptr, ptr, i64], false),
+            fill: sig(&[ptr, i64, i64, i64], false),
         }
     }
 
