@@ -160,7 +160,12 @@ mod tests {
     fn only_64_bit_rep_movs_and_stos_without_a_based_source_are_inline() {
         let inline = |bytes: &[u8]| repeated_string(&decode(bytes));
         let movs = |size| Some(RepString { copies: true, size });
-        let stos = |size| Some(RepString { copies: false, size });
+        let stos = |size| {
+            Some(RepString {
+                copies: false,
+                size,
+            })
+        };
         assert_eq!(inline(&[0xf3, 0xa4]), movs(1)); // rep movsb
         assert_eq!(inline(&[0xf3, 0x66, 0xa5]), movs(2)); // rep movsw
         assert_eq!(inline(&[0xf3, 0xa5]), movs(4)); // rep movsd
