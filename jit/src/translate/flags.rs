@@ -32,7 +32,16 @@ pub(super) struct Pending {
     pub op: CcOp,
     pub size: u32,
     pub res: Value,
-    pub src1: Value,
+    /// The first source, unless `src1_from_res` says how to get it from `res`: read it
+    /// through [`Translator::src1`].
+    src1: Value,
+    /// `Some(k)`: the first source is `res + k` (masked), for a producer that wrote its
+    /// result and has a constant second operand (INC, DEC, ADD or SUB of an immediate). It
+    /// is then computed where an exit or a condition needs it, and the old register value
+    /// is dead after the instruction: kept to every exit, it had held a host register
+    /// through the block (`inc rsi` in a string loop: a callee-saved one, saved and
+    /// restored at every entry).
+    src1_from_res: Option<i64>,
     pub src2: Value,
     /// ADC/SBB: carry in (0/1). INC/DEC: the carry flag they keep (0/1), or `None` when
     /// it is in the CPU state (see `set_inc_dec_flags`).
@@ -75,9 +84,10 @@ impl Translator<'_, '_> {
             // the sources of one).
             return;
         }
+        let src1 = self.src1(&p);
         self.b
             .ins()
-            .store(f, p.src1, self.cpu, offsets::FLAGS_SRC1 as i32);
+            .store(f, src1, self.cpu, offsets::FLAGS_SRC1 as i32);
         self.b
             .ins()
             .store(f, p.src2, self.cpu, offsets::FLAGS_SRC2 as i32);
@@ -124,6 +134,7 @@ impl Translator<'_, '_> {
             size,
             res,
             src1: res,
+            src1_from_res: None,
             src2: res,
             extra: None,
             carry_in_lazy_state: false,
@@ -152,10 +163,44 @@ impl Translator<'_, '_> {
             size,
             res,
             src1,
+            src1_from_res: None,
             src2,
             extra: None,
             carry_in_lazy_state: false,
         });
+    }
+
+    /// [`Self::set_flags`] for ADD or SUB whose result was written, with `src2` a constant:
+    /// the first source is recomputed from the result where needed (see
+    /// [`Pending::src1_from_res`]).
+    pub(super) fn set_flags_of_written(
+        &mut self,
+        op: CcOp,
+        size: u32,
+        res: Value,
+        src1: Value,
+        src2: Value,
+    ) {
+        let offset = match (op, self.constant_value(src2)) {
+            (CcOp::Add, Some(k)) => Some(k.wrapping_neg()),
+            (CcOp::Sub, Some(k)) => Some(k),
+            _ => None,
+        };
+        self.set_flags(op, size, res, src1, src2);
+        if let Flags::Pending(p) = &mut self.cache.flags {
+            p.src1_from_res = offset;
+        }
+    }
+
+    /// The first source of pending operation `p`.
+    pub(super) fn src1(&mut self, p: &Pending) -> Value {
+        match p.src1_from_res {
+            None => p.src1,
+            Some(k) => {
+                let v = self.b.ins().iadd_imm_s(p.res, k);
+                self.mask(v, p.size)
+            }
+        }
     }
 
     /// Records INC or DEC, which keep the carry flag of the previous producer.
@@ -185,6 +230,7 @@ impl Translator<'_, '_> {
             size,
             res,
             src1,
+            src1_from_res: Some(if op == CcOp::Inc { -1 } else { 1 }),
             src2: one,
             extra: cf,
             carry_in_lazy_state,
@@ -209,7 +255,8 @@ impl Translator<'_, '_> {
         let mut arith = self.zsp(p.res, p.size);
         if p.op != CcOp::Logic {
             // AF: the carry out of bit 3, for every arithmetic producer.
-            let x = self.b.ins().bxor(p.src1, p.src2);
+            let src1 = self.src1(&p);
+            let x = self.b.ins().bxor(src1, p.src2);
             let x = self.b.ins().bxor(x, p.res);
             let af = self.b.ins().band_imm_s(x, AF as i64);
             arith = self.b.ins().bor(arith, af);
@@ -325,24 +372,24 @@ impl Translator<'_, '_> {
         // to one `cmp` with `cmovcc`/`jcc`.
         let direct = |c: IntCC| if negate { c.complement() } else { c };
         let (cond, inverted) = match (p.op, cc >> 1) {
-            (CcOp::Sub, 1) => (
-                self.b
-                    .ins()
-                    .icmp(direct(IntCC::UnsignedLessThan), p.src1, p.src2),
-                negate,
-            ),
-            (CcOp::Sub, 2) => (
+            (CcOp::Sub, 1) => {
+                let a = self.src1(&p);
+                let c = direct(IntCC::UnsignedLessThan);
+                (self.b.ins().icmp(c, a, p.src2), negate)
+            }
+            // (A first source derived from the result: ZF from the result, below.)
+            (CcOp::Sub, 2) if p.src1_from_res.is_none() => (
                 self.b.ins().icmp(direct(IntCC::Equal), p.src1, p.src2),
                 negate,
             ),
-            (CcOp::Sub, 3) => (
-                self.b
-                    .ins()
-                    .icmp(direct(IntCC::UnsignedLessThanOrEqual), p.src1, p.src2),
-                negate,
-            ),
+            (CcOp::Sub, 3) => {
+                let a = self.src1(&p);
+                let c = direct(IntCC::UnsignedLessThanOrEqual);
+                (self.b.ins().icmp(c, a, p.src2), negate)
+            }
             (CcOp::Sub, 6 | 7) => {
-                let a = self.sign_extend(p.src1, p.size);
+                let a = self.src1(&p);
+                let a = self.sign_extend(a, p.size);
                 let b = self.sign_extend(p.src2, p.size);
                 let cc_ = if cc >> 1 == 6 {
                     IntCC::SignedLessThan
@@ -453,7 +500,7 @@ impl Translator<'_, '_> {
     }
 
     fn pending_cf(&mut self, p: &Pending) -> Value {
-        let (a, b, res) = (p.src1, p.src2, p.res);
+        let (a, b, res) = (self.src1(p), p.src2, p.res);
         let i = self.b.ins();
         match p.op {
             CcOp::Add => i.icmp(IntCC::UnsignedLessThan, res, a),
@@ -486,7 +533,7 @@ impl Translator<'_, '_> {
     }
 
     fn of(&mut self, p: &Pending) -> Value {
-        let (a, b, res) = (p.src1, p.src2, p.res);
+        let (a, b, res) = (self.src1(p), p.src2, p.res);
         let x = match p.op {
             CcOp::Add | CcOp::Adc | CcOp::Inc => {
                 let l = self.b.ins().bxor(a, res);

@@ -211,10 +211,12 @@ impl Translator<'_, '_> {
             _ => (i.bxor(a, b), CcOp::Logic),
         };
         let res = self.mask(res, size);
-        if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
+        if matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
+            self.set_flags(op, size, res, a, b);
+        } else {
             self.write_operand0(res)?;
+            self.set_flags_of_written(op, size, res, a, b);
         }
-        self.set_flags(op, size, res, a, b);
         if let (Some(cin), super::flags::Flags::Pending(p)) = (cin, &mut self.cache.flags) {
             p.extra = Some(cin);
         }
