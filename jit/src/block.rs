@@ -60,9 +60,12 @@ pub fn ends_block(insn: &Instruction) -> Option<BlockEnd> {
             dest.is_cr() || dest.is_dr() || dest == Register::SS || dest == Register::CS
         }
         Mnemonic::Pop => insn.op0_register() == Register::SS,
+        // CLI goes on: it only masks interrupts, and none can become pending inside a
+        // block (devices run between blocks), so the dispatcher's check after it would
+        // find nothing to deliver. (Linux's `local_irq_save` had sent every spinlock taken
+        // with interrupts off through the dispatcher.)
         Mnemonic::Hlt
         | Mnemonic::Sti
-        | Mnemonic::Cli
         | Mnemonic::Popf
         | Mnemonic::Popfd
         | Mnemonic::Popfq
@@ -271,6 +274,18 @@ mod tests {
         let (cpu, mut mem) = at(0x1000, &[0x90, 0xe6, 0x80, 0x90]);
         let block = decode_block(&cpu, &mut mem).unwrap();
         assert_eq!(mnemonics(&block), [Mnemonic::Nop, Mnemonic::Out]);
+        // pushfq ; cli ; nop ; sti ; nop: CLI masks interrupts and goes on, STI ends.
+        let (cpu, mut mem) = at(0x1000, &[0x9c, 0xfa, 0x90, 0xfb, 0x90]);
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(
+            mnemonics(&block),
+            [
+                Mnemonic::Pushfq,
+                Mnemonic::Cli,
+                Mnemonic::Nop,
+                Mnemonic::Sti
+            ]
+        );
     }
 
     #[test]
