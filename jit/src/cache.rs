@@ -70,13 +70,13 @@ pub struct Key {
 }
 
 impl Key {
-    /// Its slot in a direct-mapped table of `slots` entries (a power of two up to 2^13).
     /// The physical page its block starts in (and, but for an instruction crossing into
     /// the next, lies in).
     pub(crate) fn page(&self) -> u64 {
         self.phys & !0xfff
     }
 
+    /// Its slot in a direct-mapped table of `slots` entries (a power of two up to 2^13).
     pub(crate) fn front_slot(&self, slots: usize) -> usize {
         let h = (self.phys ^ self.rip.rotate_left(20)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (h >> 51) as usize % slots

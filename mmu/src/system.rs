@@ -60,11 +60,16 @@ impl SystemMemory {
     /// Marks the RAM page holding `phys` as holding translated code: writes to it now take
     /// the slow path and are reported by [`Memory::take_written_code`].
     pub fn mark_code_page(&mut self, phys: u64) {
-        let page = phys / PAGE_SIZE;
-        if let Some(word) = self.code_pages.get_mut((page / 64) as usize) {
-            *word |= 1 << (page % 64);
-            self.tlb.protect_phys_page(page * PAGE_SIZE);
+        if self.set_code_bit(phys) {
+            self.tlb.protect_phys_page(phys & !(PAGE_SIZE - 1));
         }
+    }
+
+    /// Sets the code bit of `phys`'s page, if it is in RAM; returns whether it is.
+    fn set_code_bit(&mut self, phys: u64) -> bool {
+        let page = phys / PAGE_SIZE;
+        let word = self.code_pages.get_mut((page / 64) as usize);
+        word.map(|word| *word |= 1 << (page % 64)).is_some()
     }
 
     /// Unmarks a code page (its blocks were dropped).
@@ -400,9 +405,7 @@ impl Memory for SystemMemory {
             // Tracked until the drain, and no access has filled the TLB since: no entry
             // can write to it, so the bit alone tracks it again (a page a kernel patches
             // many times had each write scan the whole TLB).
-            if let Some(word) = self.code_pages.get_mut((page / PAGE_SIZE / 64) as usize) {
-                *word |= 1 << ((page / PAGE_SIZE) % 64);
-            }
+            self.set_code_bit(page);
         } else if phys < self.ram.size() {
             self.mark_code_page(phys);
         }

@@ -204,7 +204,7 @@ impl Translator<'_, '_> {
     }
 
     /// Records INC or DEC, which keep the carry flag of the previous producer.
-    pub(super) fn set_inc_dec_flags(&mut self, op: CcOp, size: u32, res: Value, src1: Value) {
+    pub(super) fn set_inc_dec_flags(&mut self, op: CcOp, size: u32, res: Value) {
         // With the flags in the state and the next instruction overwriting them all, the
         // carry matters only on that instruction's way out to the interpreter: it is
         // computed there. Otherwise it goes into the state's `bits` at once, where INC/DEC
@@ -229,7 +229,8 @@ impl Translator<'_, '_> {
             op,
             size,
             res,
-            src1,
+            // The source is the result -1 (INC) or +1 (DEC): see `src1_from_res`.
+            src1: res,
             src1_from_res: Some(if op == CcOp::Inc { -1 } else { 1 }),
             src2: one,
             extra: cf,

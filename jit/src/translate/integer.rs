@@ -248,7 +248,7 @@ impl Translator<'_, '_> {
                 } else {
                     CcOp::Dec
                 };
-                self.set_inc_dec_flags(op, size, res, a);
+                self.set_inc_dec_flags(op, size, res);
             }
         }
         Some(())

@@ -757,9 +757,14 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Branches to the redo exit when `bad` is true, else continues.
     fn redo_if(&mut self, bad: Value) {
         let redo = self.redo_block();
-        let go_on = self.b.create_block();
-        self.b.ins().brif(bad, redo, &[], go_on, &[]);
-        self.b.switch_to_block(go_on);
+        self.unless(bad, redo);
+    }
+
+    /// Goes to `to` when `cond` (an integer) is non-zero, else on in a new current block.
+    fn unless(&mut self, cond: Value, to: cranelift_codegen::ir::Block) {
+        let on = self.b.create_block();
+        self.b.ins().brif(cond, to, &[], on, &[]);
+        self.b.switch_to_block(on);
     }
 
     /// The context pointer, loaded from the CPU state where a cold path needs it (see

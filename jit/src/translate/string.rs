@@ -18,7 +18,7 @@ use super::memory::Access;
 use super::{state_flags, Flow, Translator};
 use crate::helpers;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, Block, InstBuilder, Value};
+use cranelift_codegen::ir::{types, InstBuilder};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use softvisor_cpu::flags::DF;
 use softvisor_cpu::offsets;
@@ -137,13 +137,6 @@ impl Translator<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
         Some(flow)
-    }
-
-    /// Goes to `to` when `cond` (an integer) is non-zero, else on in a new current block.
-    fn unless(&mut self, cond: Value, to: Block) {
-        let on = self.b.create_block();
-        self.b.ins().brif(cond, to, &[], on, &[]);
-        self.b.switch_to_block(on);
     }
 }
 
