@@ -158,10 +158,12 @@ impl Translator<'_, '_> {
         } else {
             Vec::new()
         };
+        // Both ways leave registers in the state (the merge takes only RSP as a value).
+        self.store_dirty();
         let before = self.cache.clone();
         let merge = self.b.create_block();
         // Only RSP passes to the merge as a value: a popped register is in the state
-        // either way (stored as written), and holding every popped value to the merge had
+        // either way (stored before it), and holding every popped value to the merge had
         // kept them all in registers at once.
         let rsp_after = self.b.append_block_param(merge, types::I64);
         let miss = self.b.create_block();
@@ -183,6 +185,7 @@ impl Translator<'_, '_> {
         }
         let end = self.add_offset(rsp, if push { -8 * n } else { 8 * n });
         self.set_gpr(RSP, end);
+        self.store_dirty();
         self.b.ins().jump(merge, &[BlockArg::Value(end)]);
         // Each instruction alone, all of it out of the hot path's way.
         self.b.switch_to_block(miss);
@@ -196,6 +199,7 @@ impl Translator<'_, '_> {
             self.b.set_cold_block(Block::new(n));
         }
         let slow_rsp = self.gpr(RSP);
+        self.store_dirty();
         self.b.ins().jump(merge, &[BlockArg::Value(slow_rsp)]);
         self.b.switch_to_block(merge);
         self.cache = before;

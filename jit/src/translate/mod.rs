@@ -68,6 +68,8 @@ enum Flow {
 #[derive(Clone)]
 struct Cache {
     regs: [Option<Value>; 16],
+    /// Registers written since they were last stored to the CPU state (bit n: GPR n).
+    dirty: u16,
     flags: Flags,
 }
 
@@ -75,6 +77,7 @@ impl Cache {
     /// Nothing cached: registers and flags are in the CPU state.
     const EMPTY: Cache = Cache {
         regs: [None; 16],
+        dirty: 0,
         flags: Flags::InMemory,
     };
 }
@@ -349,6 +352,9 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Translates one instruction, inline where possible.
     fn emit_insn(&mut self, index: usize, insn: &Instruction) -> Flow {
+        if !registers_only(insn) {
+            self.store_dirty();
+        }
         self.index = index;
         self.insn = *insn;
         self.start = self.cache.clone();
@@ -447,15 +453,34 @@ impl<'a, 'f> Translator<'a, 'f> {
         v
     }
 
-    /// Replaces the 64-bit value of GPR `n`, in the cache and in the CPU state. Storing at
-    /// once keeps every exit free of register write-back (a block's exits were most of its
-    /// code, and of its translation time); an instruction writes registers only after its
-    /// memory accesses, so the state still holds the instruction's start when one faults.
+    /// Replaces the 64-bit value of GPR `n` in the cache; the CPU state gets it before the
+    /// next instruction that touches memory or calls a helper (see `emit_insn`), or at an
+    /// exit. So a run of register-only instructions stores each register once (an MD5
+    /// round wrote the same register six times), while the exits of instructions with
+    /// memory operands (most exits) find nothing to write back. An instruction writes
+    /// registers only after its memory accesses, and its own exits write back the cache
+    /// of its start.
     fn set_gpr(&mut self, n: usize, v: Value) {
         self.cache.regs[n] = Some(v);
-        self.b
-            .ins()
-            .store(state_flags(), v, self.cpu, offsets::gpr(n) as i32);
+        self.cache.dirty |= 1 << n;
+    }
+
+    /// Stores the registers written since they were last stored.
+    fn store_dirty(&mut self) {
+        let cache = self.cache.clone();
+        self.store_registers(&cache);
+        self.cache.dirty = 0;
+    }
+
+    /// Stores `cache`'s written registers to the CPU state.
+    fn store_registers(&mut self, cache: &Cache) {
+        for n in 0..16 {
+            if let (true, Some(v)) = (cache.dirty & (1 << n) != 0, cache.regs[n]) {
+                self.b
+                    .ins()
+                    .store(state_flags(), v, self.cpu, offsets::gpr(n) as i32);
+            }
+        }
     }
 
     /// Reads a general-purpose register of any width, zero-extended to 64 bits.
@@ -575,9 +600,10 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     // ----- write-back and exits -----
 
-    /// Writes `cache`'s pending flags to the CPU state (registers are stored as they are
-    /// written; no state change of the translator: used on exit paths).
+    /// Writes `cache`'s written registers and pending flags to the CPU state (no state
+    /// change of the translator: used on exit paths).
     fn write_back(&mut self, cache: &Cache) {
+        self.store_registers(cache);
         self.store_flags(&cache.flags);
     }
 
@@ -585,6 +611,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn flush(&mut self) {
         let cache = self.cache.clone();
         self.write_back(&cache);
+        self.cache.dirty = 0;
         self.cache.flags = Flags::InMemory;
     }
 
@@ -784,6 +811,33 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 }
 
+/// Whether `insn` only reads and writes registers (no memory operand, no stack), so that
+/// registers written before it need not be in the CPU state yet (see `set_gpr`): its
+/// translation has no slow path, and its rare exits (a divide error) write them back.
+fn registers_only(insn: &Instruction) -> bool {
+    use iced_x86::{Mnemonic, OpKind};
+    // LEA and the long NOPs have a memory operand but access nothing.
+    if matches!(insn.mnemonic(), Mnemonic::Lea | Mnemonic::Nop) {
+        return true;
+    }
+    !insn.is_stack_instruction()
+        && (0..insn.op_count()).all(|op| {
+            !matches!(
+                insn.op_kind(op),
+                OpKind::Memory
+                    | OpKind::MemorySegSI
+                    | OpKind::MemorySegESI
+                    | OpKind::MemorySegRSI
+                    | OpKind::MemorySegDI
+                    | OpKind::MemorySegEDI
+                    | OpKind::MemorySegRDI
+                    | OpKind::MemoryESDI
+                    | OpKind::MemoryESEDI
+                    | OpKind::MemoryESRDI
+            )
+        })
+}
+
 /// The signature of a preserve-all slow-path trampoline of `args` I64 parameters.
 fn preserve_all(b: &mut FunctionBuilder, args: usize) -> SigRef {
     let mut s = Signature::new(CallConv::PreserveAll);
@@ -850,3 +904,28 @@ fn is_gpr(reg: Register) -> bool {
 /// Signature type for [`JitContext`] pointers (checked: the context is pointer-sized
 /// fields only, so I64 pointers are right on every 64-bit host we build for).
 const _: () = assert!(core::mem::size_of::<*const JitContext<'static>>() == 8);
+
+#[cfg(test)]
+mod tests {
+    use super::registers_only;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    fn decode(bytes: &[u8]) -> iced_x86::Instruction {
+        Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE).decode()
+    }
+
+    #[test]
+    fn only_instructions_without_memory_or_stack_access_defer_register_stores() {
+        let only = |bytes: &[u8]| registers_only(&decode(bytes));
+        assert!(only(&[0x01, 0xc8])); // add eax, ecx
+        assert!(only(&[0x41, 0xc1, 0xc1, 0x04])); // rol r9d, 4
+        assert!(only(&[0x48, 0x8d, 0x43, 0x08])); // lea rax, [rbx+8]
+        assert!(only(&[0x0f, 0x1f, 0x40, 0x00])); // nop dword [rax]
+        assert!(!only(&[0x03, 0x53, 0xf8])); // add edx, [rbx-8]
+        assert!(!only(&[0x44, 0x89, 0x7c, 0x24, 0xfc])); // mov [rsp-4], r15d
+        assert!(!only(&[0x50])); // push rax
+        assert!(!only(&[0xc3])); // ret
+        assert!(!only(&[0xa4])); // movsb
+        assert!(!only(&[0xd7])); // xlat
+    }
+}

@@ -129,6 +129,7 @@ impl Translator<'_, '_> {
         self.set_gpr(7, after);
         let zero = self.constant(0);
         self.set_gpr(1, zero);
+        self.store_dirty();
         self.store_rip(insn.next_ip());
         self.store_icount(self.index + 1);
         self.b.ins().jump(done, &[]);
