@@ -21,7 +21,9 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use softvisor_cpu::CpuState;
 
-/// A compiled function over the CPU state.
+/// A compiled function over the CPU state. [`Backend::compile`] makes one of exactly this
+/// type; blocks (tail convention, the CPU state alone: [`Backend::block_signature`]) are
+/// entered only through the entry trampoline, and this type just names their code.
 pub type CompiledFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>) -> u64;
 
 /// The entry trampoline: calls a block (compiled with the tail-call convention, so blocks
@@ -169,11 +171,12 @@ impl Backend {
         self.compiled
     }
 
-    /// The signature of every block: `(cpu, ctx) -> exit code`, tail-call convention.
+    /// The signature of every block: `(cpu) -> exit code`, tail-call convention. The
+    /// context is in the CPU state ([`crate::context::CTX`]), loaded where a cold path
+    /// needs it: as a second parameter it had cost a load at every chained exit.
     pub fn block_signature(&self) -> cranelift_codegen::ir::Signature {
         let pointer = self.module.target_config().pointer_type();
         let mut signature = cranelift_codegen::ir::Signature::new(CallConv::Tail);
-        signature.params.push(AbiParam::new(pointer));
         signature.params.push(AbiParam::new(pointer));
         signature.returns.push(AbiParam::new(types::I64));
         signature
@@ -182,12 +185,12 @@ impl Backend {
     /// Compiles the entry trampoline ([`EntryFn`]).
     pub fn compile_entry(&mut self) -> Result<EntryFn, JitError> {
         let block_sig = self.block_signature();
-        let code = self.compile_with(CallConv::Tail, true, false, |b, cpu, ctx| {
+        let code = self.compile_with(CallConv::Tail, true, false, |b, cpu, _ctx| {
             let params = b
                 .block_params(b.current_block().expect("entry block"))
                 .to_vec();
             let sig = b.import_signature(block_sig);
-            let call = b.ins().call_indirect(sig, params[2], &[cpu, ctx]);
+            let call = b.ins().call_indirect(sig, params[2], &[cpu]);
             let result = b.inst_results(call)[0];
             b.ins().return_(&[result]);
         })?;
@@ -210,8 +213,8 @@ impl Backend {
     /// A preserve-all function of the CPU-state pointer and `args` I64 parameters (the
     /// first is the context) that calls the C function `target` with those `args` and
     /// stores its I64 result at `ctx + result_at`, if given. The CPU-state pointer, unused,
-    /// keeps a block's two pointers in the registers they arrive in: the call's arguments
-    /// take the same places as the block's own, so no value moves around it.
+    /// stays in the register a block receives it in: the call's first argument takes the
+    /// same place as the block's own, so it does not move around the call.
     fn compile_trampoline(
         &mut self,
         target: *const (),
@@ -241,7 +244,7 @@ impl Backend {
     }
 
     /// Builds one block function (tail-call convention, see [`Backend::block_signature`])
-    /// whose body `emit` builds, given the builder and the CPU-state and context pointers;
+    /// whose body `emit` builds, given the builder and the CPU-state pointer;
     /// `emit` must end every path with a return (or tail call) of one I64. The function is
     /// declared in this backend's module, to be compiled anywhere ([`Compiler::compile`])
     /// and installed here ([`Backend::install_block`]). `quick` compiles it without
@@ -250,14 +253,14 @@ impl Backend {
     pub fn prepare_block(
         &mut self,
         quick: bool,
-        emit: impl FnOnce(&mut FunctionBuilder, Value, Value) + Send + 'static,
+        emit: impl FnOnce(&mut FunctionBuilder, Value) + Send + 'static,
     ) -> Result<Prepared, JitError> {
-        let signature = self.signature(CallConv::Tail, false);
+        let signature = self.block_signature();
         self.prepare(
             "block",
             signature,
             quick,
-            Box::new(|b, params| emit(b, params[0], params[1])),
+            Box::new(|b, params| emit(b, params[0])),
         )
     }
 

@@ -660,12 +660,12 @@ impl Jit {
         let entry_len = blocks[0].len();
         let code_insns = insns.clone();
         let prepared = backend
-            .prepare_block(quick, move |b, cpu_ptr, ctx_ptr| {
+            .prepare_block(quick, move |b, cpu_ptr| {
                 Translator::emit_region(
                     b,
                     call_conv,
                     block_sig,
-                    (cpu_ptr, ctx_ptr),
+                    cpu_ptr,
                     mode,
                     chaining,
                     slow,

@@ -216,8 +216,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
     }
 
-    /// Emits a region into `b`, whose entry block is current and has the CPU-state and
-    /// context pointers as `cpu` and `ctx`: the guest blocks `blocks` (ranges of `insns`,
+    /// Emits a region into `b`, whose entry block is current and has the CPU-state
+    /// pointer `cpu`: the guest blocks `blocks` (ranges of `insns`,
     /// the entered one first, all on one page). A direct branch from one to another is a
     /// jump inside the function (see [`crate::region`]). `insns` must outlive the
     /// generated code.
@@ -226,7 +226,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         b: &'a mut FunctionBuilder<'f>,
         call_conv: CallConv,
         block_sig: Signature,
-        (cpu, _ctx): (Value, Value),
+        cpu: Value,
         mode: Mode,
         chaining: Chaining,
         slow: SlowPaths,
@@ -723,10 +723,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.b.ins().brif(current, found, &[], missed, &[]);
         self.b.switch_to_block(found);
         let code = self.b.ins().load(types::I64, f, entry, jc::CODE);
-        let ctx = self.ctx();
         self.b
             .ins()
-            .return_call_indirect(self.sigs.block, code, &[self.cpu, ctx]);
+            .return_call_indirect(self.sigs.block, code, &[self.cpu]);
         self.b.switch_to_block(missed);
     }
 
@@ -762,10 +761,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         let unlinked = self.b.create_block();
         self.b.ins().brif(next, linked, &[], unlinked, &[]);
         self.b.switch_to_block(linked);
-        let ctx = self.ctx();
         self.b
             .ins()
-            .return_call_indirect(self.sigs.block, next, &[self.cpu, ctx]);
+            .return_call_indirect(self.sigs.block, next, &[self.cpu]);
         self.b.switch_to_block(unlinked);
         // Only the dispatcher reads RIP between blocks: every exit to it stores RIP (or
         // leaves the interpreter's), so a linked successor does not need it.
