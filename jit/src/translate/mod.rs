@@ -454,8 +454,8 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 
     /// Replaces the 64-bit value of GPR `n` in the cache; the CPU state gets it before the
-    /// next instruction that touches memory or calls a helper (see `emit_insn`), or at an
-    /// exit. So a run of register-only instructions stores each register once (an MD5
+    /// next instruction that touches memory or the stack (see `emit_insn`) or runs in the
+    /// interpreter (`flush`), or at an exit (no other helper reads GPRs). So a run of register-only instructions stores each register once (an MD5
     /// round wrote the same register six times), while the exits of instructions with
     /// memory operands (most exits) find nothing to write back. An instruction writes
     /// registers only after its memory accesses, and its own exits write back the cache
