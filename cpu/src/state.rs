@@ -278,7 +278,7 @@ pub struct CpuState {
 }
 
 /// Words of [`CpuState::engine`].
-pub const ENGINE_WORDS: usize = 4;
+pub const ENGINE_WORDS: usize = 5;
 
 impl Default for CpuState {
     fn default() -> Self {

@@ -44,14 +44,20 @@ mod word {
     pub const UNTIL: usize = 1;
     pub const JUMP_CACHE: usize = 2;
     pub const CTX: usize = 3;
+    pub const LEFT: usize = 4;
 }
 
 /// Offset in the CPU state of the TLB entries (`[mode][index]`), or null: every access
 /// takes the slow path.
 pub const TLB: i32 = offsets::engine_word(word::TLB) as i32;
-/// Offset in the CPU state of the instruction count a block may not pass: a block whose
-/// length does not fit returns at its entry (chained blocks check it themselves).
+/// Offset in the CPU state of the instruction count the run may not pass.
 pub const UNTIL: i32 = offsets::engine_word(word::UNTIL) as i32;
+/// Offset in the CPU state of the instructions left before [`UNTIL`]: while generated code
+/// runs it counts retired instructions here, not in `CpuState::icount` (which
+/// [`icount_from_left`] brings up to date), so a block's budget check is one load and one
+/// compare with its length, where the count and the limit had been two loads, an add and a
+/// compare.
+pub const LEFT: i32 = offsets::engine_word(word::LEFT) as i32;
 /// Offset in the CPU state of the jump cache ([`crate::jump_cache`]), or null where blocks
 /// do not use it.
 pub const JUMP_CACHE: i32 = offsets::engine_word(word::JUMP_CACHE) as i32;
@@ -71,10 +77,25 @@ pub fn enter(
     cpu.engine[word::TLB] = tlb as usize as u64;
     cpu.engine[word::UNTIL] = until;
     cpu.engine[word::JUMP_CACHE] = jump_cache as usize as u64;
+    left_from_icount(cpu);
 }
 
-/// Clears the engine words after a run, so the state compares with the interpreter's.
+/// Brings `CpuState::icount` up to date from the instructions left (generated code counts
+/// there), before Rust code that reads or counts it runs.
+pub fn icount_from_left(cpu: &mut CpuState) {
+    cpu.icount = cpu.engine[word::UNTIL].wrapping_sub(cpu.engine[word::LEFT]);
+}
+
+/// Sets the instructions left from `CpuState::icount`, after Rust code that counted there
+/// and before generated code goes on.
+pub fn left_from_icount(cpu: &mut CpuState) {
+    cpu.engine[word::LEFT] = cpu.engine[word::UNTIL].wrapping_sub(cpu.icount);
+}
+
+/// Brings the count up to date and clears the engine words after a run, so the state
+/// compares with the interpreter's.
 pub fn leave(cpu: &mut CpuState) {
+    icount_from_left(cpu);
     cpu.engine = [0; softvisor_cpu::state::ENGINE_WORDS];
 }
 

@@ -41,7 +41,9 @@ pub unsafe extern "C" fn interpret(
     let platform = unsafe { &mut *ctx.platform };
     // SAFETY: `insn` points into the block's instruction list, alive as long as its code.
     let insn = unsafe { &*insn };
+    crate::context::icount_from_left(cpu);
     let result = execute(cpu, mem, platform, insn);
+    crate::context::left_from_icount(cpu);
     exit_of(ctx, mem, result)
 }
 
@@ -61,7 +63,9 @@ pub unsafe extern "C" fn interpret_fetched(_cpu: *mut CpuState, ctx: *mut JitCon
     // SAFETY: as in `interpret`.
     let platform = unsafe { &mut *ctx.platform };
     let fresh = decode_at(cpu, mem);
+    crate::context::icount_from_left(cpu);
     let result = fresh.and_then(|insn| execute(cpu, mem, platform, &insn));
+    crate::context::left_from_icount(cpu);
     match (exit_of(ctx, mem, result), fresh) {
         // The block goes on as after its own last instruction only if this one, too,
         // leaves the mode alone (see `translate::may_chain_after`).

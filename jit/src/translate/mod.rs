@@ -289,12 +289,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         // A block that does not fit in the budget returns before its first instruction
         // (reached by chaining or a jump in the region; the dispatcher checks before it
         // enters one).
-        let until = self
+        let left = self.left_after(0);
+        let over = self
             .b
             .ins()
-            .load(types::I64, state_flags(), self.cpu, crate::context::UNTIL);
-        let end = self.count_after(insns.len());
-        let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, until);
+            .icmp_imm_s(IntCC::UnsignedLessThan, left, insns.len() as i64);
         let stop = self.b.create_block();
         let body = self.b.create_block();
         self.b.set_cold_block(stop);
@@ -626,29 +625,40 @@ impl<'a, 'f> Translator<'a, 'f> {
             .store(state_flags(), v, self.cpu, offsets::RIP as i32);
     }
 
-    /// The instruction count after `retired` instructions of the current guest block.
-    fn count_after(&mut self, retired: usize) -> Value {
+    /// The instructions left in the budget after `retired` instructions of the current
+    /// guest block (generated code counts down there, see [`crate::context::LEFT`]).
+    fn left_after(&mut self, retired: usize) -> Value {
         let stored = self
             .b
             .ins()
-            .load(types::I64, state_flags(), self.cpu, offsets::ICOUNT as i32);
+            .load(types::I64, state_flags(), self.cpu, crate::context::LEFT);
         let more = retired as i64 - self.counted as i64;
         if more == 0 {
             stored
         } else {
-            self.b.ins().iadd_imm_s(stored, more)
+            self.b.ins().iadd_imm_s(stored, -more)
         }
     }
 
-    /// Stores the instruction count after `retired` instructions of the block.
+    /// The instruction count after `retired` instructions of the current guest block.
+    fn count_after(&mut self, retired: usize) -> Value {
+        let until = self
+            .b
+            .ins()
+            .load(types::I64, state_flags(), self.cpu, crate::context::UNTIL);
+        let left = self.left_after(retired);
+        self.b.ins().isub(until, left)
+    }
+
+    /// Counts `retired` instructions of the block as retired in the state.
     fn store_icount(&mut self, retired: usize) {
         if retired == self.counted {
             return;
         }
-        let v = self.count_after(retired);
+        let v = self.left_after(retired);
         self.b
             .ins()
-            .store(state_flags(), v, self.cpu, offsets::ICOUNT as i32);
+            .store(state_flags(), v, self.cpu, crate::context::LEFT);
     }
 
     /// Ends the current path: writes `cache` back, sets RIP (when given) and the count of
