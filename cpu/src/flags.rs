@@ -74,9 +74,12 @@ pub struct LazyFlags {
     pub bits: u64,
     /// Result of the pending operation, truncated to `size` bytes.
     pub res: u64,
-    /// First operand of the pending operation.
+    /// First operand of ADC or SBB. The other operations' first operand follows from
+    /// `res` and `src2` (see [`LazyFlags::operands`]), so translated code stores it only
+    /// for those two: one store fewer at every block exit with a compare pending.
     pub src1: u64,
-    /// Second operand of the pending operation.
+    /// Second operand of ADD, ADC, SUB or SBB (INC and DEC add or subtract 1, which
+    /// translated code does not store).
     pub src2: u64,
     /// Carry in for ADC/SBB (0 or 1).
     pub carry_in: u64,
@@ -167,10 +170,26 @@ impl LazyFlags {
         self.carry_in = u64::from(cin);
     }
 
+    /// The two operands of the pending operation. Only ADC and SBB (whose carry in
+    /// makes them ambiguous) read `src1`; the others' first operand is their result minus
+    /// or plus the second, and INC's and DEC's second is 1.
+    #[inline]
+    fn operands(&self) -> (u64, u64) {
+        let mask = size_mask(self.size);
+        match self.op {
+            CcOp::Add => (self.res.wrapping_sub(self.src2) & mask, self.src2),
+            CcOp::Sub => (self.res.wrapping_add(self.src2) & mask, self.src2),
+            CcOp::Inc => (self.res.wrapping_sub(1) & mask, 1),
+            CcOp::Dec => (self.res.wrapping_add(1) & mask, 1),
+            _ => (self.src1, self.src2),
+        }
+    }
+
     /// CF of the pending operation, without the other five.
     #[inline]
     fn carry(&self) -> bool {
-        let (res, a, b) = (self.res, self.src1, self.src2);
+        let res = self.res;
+        let (a, b) = self.operands();
         match self.op {
             CcOp::Eflags | CcOp::Inc | CcOp::Dec => self.bits & CF != 0,
             CcOp::Add => res < a,
@@ -195,7 +214,8 @@ impl LazyFlags {
 
     /// The arithmetic flags the pending operation produces.
     fn compute_arith(&self) -> u64 {
-        let (res, a, b, size) = (self.res, self.src1, self.src2, self.size);
+        let (res, size) = (self.res, self.size);
+        let (a, b) = self.operands();
         let sign = sign_bit(size);
         let of = match self.op {
             CcOp::Eflags => return self.bits & ARITH,
@@ -257,7 +277,8 @@ impl LazyFlags {
             (6 | 7, CcOp::Sub) => {
                 // SF != OF after a - b is a signed a < b at the operation's size.
                 let unused = 64 - 8 * self.size;
-                let less = ((self.src1 << unused) as i64) < ((self.src2 << unused) as i64);
+                let (a, b) = self.operands();
+                let less = ((a << unused) as i64) < ((b << unused) as i64);
                 less || (cc >> 1 == 7 && self.zero())
             }
             (6 | 7, CcOp::Logic) => {
@@ -284,6 +305,42 @@ impl LazyFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_adc_and_sbb_read_the_first_source() {
+        let cases = [
+            (CcOp::Add, 1, 0x7f, 0x81),
+            (CcOp::Add, 8, u64::MAX, 2),
+            (CcOp::Sub, 1, 0x10, 0x20),
+            (CcOp::Sub, 4, 0x8000_0000, 1),
+            (CcOp::Sub, 8, 5, 5),
+            (CcOp::Inc, 2, 0x7fff, 1),
+            (CcOp::Dec, 8, 0, 1),
+        ];
+        for (op, size, a, b) in cases {
+            let mask = size_mask(size);
+            let res = match op {
+                CcOp::Add | CcOp::Inc => a.wrapping_add(b),
+                _ => a.wrapping_sub(b),
+            };
+            let mut f = LazyFlags::default();
+            f.set_lazy(op, size, res, a, b);
+            let want = (
+                f.get(),
+                (0..16).map(|cc| f.condition(cc)).collect::<Vec<_>>(),
+            );
+            // What translated code leaves: no first source, and no second for INC/DEC.
+            f.src1 = !a & mask;
+            if matches!(op, CcOp::Inc | CcOp::Dec) {
+                f.src2 = 0x55 & mask;
+            }
+            let got = (
+                f.get(),
+                (0..16).map(|cc| f.condition(cc)).collect::<Vec<_>>(),
+            );
+            assert_eq!(got, want, "{op:?} size {size} {a:#x} {b:#x}");
+        }
+    }
 
     #[test]
     fn logic_flags_ignore_the_sources_and_the_arithmetic_bits() {

@@ -79,18 +79,20 @@ impl Translator<'_, '_> {
         self.b
             .ins()
             .store(f, p.res, self.cpu, offsets::FLAGS_RES as i32);
-        if p.op == CcOp::Logic {
-            // A logic result's flags come from the result alone (`LazyFlags` never reads
-            // the sources of one).
-            return;
+        // What `LazyFlags::operands` reads: the sources of ADD and SUB follow from the
+        // result and the second, INC's and DEC's from the result alone, and a logic
+        // result's flags from the result alone.
+        if matches!(p.op, CcOp::Add | CcOp::Adc | CcOp::Sub | CcOp::Sbb) {
+            self.b
+                .ins()
+                .store(f, p.src2, self.cpu, offsets::FLAGS_SRC2 as i32);
         }
-        let src1 = self.src1(&p);
-        self.b
-            .ins()
-            .store(f, src1, self.cpu, offsets::FLAGS_SRC1 as i32);
-        self.b
-            .ins()
-            .store(f, p.src2, self.cpu, offsets::FLAGS_SRC2 as i32);
+        if matches!(p.op, CcOp::Adc | CcOp::Sbb) {
+            let src1 = self.src1(&p);
+            self.b
+                .ins()
+                .store(f, src1, self.cpu, offsets::FLAGS_SRC1 as i32);
+        }
         if let (CcOp::Adc | CcOp::Sbb, Some(cin)) = (p.op, p.extra) {
             self.b
                 .ins()
@@ -328,13 +330,27 @@ impl Translator<'_, '_> {
         let src2 = load(offsets::FLAGS_SRC2);
         let carry_in = load(offsets::FLAGS_CARRY_IN);
         let b = &mut self.b;
-        let add = b.ins().icmp(IntCC::UnsignedLessThan, res, src1);
-        let add_carry = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, res, src1);
-        let sub = b.ins().icmp(IntCC::UnsignedLessThan, src1, src2);
-        let sub_borrow = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, src1, src2);
+        // ADD carries when the result is below either source; SUB borrows when its first
+        // source, the result plus the second at the operation's size, is below the second
+        // (only ADC and SBB store their first source: `LazyFlags::operands`).
+        let add = b.ins().icmp(IntCC::UnsignedLessThan, res, src2);
+        let size = b.ins().load(types::I32, f, cpu, offsets::FLAGS_SIZE as i32);
+        let size = b.ins().uextend(types::I64, size);
+        let bits = b.ins().ishl_imm_s(size, 3);
+        let width = b.ins().iconst(types::I64, 64);
+        let unused = b.ins().isub(width, bits);
+        let all = b.ins().iconst(types::I64, -1);
+        let mask = b.ins().ushr(all, unused);
+        let sum = b.ins().iadd(res, src2);
+        let sub_src1 = b.ins().band(sum, mask);
+        let sub = b.ins().icmp(IntCC::UnsignedLessThan, sub_src1, src2);
+        let adc_plain = b.ins().icmp(IntCC::UnsignedLessThan, res, src1);
+        let adc_carry = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, res, src1);
+        let sbb_plain = b.ins().icmp(IntCC::UnsignedLessThan, src1, src2);
+        let sbb_borrow = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, src1, src2);
         let cin = b.ins().icmp_imm_s(IntCC::NotEqual, carry_in, 0);
-        let adc = b.ins().select(cin, add_carry, add);
-        let sbb = b.ins().select(cin, sub_borrow, sub);
+        let adc = b.ins().select(cin, adc_carry, adc_plain);
+        let sbb = b.ins().select(cin, sbb_borrow, sbb_plain);
         // The logic group's CF is 0.
         let mut carry = self.b.ins().iconst(types::I64, 0);
         for (kind, value) in [
