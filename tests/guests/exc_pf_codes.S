@@ -1,8 +1,9 @@
 # #PF (vector 14) error codes and CR2: not present (0), supervisor page read from ring 3
-# (U|P = 5), read-only write from ring 3 (U|W|P = 7), a reserved bit (RSVD|P = 9), and an
-# instruction fetch from an NX page (I/D|P = 0x11). Then an INC keeping a carry its block
-# found in the lazy state, right before a CMP that faults: the RFLAGS the fault saves hold
-# that carry (the JIT computes it only on the way out).
+# (U|P = 5), read-only write from ring 3 (U|W|P = 7, also by a read-modify-write), a
+# reserved bit (RSVD|P = 9), and an instruction fetch from an NX page (I/D|P = 0x11).
+# Then an INC keeping a carry its block found in the lazy state, right before a CMP that
+# faults: the RFLAGS the fault saves hold that carry (the JIT computes it only on the way
+# out).
 .include "lib/long.inc"
 .set PT, 0x13000
 test_main:
@@ -51,11 +52,16 @@ user:
     cmp qword ptr [LAST_CR2], 0x601000
     jne user_bad
     mov al, byte ptr [0x601000]      # reading the read-only page is fine
+    # A read-modify-write of it faults as a write, though its read would not (the page
+    # is in the TLB for reading now), and leaves the byte alone.
+    expect_fault 7, user_bad, add byte ptr [0x601000], 1
+    cmp byte ptr [0x601000], al
+    jne user_bad
     syscall
 user_bad:
     ud2
 kernel_again:
-    cmp qword ptr [FAULTS], 605
+    cmp qword ptr [FAULTS], 606
     jne bad
     jmp pass
 bad:

@@ -2,7 +2,7 @@
 # translated) takes effect the next time it runs, whether the store is in the same block,
 # patches the very next instruction, patches a function on another page, or patches the
 # part of an instruction that lies on the page after its start, or patches a function whose
-# translation a compile thread is still working on.
+# translation a compile thread is still working on, or is a read-modify-write.
 .include "lib/long.inc"
 .set FUNC, 0x200000
 # A function whose first instruction starts 2 bytes before a page boundary.
@@ -86,6 +86,19 @@ next_site:
     mov eax, FUNC_ASYNC
     call rax
     cmp eax, 11
+    jne bad
+    # 6. A loop whose body patches its own immediate with a read-modify-write (ADD to
+    #    memory, which probes the TLB once for its load and store): 1, 2, 3.
+    xor ebx, ebx
+    mov ecx, 3
+5:
+rmw_site:
+    mov eax, 1
+    add ebx, eax
+    add dword ptr [rmw_site + 1], 1
+    dec ecx
+    jnz 5b
+    cmp ebx, 6
     jne bad
     jmp pass
 bad:
