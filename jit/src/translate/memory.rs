@@ -144,6 +144,7 @@ impl Translator<'_, '_> {
             self.b.ins().jump(slow, &[]);
         }
         self.b.switch_to_block(slow);
+        let linear = self.recomputed(linear);
         let size_v = self.b.ins().iconst(types::I64, i64::from(size));
         let ctx = self.ctx();
         let slow_value = match value {
@@ -384,6 +385,17 @@ impl Translator<'_, '_> {
             Some((base, k)) if k.wrapping_add(offset) == 0 => base,
             Some((base, k)) => self.b.ins().iadd_imm_s(base, k.wrapping_add(offset)),
             None => self.b.ins().iadd_imm_s(v, offset),
+        }
+    }
+
+    /// `v` computed again in the current block when it is `base + k`: for a cold path, so
+    /// that the hot path's copy of an address dies at its last use there. (The probe's
+    /// index shift overwrites its operand: an address also live into the slow path had
+    /// been copied first, at every access.)
+    fn recomputed(&mut self, v: Value) -> Value {
+        match self.displaced(v) {
+            Some((base, k)) => self.b.ins().iadd_imm_s(base, k),
+            None => v,
         }
     }
 
