@@ -44,7 +44,7 @@ pub const ID: u64 = 1 << 21;
 pub const ARITH: u64 = CF | PF | AF | ZF | SF | OF;
 
 /// The operation whose flags are pending.
-#[repr(u32)]
+#[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CcOp {
     /// Flags are materialized in [`LazyFlags::bits`].
@@ -85,8 +85,9 @@ pub struct LazyFlags {
     pub carry_in: u64,
     /// The pending operation.
     pub op: CcOp,
-    /// Operand size of the pending operation in bytes (1, 2, 4 or 8).
-    pub size: u32,
+    /// Operand size of the pending operation in bytes (1, 2, 4 or 8). Beside `op`, both
+    /// 16 bits wide, so that translated code sets the two with one 32-bit immediate store.
+    pub size: u16,
 }
 
 impl Default for LazyFlags {
@@ -149,7 +150,7 @@ impl LazyFlags {
         }
         let mask = size_mask(size);
         self.op = op;
-        self.size = size;
+        self.size = size as u16;
         self.res = res & mask;
         self.src1 = src1 & mask;
         self.src2 = src2 & mask;
@@ -175,7 +176,7 @@ impl LazyFlags {
     /// or plus the second, and INC's and DEC's second is 1.
     #[inline]
     fn operands(&self) -> (u64, u64) {
-        let mask = size_mask(self.size);
+        let mask = size_mask(self.size.into());
         match self.op {
             CcOp::Add => (self.res.wrapping_sub(self.src2) & mask, self.src2),
             CcOp::Sub => (self.res.wrapping_add(self.src2) & mask, self.src2),
@@ -208,13 +209,13 @@ impl LazyFlags {
         if self.op == CcOp::Eflags {
             self.bits & ZF != 0
         } else {
-            self.res & size_mask(self.size) == 0
+            self.res & size_mask(self.size.into()) == 0
         }
     }
 
     /// The arithmetic flags the pending operation produces.
     fn compute_arith(&self) -> u64 {
-        let (res, size) = (self.res, self.size);
+        let (res, size) = (self.res, u32::from(self.size));
         let (a, b) = self.operands();
         let sign = sign_bit(size);
         let of = match self.op {
@@ -276,14 +277,14 @@ impl LazyFlags {
             (3, _) => self.carry() || self.zero(),
             (6 | 7, CcOp::Sub) => {
                 // SF != OF after a - b is a signed a < b at the operation's size.
-                let unused = 64 - 8 * self.size;
+                let unused = 64 - 8 * u32::from(self.size);
                 let (a, b) = self.operands();
                 let less = ((a << unused) as i64) < ((b << unused) as i64);
                 less || (cc >> 1 == 7 && self.zero())
             }
             (6 | 7, CcOp::Logic) => {
                 // OF is clear: SF alone.
-                let negative = self.res & sign_bit(self.size) != 0;
+                let negative = self.res & sign_bit(self.size.into()) != 0;
                 negative || (cc >> 1 == 7 && self.zero())
             }
             _ => {

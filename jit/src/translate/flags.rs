@@ -52,7 +52,7 @@ pub(super) struct Pending {
 }
 
 // `store_flags` writes the lazy operation and its size with one little-endian store.
-const _: () = assert!(offsets::FLAGS_SIZE == offsets::FLAGS_OP + 4);
+const _: () = assert!(offsets::FLAGS_SIZE == offsets::FLAGS_OP + 2);
 const _: () = assert!(cfg!(target_endian = "little"));
 
 impl Translator<'_, '_> {
@@ -70,9 +70,9 @@ impl Translator<'_, '_> {
             _ => None,
         };
         let f = state_flags();
-        // The operation and its size are adjacent u32s: one store.
-        let op_and_size = (p.op as u32 as i64) | (i64::from(p.size) << 32);
-        let op_and_size = self.b.ins().iconst(types::I64, op_and_size);
+        // The operation and its size are adjacent u16s: one store of an immediate.
+        let op_and_size = (p.op as u16 as i64) | (i64::from(p.size) << 16);
+        let op_and_size = self.b.ins().iconst(types::I32, op_and_size);
         self.b
             .ins()
             .store(f, op_and_size, self.cpu, offsets::FLAGS_OP as i32);
@@ -123,7 +123,7 @@ impl Translator<'_, '_> {
     fn store_computed(&mut self, arith: Value) {
         let f = state_flags();
         self.merge_flag_bits(ARITH, arith);
-        let op = self.b.ins().iconst(types::I32, CcOp::Eflags as i64);
+        let op = self.b.ins().iconst(types::I16, CcOp::Eflags as i64);
         self.b
             .ins()
             .store(f, op, self.cpu, offsets::FLAGS_OP as i32);
@@ -301,7 +301,7 @@ impl Translator<'_, '_> {
         let op = self
             .b
             .ins()
-            .load(types::I32, f, cpu, offsets::FLAGS_OP as i32);
+            .uload16(types::I32, f, cpu, offsets::FLAGS_OP as i32);
         let in_bits = self.b.ins().band_imm_s(bits, CF as i64);
         // ADD, ADC, SUB, SBB and the logic group are consecutive.
         const _: () = assert!(
@@ -334,8 +334,9 @@ impl Translator<'_, '_> {
         // source, the result plus the second at the operation's size, is below the second
         // (only ADC and SBB store their first source: `LazyFlags::operands`).
         let add = b.ins().icmp(IntCC::UnsignedLessThan, res, src2);
-        let size = b.ins().load(types::I32, f, cpu, offsets::FLAGS_SIZE as i32);
-        let size = b.ins().uextend(types::I64, size);
+        let size = b
+            .ins()
+            .uload16(types::I64, f, cpu, offsets::FLAGS_SIZE as i32);
         let bits = b.ins().ishl_imm_s(size, 3);
         let width = b.ins().iconst(types::I64, 64);
         let unused = b.ins().isub(width, bits);
