@@ -408,7 +408,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn emit_interpreted(&mut self, insn: &Instruction, fetched: bool) -> Flow {
         self.flush();
         self.store_rip(insn.ip());
-        self.store_icount(self.index);
+        self.store_retired(self.index);
         let ctx = self.ctx();
         let code = if fetched {
             let f = helpers::interpret_fetched as *const ();
@@ -651,7 +651,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 
     /// Counts `retired` instructions of the block as retired in the state.
-    fn store_icount(&mut self, retired: usize) {
+    fn store_retired(&mut self, retired: usize) {
         if retired == self.counted {
             return;
         }
@@ -668,7 +668,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         if let Some(rip) = rip {
             self.store_rip(rip);
         }
-        self.store_icount(retired);
+        self.store_retired(retired);
         let code = self.b.ins().iconst(types::I64, code as i64);
         self.b.ins().return_(&[code]);
     }
@@ -684,7 +684,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn exit_to(&mut self, rip: Value) {
         let cache = self.cache.clone();
         self.write_back(&cache);
-        self.store_icount(self.index + 1);
+        self.store_retired(self.index + 1);
         if let (true, Some(tlb)) = (self.chaining.jump_cache, self.tlb) {
             self.jump_through_cache(rip, tlb);
         }
@@ -752,7 +752,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             let header = block.header;
             let cache = self.cache.clone();
             self.write_back(&cache);
-            self.store_icount(self.index + 1);
+            self.store_retired(self.index + 1);
             self.b.ins().jump(header, &[]);
             return;
         }
@@ -762,7 +762,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let cache = self.cache.clone();
         self.write_back(&cache);
-        self.store_icount(self.index + 1);
+        self.store_retired(self.index + 1);
         // The slot lives in the block's own allocation, as long as this code.
         let slot_addr = self.chaining.slots.wrapping_add(2 * self.current + slot) as i64;
         let slot_addr = self.b.ins().iconst(types::I64, slot_addr);

@@ -131,7 +131,7 @@ impl Translator<'_, '_> {
         self.set_gpr(1, zero);
         self.store_dirty();
         self.store_rip(insn.next_ip());
-        self.store_icount(self.index + 1);
+        self.store_retired(self.index + 1);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(slow);
         let flow = self.emit_interpreted(insn, false);
