@@ -191,9 +191,26 @@ impl Translator<'_, '_> {
 
     fn binary(&mut self, m: Mnemonic) -> Option<()> {
         let size = self.op_size(0);
+        if matches!(m, Mnemonic::Xor | Mnemonic::Sub) && self.zeroes_a_register() {
+            // Zero whatever the register held, with the flags of a logic result of zero
+            // (SUB's CF, OF and AF are clear as well): the old value is never read.
+            let zero = self.constant(0);
+            self.write_operand0(zero)?;
+            self.set_flags(CcOp::Logic, size, zero, zero, zero);
+            return Some(());
+        }
         let a = self.read_operand(0, size)?;
         let b = self.read_operand(1, size)?;
         let cin = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| self.carry());
+        if self.constant_value(b) == Some(0) && matches!(m, Mnemonic::Cmp | Mnemonic::Sub) {
+            // `cmp byte [rdi], 0`: the result is the operand, already of its size (a
+            // quick compile would have kept the subtraction and masked it again).
+            if m == Mnemonic::Sub {
+                self.write_operand0(a)?;
+            }
+            self.set_flags(CcOp::Sub, size, a, a, b);
+            return Some(());
+        }
         let i = self.b.ins();
         let (res, op) = match m {
             Mnemonic::Add => (i.iadd(a, b), CcOp::Add),
@@ -221,6 +238,14 @@ impl Translator<'_, '_> {
             p.extra = Some(cin);
         }
         Some(())
+    }
+
+    /// Whether the instruction's two operands are the same register (`xor eax, eax`).
+    fn zeroes_a_register(&self) -> bool {
+        let insn = &self.insn;
+        insn.op_kind(0) == OpKind::Register
+            && insn.op_kind(1) == OpKind::Register
+            && insn.op0_register() == insn.op1_register()
     }
 
     fn unary(&mut self, m: Mnemonic) -> Option<()> {

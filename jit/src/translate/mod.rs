@@ -558,6 +558,12 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// The bytes that can be non-zero in `v`, when its definition says (a zero
     /// extension, a narrow load, a mask, a constant).
     fn zero_extended_from(&self, v: Value) -> Option<u32> {
+        self.zero_extended_within(v, 3)
+    }
+
+    /// [`Self::zero_extended_from`], looking through at most `depth` logic operations (a
+    /// value can be its own operand twice, so the walk must be bounded).
+    fn zero_extended_within(&self, v: Value, depth: u32) -> Option<u32> {
         use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
         let dfg = &self.b.func.dfg;
         let ValueDef::Result(inst, 0) = dfg.value_def(v) else {
@@ -581,8 +587,24 @@ impl<'a, 'f> Translator<'a, 'f> {
             } if dfg.value_type(v) == types::I64 => Some(bytes_of(imm.bits() as u64)),
             InstructionData::Binary {
                 opcode: Opcode::Band,
-                args: [_, mask],
-            } => Some(bytes_of(self.constant_value(mask)? as u64)),
+                args: [x, y],
+            } => {
+                if let Some(mask) = self.constant_value(y) {
+                    return Some(bytes_of(mask as u64));
+                }
+                let x = self.zero_extended_within(x, depth.checked_sub(1)?);
+                let y = self.zero_extended_within(y, depth - 1);
+                x.into_iter().chain(y).min()
+            }
+            // A logic result is no wider than its operands (`xor eax, ebx` written back).
+            InstructionData::Binary {
+                opcode: Opcode::Bor | Opcode::Bxor,
+                args: [x, y],
+            } => {
+                let depth = depth.checked_sub(1)?;
+                let x = self.zero_extended_within(x, depth)?;
+                Some(x.max(self.zero_extended_within(y, depth)?))
+            }
             _ => None,
         }
     }
@@ -592,9 +614,30 @@ impl<'a, 'f> Translator<'a, 'f> {
         if size >= 8 {
             return v;
         }
-        let shift = i64::from(64 - 8 * size);
-        let up = self.b.ins().ishl_imm_s(v, shift);
-        self.b.ins().sshr_imm_s(up, shift)
+        let narrow = types::Type::int_with_byte_size(size as u16).expect("1, 2 or 4 bytes");
+        // One `movsx` (two shifts had been two instructions, and a 32-bit register read
+        // a third for its zero extension, which the narrow value skips).
+        let low = match self.extended_from(v) {
+            Some(from) if self.b.func.dfg.value_type(from) == narrow => from,
+            _ => self.b.ins().ireduce(narrow, v),
+        };
+        self.b.ins().sextend(types::I64, low)
+    }
+
+    /// `x` when `v` is `uextend(x)`.
+    fn extended_from(&self, v: Value) -> Option<Value> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let dfg = &self.b.func.dfg;
+        let ValueDef::Result(inst, 0) = dfg.value_def(v) else {
+            return None;
+        };
+        match dfg.insts[inst] {
+            InstructionData::Unary {
+                opcode: Opcode::Uextend,
+                arg,
+            } => Some(arg),
+            _ => None,
+        }
     }
 
     // ----- write-back and exits -----
