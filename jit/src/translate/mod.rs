@@ -746,17 +746,27 @@ impl<'a, 'f> Translator<'a, 'f> {
             .b
             .ins()
             .load(types::I64, f, self.cpu, crate::context::JUMP_CACHE);
-        let folded = self.b.ins().ushr_imm_s(rip, HASH_SHIFT);
-        let hash = self.b.ins().bxor(rip, folded);
-        let index = self.b.ins().band_imm_s(hash, (ENTRIES - 1) as i64);
-        let offset = self.b.ins().ishl_imm_s(index, ENTRY_SHIFT);
         let set = ((self.mode.tlb_mode * ENTRIES) as i64) << ENTRY_SHIFT;
-        let offset = if set == 0 {
-            offset
-        } else {
-            self.b.ins().iadd_imm_s(offset, set)
+        let entry = match self.constant_value(rip) {
+            // A direct jump or call to another page: its entry is known now (quick
+            // compiles would hash the constant at run time).
+            Some(target) => {
+                let offset = set + ((jc::index(target as u64) as i64) << ENTRY_SHIFT);
+                self.b.ins().iadd_imm_s(table, offset)
+            }
+            None => {
+                let folded = self.b.ins().ushr_imm_s(rip, HASH_SHIFT);
+                let hash = self.b.ins().bxor(rip, folded);
+                let index = self.b.ins().band_imm_s(hash, (ENTRIES - 1) as i64);
+                let offset = self.b.ins().ishl_imm_s(index, ENTRY_SHIFT);
+                let offset = if set == 0 {
+                    offset
+                } else {
+                    self.b.ins().iadd_imm_s(offset, set)
+                };
+                self.b.ins().iadd(table, offset)
+            }
         };
-        let entry = self.b.ins().iadd(table, offset);
         let entry_rip = self.b.ins().load(types::I64, f, entry, jc::RIP);
         let same_rip = self.b.ins().icmp(IntCC::Equal, entry_rip, rip);
         // Two compares and branches rather than their AND: each lowers to `cmp` and `jcc`
