@@ -5,9 +5,10 @@
 //! `Tlb::entries[mode][index]` with `index = (linear >> 12) % TLB_ENTRIES` and
 //! `mode` the set of [`tlb_set`]. An entry is 32 bytes:
 //! `read_tag, write_tag, exec_tag, addend`, all `u64`. A tag is the page-aligned linear
-//! address when that kind of access may use the fast path, and [`INVALID_TAG`] otherwise.
-//! The fast path is: compute the index, compare `linear & !0xfff` with the tag, check the
-//! access does not cross the page, and access host memory at `linear + addend`.
+//! address when that kind of access may use the fast path, and the slot's
+//! [`invalid_tag`] otherwise. The fast path is: compute the index, check that the page of
+//! the access's last byte is the tag (`(tag ^ last) < 4096`, which also rejects an access
+//! crossing into the next page), and access host memory at `linear + addend`.
 //!
 //! A write tag is only filled for RAM pages that are writable, already dirty, and hold no
 //! translated code; MMIO pages get no tags at all. Everything else takes the slow path.
@@ -21,8 +22,18 @@ const LARGE_PAGE_SIZES: [u64; 3] = [1 << 21, 1 << 22, 1 << 30];
 
 /// Entries per privilege set.
 pub const TLB_ENTRIES: usize = 4096;
-/// A tag that matches no page-aligned address.
-pub const INVALID_TAG: u64 = u64::MAX;
+/// The high bits of every invalid tag: a non-canonical address.
+const INVALID_HIGH: u64 = 1 << 63;
+
+/// The tag of slot `index` for a kind of access that may not use the fast path: a
+/// non-canonical page whose index bits are `index + 2`. The page of an access's last byte,
+/// looked up in slot `index`, has index bits `index` or (crossing into the next page)
+/// `index + 1`, so it is never this page, even when the access is non-canonical: compared
+/// by `(tag ^ last) < 4096` or by equality, an invalid tag never hits.
+#[inline]
+pub const fn invalid_tag(index: usize) -> u64 {
+    INVALID_HIGH | ((((index + 2) % TLB_ENTRIES) as u64) << 12)
+}
 /// Privilege sets: supervisor, user, and supervisor while SMAP lets explicit accesses
 /// reach user pages (RFLAGS.AC set): that set's entries may map user pages for the kernel,
 /// so they are used only while AC stays set, by the slow path and by blocks translated
@@ -46,12 +57,16 @@ pub struct TlbEntry {
 }
 
 impl TlbEntry {
-    const EMPTY: TlbEntry = TlbEntry {
-        read_tag: INVALID_TAG,
-        write_tag: INVALID_TAG,
-        exec_tag: INVALID_TAG,
-        addend: 0,
-    };
+    /// The entry of slot `index` with no fast path at all.
+    const fn empty(index: usize) -> TlbEntry {
+        let invalid = invalid_tag(index);
+        TlbEntry {
+            read_tag: invalid,
+            write_tag: invalid,
+            exec_tag: invalid,
+            addend: 0,
+        }
+    }
 }
 
 /// Slow-path facts about an entry, kept apart so the fast-path entry stays 32 bytes.
@@ -161,7 +176,7 @@ impl Tlb {
         let meta = unsafe { &raw mut (*at).meta }.cast::<TlbMeta>();
         for slot in 0..TLB_MODES * TLB_ENTRIES {
             // SAFETY: `slot` is within the array `entries` points to.
-            unsafe { entries.wrapping_add(slot).write(TlbEntry::EMPTY) };
+            unsafe { entries.wrapping_add(slot).write(TlbEntry::empty(slot % TLB_ENTRIES)) };
             // SAFETY: `slot` is within the array `meta` points to.
             unsafe { meta.wrapping_add(slot).write(TlbMeta::default()) };
         }
@@ -206,7 +221,7 @@ impl Tlb {
     pub fn fill(&mut self, mode: usize, fill: &TlbFill) {
         let page = fill.linear & !0xfff;
         let index = tlb_index(page);
-        let tag = |allowed: bool| if allowed { page } else { INVALID_TAG };
+        let tag = |allowed: bool| if allowed { page } else { invalid_tag(index) };
         self.entries[mode][index] = TlbEntry {
             read_tag: tag(fill.read),
             write_tag: tag(fill.write),
@@ -239,7 +254,7 @@ impl Tlb {
         let filled = std::mem::take(&mut self.filled);
         for &slot in filled.global.iter().chain(&filled.local) {
             let (entry, meta) = self.slot_mut(slot);
-            *entry = TlbEntry::EMPTY;
+            *entry = TlbEntry::empty(slot_index(slot));
             (meta.in_global_list, meta.in_local_list) = (false, false);
         }
         self.filled = filled.emptied();
@@ -254,7 +269,7 @@ impl Tlb {
             meta.in_local_list = false;
             // Refilled as global since it was listed: the global list has it too.
             if !meta.global {
-                *entry = TlbEntry::EMPTY;
+                *entry = TlbEntry::empty(slot_index(slot));
             }
         }
         local.clear();
@@ -285,13 +300,14 @@ impl Tlb {
 
     /// Empties the entry at `slot` if its page covers `linear`.
     fn drop_if_covering(&mut self, slot: u32, linear: u64) {
+        let invalid = invalid_tag(slot_index(slot));
         let (entry, meta) = self.slot_mut(slot);
         let tag = [entry.read_tag, entry.write_tag, entry.exec_tag]
             .into_iter()
-            .find(|&t| t != INVALID_TAG);
+            .find(|&t| t != invalid);
         let span = !(meta.page_size.max(PAGE_SIZE) - 1);
         if tag.is_some_and(|page| page & span == linear & span) {
-            *entry = TlbEntry::EMPTY;
+            *entry = TlbEntry::empty(slot_index(slot));
         }
     }
 
@@ -302,16 +318,21 @@ impl Tlb {
         for &slot in filled.global.iter().chain(&filled.local) {
             let (entry, meta) = self.slot_mut(slot);
             if meta.phys_page == phys_page {
-                entry.write_tag = INVALID_TAG;
+                entry.write_tag = invalid_tag(slot_index(slot));
             }
         }
         self.filled = filled;
     }
 
     fn slot_mut(&mut self, slot: u32) -> (&mut TlbEntry, &mut TlbMeta) {
-        let (mode, index) = (slot as usize / TLB_ENTRIES, slot as usize % TLB_ENTRIES);
+        let (mode, index) = (slot as usize / TLB_ENTRIES, slot_index(slot));
         (&mut self.entries[mode][index], &mut self.meta[mode][index])
     }
+}
+
+/// The index within its set of a slot of [`Filled`]'s lists.
+fn slot_index(slot: u32) -> usize {
+    slot as usize % TLB_ENTRIES
 }
 
 impl Filled {
@@ -435,5 +456,34 @@ mod tests {
         tlb.protect_phys_page(0x5000);
         assert!(tlb.lookup(0, 0x5000, AccessKind::Write).is_none());
         assert!(tlb.lookup(0, 0x5000, AccessKind::Read).is_some());
+    }
+
+    /// Generated code tests `(tag ^ last) < 4096`, `last` the access's last byte, whose page
+    /// is the slot's own or the next: an invalid tag must fail that for every address the
+    /// slot can be probed with (a false hit would reach host memory through `addend`).
+    #[test]
+    fn no_access_probing_a_slot_matches_its_invalid_tag() {
+        let highs = [0, INVALID_HIGH, 0xffff_8000_0000_0000, 0x7fff_ffff_f000_0000, !0xff_ffff];
+        for index in 0..TLB_ENTRIES {
+            let invalid = invalid_tag(index);
+            for high in highs {
+                let first = (high & !0xff_ffff) | (index as u64) << 12;
+                for offset in [0, 1, 0x7ff, 0xfff] {
+                    let linear = first | offset;
+                    assert_eq!(tlb_index(linear), index);
+                    for size in [1u64, 2, 8, 16, 4096] {
+                        let last = linear.wrapping_add(size - 1);
+                        assert!(invalid ^ last >= 4096, "{linear:#x}+{size} at {index}");
+                    }
+                }
+            }
+        }
+        // And a flushed TLB looks up nothing.
+        let mut tlb = Tlb::new();
+        tlb.fill(1, &fill(0x8000_0000_0000_3000, true, false, 4096));
+        tlb.flush_all();
+        for linear in [0x8000_0000_0000_5000u64, 0x8000_0000_0000_3000, 0] {
+            assert!(tlb.lookup(1, linear, AccessKind::Read).is_none());
+        }
     }
 }

@@ -16,6 +16,7 @@ use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, 
 use iced_x86::Register;
 use softvisor_cpu::offsets;
 use softvisor_mmu::tlb::{TlbEntry, TLB_ENTRIES};
+use softvisor_mmu::PAGE_SIZE;
 const _: () = assert!(core::mem::size_of::<TlbEntry>().is_power_of_two());
 
 /// Flags for guest memory through a host pointer: may be unaligned, never traps (the
@@ -193,11 +194,20 @@ impl Translator<'_, '_> {
             }
             None => {
                 let last = self.add_offset(linear, i64::from(size - 1));
-                let page = self.b.ins().band_imm_s(last, !0xfff);
-                self.b.ins().icmp(IntCC::Equal, page, tag)
+                self.same_page(tag, last)
             }
         };
         self.host_address_if(hit, entry, linear, miss)
+    }
+
+    /// Whether `tag` is the page of `last`: `(tag ^ last) < 4096`, which needs no copy of
+    /// `last` to mask (`last & !0xfff == tag` had: x64 masks in place). An invalid tag
+    /// never passes (see `softvisor_mmu::tlb::invalid_tag`).
+    fn same_page(&mut self, tag: Value, last: Value) -> Value {
+        let differ = self.b.ins().bxor(tag, last);
+        self.b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, differ, PAGE_SIZE as i64)
     }
 
     /// [`Self::tlb_hit`] for `bytes` bytes (a value from 1 to 4096) at `linear`.
@@ -213,8 +223,7 @@ impl Translator<'_, '_> {
         let tag = self.tlb_tag(entry, kind);
         let end = self.b.ins().iadd(linear, bytes);
         let last = self.b.ins().iadd_imm_s(end, -1);
-        let page = self.b.ins().band_imm_s(last, !0xfff);
-        let hit = self.b.ins().icmp(IntCC::Equal, page, tag);
+        let hit = self.same_page(tag, last);
         self.host_address_if(hit, entry, linear, miss)
     }
 
