@@ -1,7 +1,8 @@
 # Runs of PUSHes and POPs, which translated code probes the TLB for once per run: runs that
 # fit in one 4 KiB page and runs that straddle a page boundary (then each instruction is
-# translated alone), a run popping into one register twice, and a run of POPs whose third
-# reaches unmapped memory (the fault must leave the first two done and nothing after).
+# translated alone), a run popping into one register twice, a run of POPs whose third
+# reaches unmapped memory (the fault must leave the first two done and nothing after), and
+# POPs with the RET after them (a function's epilogue), across the boundary and faulting.
 .include "lib/long.inc"
 # A 4 KiB boundary inside a mapped 2 MiB page.
 .set BOUNDARY, 0x301000
@@ -108,9 +109,71 @@ pop_faulting:
     jne bad
     dec ecx
     jnz 2b
+    # 3. A function's epilogue, POPs and the RET after them, is one run too: 600 calls with
+    #    the return address moving over BOUNDARY - 8 .. BOUNDARY + 48, so the run's three
+    #    slots lie below the boundary, straddle it, or lie above it.
+    mov ecx, 600
+4:
+    mov eax, ecx
+    and eax, 7
+    lea rsp, [BOUNDARY + rax * 8]
+    mov r13, rsp
+    mov rbx, 0x1111111111111111
+    mov rbp, 0x2222222222222222
+    call push_and_pop
+    cmp rsp, r13
+    jne bad
+    mov rax, 0x1111111111111111
+    cmp rbx, rax
+    jne bad
+    mov rax, 0x2222222222222222
+    cmp rbp, rax
+    jne bad
+    dec ecx
+    jnz 4b
+    # 4. POP, POP, RET from END_OF_MAP - 16: the RET faults, with both POPs done. Twice,
+    #    the second time with the block translated.
+    mov ecx, 2
+5:
+    mov rsp, END_OF_MAP - 16
+    mov qword ptr [rsp], 0x55
+    mov qword ptr [rsp + 8], 0x66
+    xor edx, edx
+    xor r8d, r8d
+    lea r15, [rip + 6f]
+    pop rdx
+    pop r8
+ret_faulting:
+    ret
+6:
+    cmp qword ptr [LAST_VECTOR], 14
+    jne bad
+    mov rax, END_OF_MAP
+    cmp [LAST_CR2], rax
+    jne bad
+    cmp rsp, rax
+    jne bad
+    lea rax, [rip + ret_faulting]
+    cmp [LAST_RIP], rax
+    jne bad
+    cmp rdx, 0x55
+    jne bad
+    cmp r8, 0x66
+    jne bad
+    dec ecx
+    jnz 5b
     xor r15d, r15d
     mov rsp, r12
     jmp pass
+# Saves RBX and RBP, clobbers them and restores them: one block from PUSH to RET.
+push_and_pop:
+    push rbp
+    push rbx
+    xor ebx, ebx
+    xor ebp, ebp
+    pop rbx
+    pop rbp
+    ret
 bad:
     mov rsp, r12
     mov al, 2
