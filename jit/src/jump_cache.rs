@@ -68,6 +68,9 @@ const _: () = assert!(core::mem::size_of::<JumpEntry>() == 1 << ENTRY_SHIFT);
 
 /// How far [`index`] folds the page number into the offset.
 pub const HASH_SHIFT: i64 = 10;
+// Generated code rotates instead of shifting: the bits that wrap around must land above
+// the index.
+const _: () = assert!(ENTRIES.trailing_zeros() as i64 <= 64 - HASH_SHIFT);
 
 /// The entry index of `rip` within its set; generated code computes the same as
 /// `(rip ^ (rip >> HASH_SHIFT)) & (ENTRIES - 1)`.

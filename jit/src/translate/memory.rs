@@ -306,8 +306,11 @@ impl Translator<'_, '_> {
             return self.b.ins().iadd_imm_s(tlb, offset);
         }
         let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
-        // The page number's low bits, already scaled to the entry size.
-        let scaled = self.b.ins().ushr_imm_s(linear, 12 - ENTRY_SHIFT);
+        // The page number's low bits, already scaled to the entry size. A rotation, not a
+        // shift: the bits it brings to the top are masked off all the same, and x64 with
+        // BMI2 rotates into another register (`rorx`), where a shift overwrites its
+        // operand, which the access still needs (a copy first, at every probe).
+        let scaled = self.b.ins().rotr_imm_s(linear, 12 - ENTRY_SHIFT);
         let offset = self
             .b
             .ins()

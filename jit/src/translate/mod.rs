@@ -755,7 +755,9 @@ impl<'a, 'f> Translator<'a, 'f> {
                 self.b.ins().iadd_imm_s(table, offset)
             }
             None => {
-                let folded = self.b.ins().ushr_imm_s(rip, HASH_SHIFT);
+                // Rotated rather than shifted, as a TLB index is (`tlb_entry`): the bits
+                // that wrap around fall outside the mask.
+                let folded = self.b.ins().rotr_imm_s(rip, HASH_SHIFT);
                 let hash = self.b.ins().bxor(rip, folded);
                 let index = self.b.ins().band_imm_s(hash, (ENTRIES - 1) as i64);
                 let offset = self.b.ins().ishl_imm_s(index, ENTRY_SHIFT);
