@@ -176,7 +176,11 @@ impl Tlb {
         let meta = unsafe { &raw mut (*at).meta }.cast::<TlbMeta>();
         for slot in 0..TLB_MODES * TLB_ENTRIES {
             // SAFETY: `slot` is within the array `entries` points to.
-            unsafe { entries.wrapping_add(slot).write(TlbEntry::empty(slot % TLB_ENTRIES)) };
+            unsafe {
+                entries
+                    .wrapping_add(slot)
+                    .write(TlbEntry::empty(slot % TLB_ENTRIES))
+            };
             // SAFETY: `slot` is within the array `meta` points to.
             unsafe { meta.wrapping_add(slot).write(TlbMeta::default()) };
         }
@@ -463,7 +467,13 @@ mod tests {
     /// slot can be probed with (a false hit would reach host memory through `addend`).
     #[test]
     fn no_access_probing_a_slot_matches_its_invalid_tag() {
-        let highs = [0, INVALID_HIGH, 0xffff_8000_0000_0000, 0x7fff_ffff_f000_0000, !0xff_ffff];
+        let highs = [
+            0,
+            INVALID_HIGH,
+            0xffff_8000_0000_0000,
+            0x7fff_ffff_f000_0000,
+            !0xff_ffff,
+        ];
         for index in 0..TLB_ENTRIES {
             let invalid = invalid_tag(index);
             for high in highs {
