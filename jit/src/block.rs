@@ -156,7 +156,60 @@ pub(crate) fn is_repeated_string(insn: &Instruction) -> bool {
 
 /// Decodes the block at CS:RIP. Faults only if the first instruction cannot be fetched or
 /// decoded, exactly as the interpreter would.
+///
+/// In 64-bit code a direct JMP to the same page does not end the block: decoding goes on at
+/// its target (the JMP stays in the block, an instruction like any other), unless the
+/// target is inside the block already (a loop), its first instruction crosses into the
+/// next page, or it does not decode. One page still holds all of the block's code, so the
+/// cache keys it and a write drops it as before (its span covers every part).
 pub fn decode_block(cpu: &CpuState, mem: &mut dyn Memory) -> Result<GuestBlock, Exception> {
+    let mut block = decode_straight(cpu, mem, MAX_BLOCK_INSNS)?;
+    if block.bitness == 64 {
+        follow_jumps(cpu, mem, &mut block);
+    }
+    Ok(block)
+}
+
+/// Appends to `block` the code its last instruction jumps to, as [`decode_block`] says.
+fn follow_jumps(cpu: &CpuState, mem: &mut dyn Memory, block: &mut GuestBlock) {
+    // Long mode ignores CS's base: linear addresses are RIPs.
+    let page = block.rip & !(PAGE_SIZE - 1);
+    let mut at: Option<Box<CpuState>> = None;
+    while let Some(last) = block.insns.last() {
+        let room = MAX_BLOCK_INSNS - block.insns.len();
+        let target = last.near_branch_target();
+        let inside = |i: &Instruction| (i.ip()..i.next_ip()).contains(&target);
+        if !last.is_jmp_short_or_near()
+            || target & !(PAGE_SIZE - 1) != page
+            || room == 0
+            || block.insns.iter().any(inside)
+        {
+            return;
+        }
+        let at = at.get_or_insert_with(|| Box::new(cpu.clone()));
+        at.rip = target;
+        let Ok(rest) = decode_straight(at, mem, room) else {
+            return;
+        };
+        if runs_fetched(&rest.insns[0], 64) {
+            return;
+        }
+        block.insns.extend(rest.insns);
+        block.end = rest.end;
+    }
+}
+
+/// Whether `insn`, in a block that goes on after it, is a JMP [`decode_block`] followed.
+pub(crate) fn is_followed_jump(insn: &Instruction, next: Option<&Instruction>) -> bool {
+    insn.is_jmp_short_or_near() && next.is_some_and(|next| next.ip() == insn.near_branch_target())
+}
+
+/// The straight-line block at CS:RIP, at most `max_insns` long.
+fn decode_straight(
+    cpu: &CpuState,
+    mem: &mut dyn Memory,
+    max_insns: usize,
+) -> Result<GuestBlock, Exception> {
     let first = decode_at(cpu, mem)?;
     let bitness = cpu.bitness();
     let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
@@ -191,7 +244,7 @@ pub fn decode_block(cpu: &CpuState, mem: &mut dyn Memory) -> Result<GuestBlock, 
         decoder
             .set_position(offset)
             .expect("the first instruction lies within the fetched bytes");
-        while block.insns.len() < MAX_BLOCK_INSNS {
+        while block.insns.len() < max_insns {
             if window - offset < MAX_INSN_LEN && !decoder.can_decode() {
                 if can_grow {
                     window = page_left.min(LONG_WINDOW);
@@ -262,6 +315,30 @@ mod tests {
         );
         assert_eq!(block.end, BlockEnd::ControlTransfer);
         assert_eq!(block.insns[3].near_branch_target(), 0x100a);
+    }
+
+    #[test]
+    fn a_jump_within_the_page_is_followed_unless_it_loops() {
+        // 0x1000: inc eax; jmp 0x1010 | 0x1010: inc ebx; jmp 0x1008 | 0x1008: inc ecx;
+        // jmp 0x1010 (back into the block: it ends there).
+        let (cpu, mut mem) = at(0x1000, &[0xff, 0xc0, 0xeb, 0x0c]);
+        mem.ram
+            .write_bytes(0x1010, &[0xff, 0xc3, 0xeb, 0xf4])
+            .unwrap();
+        mem.ram
+            .write_bytes(0x1008, &[0xff, 0xc1, 0xeb, 0x04])
+            .unwrap();
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        let ips: Vec<u64> = block.insns.iter().map(|i| i.ip()).collect();
+        assert_eq!(ips, [0x1000, 0x1002, 0x1010, 0x1012, 0x1008, 0x100a]);
+        assert_eq!(block.end, BlockEnd::ControlTransfer);
+        assert!(is_followed_jump(&block.insns[1], block.insns.get(2)));
+        assert!(!is_followed_jump(&block.insns[5], None));
+        // A jump to another page ends the block.
+        let (cpu, mut mem) = at(0x1000, &[0xe9, 0xfb, 0x0f, 0x00, 0x00]); // jmp 0x2000
+        mem.ram.write_bytes(0x2000, &[0x90, 0xc3]).unwrap();
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(mnemonics(&block), [Mnemonic::Jmp]);
     }
 
     #[test]

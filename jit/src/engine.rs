@@ -944,7 +944,12 @@ fn decode_capped(
     insns.truncate(max_insns);
     let linear = cpu.segment(SegReg::Cs).base.wrapping_add(cpu.rip);
     let page_left = PAGE_SIZE - (linear & (PAGE_SIZE - 1));
-    let bytes: u64 = insns.iter().map(|i| i.len() as u64).sum();
+    // The straight part from CS:RIP (the code a followed JMP goes on to is in the page).
+    let straight = insns
+        .windows(2)
+        .position(|pair| pair[1].ip() != pair[0].next_ip())
+        .map_or(insns.len(), |at| at + 1);
+    let bytes: u64 = insns[..straight].iter().map(|i| i.len() as u64).sum();
     Ok((insns, bytes <= page_left))
 }
 
@@ -1065,11 +1070,12 @@ mod tests {
     #[test]
     fn a_block_inside_a_translated_region_is_translated_on_its_own() {
         use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
-        // 0x1000: dec ecx; jz 0x100c | 0x1004: inc eax; jmp 0x1000 | 0x100c: hlt
+        // 0x1000: dec ecx; jz 0x1008 | 0x1004: inc eax; jnz 0x1000 | 0x1008: hlt (a JNZ
+        // that is always taken: a JMP there would be followed into the head's code).
         let code = [
-            0xff, 0xc9, 0x74, 0x08, // dec ecx; jz +8
-            0xff, 0xc0, 0xe9, 0xf5, 0xff, 0xff, 0xff, // inc eax; jmp 0x1000
-            0xf4, 0xf4, // (padding) hlt
+            0xff, 0xc9, 0x74, 0x04, // dec ecx; jz +4
+            0xff, 0xc0, 0x75, 0xf8, // inc eax; jnz 0x1000
+            0xf4, // hlt
         ];
         let mut ram = GuestRam::new(0x10000).unwrap();
         ram.write_bytes(0x1000, &code).unwrap();
@@ -1102,10 +1108,14 @@ mod tests {
     #[test]
     fn a_code_write_drops_only_the_blocks_it_touches_and_the_links_to_them() {
         use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
-        // 0x1000: mov eax, 1; jmp 0x1010 | 0x1010: add eax, 2; hlt. Data at 0x1800.
+        // 0x1000: mov eax, 1; test eax, eax; jnz 0x1010 | 0x1010: add eax, 2; hlt. Data at
+        // 0x1800. (A JNZ: a JMP would be followed, making one block of both.)
         let mut ram = GuestRam::new(0x10000).unwrap();
-        ram.write_bytes(0x1000, &[0xb8, 0x01, 0x00, 0x00, 0x00, 0xeb, 0x09])
-            .unwrap();
+        ram.write_bytes(
+            0x1000,
+            &[0xb8, 0x01, 0x00, 0x00, 0x00, 0x85, 0xc0, 0x75, 0x07],
+        )
+        .unwrap();
         ram.write_bytes(0x1010, &[0x83, 0xc0, 0x02, 0xf4]).unwrap();
         let mut mem = SystemMemory::new(ram, Bus::new());
         let mut cpu = CpuState::new_long_mode();
@@ -1156,6 +1166,45 @@ mod tests {
         assert!(!links(&jit, &cpu).contains(&(second as u64)), "link cut");
         assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
         assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
+    }
+
+    #[test]
+    fn a_block_goes_on_through_a_jump_and_a_write_to_its_target_drops_it() {
+        use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
+        // 0x1000: mov eax, 1; jmp 0x1010 | 0x1010: add eax, 2; hlt.
+        let mut ram = GuestRam::new(0x10000).unwrap();
+        ram.write_bytes(0x1000, &[0xb8, 0x01, 0x00, 0x00, 0x00, 0xeb, 0x09])
+            .unwrap();
+        ram.write_bytes(0x1010, &[0x83, 0xc0, 0x02, 0xf4]).unwrap();
+        let mut mem = SystemMemory::new(ram, Bus::new());
+        let mut cpu = CpuState::new_long_mode();
+        let mut jit = Jit::new().unwrap().with_translate_after(1);
+        let mut platform = softvisor_cpu::NoPlatform;
+        let mut run_from_start = |jit: &mut Jit, cpu: &mut CpuState, mem: &mut SystemMemory| {
+            cpu.rip = 0x1000;
+            cpu.halted = false;
+            let exit = jit.run(cpu, mem, &mut platform, cpu.icount + 100);
+            assert!(matches!(exit, RunExit::Halted), "{exit:?}");
+            cpu.gpr[0]
+        };
+        let cached_insns = |jit: &Jit, cpu: &CpuState| {
+            let key = Key {
+                phys: 0x1000,
+                rip: 0x1000,
+                mode: mode_of(cpu, jit.has_tlb),
+            };
+            jit.cache.get(&key).map(|block| block.insns.len())
+        };
+        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 3);
+        assert_eq!(cpu.icount, 4);
+        // MOV, JMP, ADD and HLT in one block.
+        assert_eq!(cached_insns(&jit, &cpu), Some(4));
+        // Patching the ADD's immediate, past the JMP, drops the block.
+        mem.write_u8(0x1012, 5).unwrap();
+        jit.drop_written_code(&mut mem);
+        assert_eq!(cached_insns(&jit, &cpu), None);
+        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
+        assert_eq!(cpu.icount, 8);
     }
 
     #[test]

@@ -48,14 +48,22 @@ pub(crate) struct Heat {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ColdStep {
     pub form: FastOp,
+    /// The RIP after it when the block goes on.
     pub next_ip: u64,
 }
 
 impl ColdStep {
     pub fn of(insn: &Instruction) -> Self {
+        // Where the block goes on after it: a direct JMP inside a block is one that
+        // decoding followed (see `crate::block::decode_block`).
+        let next_ip = if insn.is_jmp_short_or_near() {
+            insn.near_branch_target()
+        } else {
+            insn.next_ip()
+        };
         Self {
             form: FastOp::of(insn),
-            next_ip: insn.next_ip(),
+            next_ip,
         }
     }
 }

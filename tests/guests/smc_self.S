@@ -2,7 +2,8 @@
 # translated) takes effect the next time it runs, whether the store is in the same block,
 # patches the very next instruction, patches a function on another page, or patches the
 # part of an instruction that lies on the page after its start, or patches a function whose
-# translation a compile thread is still working on, or is a read-modify-write.
+# translation a compile thread is still working on, or is a read-modify-write, or patches
+# code a block reached through a JMP it went on through.
 .include "lib/long.inc"
 .set FUNC, 0x200000
 # A function whose first instruction starts 2 bytes before a page boundary.
@@ -99,6 +100,27 @@ rmw_site:
     dec ecx
     jnz 5b
     cmp ebx, 6
+    jne bad
+    # 7. A loop whose block goes on through two JMPs (forward, then back to the loop's
+    #    tail), decoded as one block: the code past the first JMP increments an immediate
+    #    past it: 1, 2, ..., 40.
+    xor ebx, ebx
+    mov ecx, 40
+    .balign 64
+6:
+    jmp 7f
+8:
+    dec ecx
+    jnz 6b
+    jmp 9f
+7:
+jmp_site:
+    mov eax, 1
+    add ebx, eax
+    add dword ptr [jmp_site + 1], 1
+    jmp 8b
+9:
+    cmp ebx, 820
     jne bad
     jmp pass
 bad:

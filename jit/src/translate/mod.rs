@@ -307,6 +307,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         let mut last = Flow::Next;
         let mut index = 0;
         while let Some(insn) = insns.get(index) {
+            if crate::block::is_followed_jump(insn, insns.get(index + 1)) {
+                // Decoding went on at its target, the next instruction: nothing to do but
+                // count it (RIP is a constant wherever an exit stores it).
+                index += 1;
+                last = Flow::Next;
+                continue;
+            }
             let run = self.stack_run(&insns[index..]);
             if run > 1 {
                 self.emit_stack_run(index, &insns[index..index + run]);
