@@ -1105,29 +1105,37 @@ mod tests {
         assert_eq!((cpu.rip, cpu.gpr[0]), (0x1000, 1));
     }
 
+    /// Memory with `first` at 0x1000 and `add eax, 2; hlt` at 0x1010, a long-mode CPU and
+    /// an engine that translates at once.
+    fn two_parts(first: &[u8]) -> (softvisor_mmu::SystemMemory, CpuState, Jit) {
+        use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
+        let mut ram = GuestRam::new(0x10000).unwrap();
+        ram.write_bytes(0x1000, first).unwrap();
+        ram.write_bytes(0x1010, &[0x83, 0xc0, 0x02, 0xf4]).unwrap();
+        let mem = SystemMemory::new(ram, Bus::new());
+        let jit = Jit::new().unwrap().with_translate_after(1);
+        (mem, CpuState::new_long_mode(), jit)
+    }
+
+    /// Runs from 0x1000 to the HLT; returns EAX.
+    fn run_to_halt(
+        jit: &mut Jit,
+        cpu: &mut CpuState,
+        mem: &mut softvisor_mmu::SystemMemory,
+    ) -> u64 {
+        cpu.rip = 0x1000;
+        cpu.halted = false;
+        let exit = jit.run(cpu, mem, &mut softvisor_cpu::NoPlatform, cpu.icount + 100);
+        assert!(matches!(exit, RunExit::Halted), "{exit:?}");
+        cpu.gpr[0]
+    }
+
     #[test]
     fn a_code_write_drops_only_the_blocks_it_touches_and_the_links_to_them() {
-        use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
         // 0x1000: mov eax, 1; test eax, eax; jnz 0x1010 | 0x1010: add eax, 2; hlt. Data at
         // 0x1800. (A JNZ: a JMP would be followed, making one block of both.)
-        let mut ram = GuestRam::new(0x10000).unwrap();
-        ram.write_bytes(
-            0x1000,
-            &[0xb8, 0x01, 0x00, 0x00, 0x00, 0x85, 0xc0, 0x75, 0x07],
-        )
-        .unwrap();
-        ram.write_bytes(0x1010, &[0x83, 0xc0, 0x02, 0xf4]).unwrap();
-        let mut mem = SystemMemory::new(ram, Bus::new());
-        let mut cpu = CpuState::new_long_mode();
-        let mut jit = Jit::new().unwrap().with_translate_after(1);
-        let mut platform = softvisor_cpu::NoPlatform;
-        let mut run_from_start = |jit: &mut Jit, cpu: &mut CpuState, mem: &mut SystemMemory| {
-            cpu.rip = 0x1000;
-            cpu.halted = false;
-            let exit = jit.run(cpu, mem, &mut platform, cpu.icount + 100);
-            assert!(matches!(exit, RunExit::Halted), "{exit:?}");
-            cpu.gpr[0]
-        };
+        let (mut mem, mut cpu, mut jit) =
+            two_parts(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x85, 0xc0, 0x75, 0x07]);
         let cached = |jit: &Jit, cpu: &CpuState, rip: u64| {
             let mode = mode_of(cpu, jit.has_tlb);
             let key = Key {
@@ -1138,8 +1146,8 @@ mod tests {
             jit.cache.get(&key).map(|block| block.code as usize)
         };
         // Translated, then the first block jumps straight to the second through its link.
-        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 3);
-        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 3);
+        assert_eq!(run_to_halt(&mut jit, &mut cpu, &mut mem), 3);
+        assert_eq!(run_to_halt(&mut jit, &mut cpu, &mut mem), 3);
         let first = cached(&jit, &cpu, 0x1000).expect("translated");
         let second = cached(&jit, &cpu, 0x1010).expect("translated");
         let links = |jit: &Jit, cpu: &CpuState| {
@@ -1164,29 +1172,14 @@ mod tests {
         assert_eq!(cached(&jit, &cpu, 0x1000), Some(first));
         assert_eq!(cached(&jit, &cpu, 0x1010), None);
         assert!(!links(&jit, &cpu).contains(&(second as u64)), "link cut");
-        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
-        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
+        assert_eq!(run_to_halt(&mut jit, &mut cpu, &mut mem), 6);
+        assert_eq!(run_to_halt(&mut jit, &mut cpu, &mut mem), 6);
     }
 
     #[test]
     fn a_block_goes_on_through_a_jump_and_a_write_to_its_target_drops_it() {
-        use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
         // 0x1000: mov eax, 1; jmp 0x1010 | 0x1010: add eax, 2; hlt.
-        let mut ram = GuestRam::new(0x10000).unwrap();
-        ram.write_bytes(0x1000, &[0xb8, 0x01, 0x00, 0x00, 0x00, 0xeb, 0x09])
-            .unwrap();
-        ram.write_bytes(0x1010, &[0x83, 0xc0, 0x02, 0xf4]).unwrap();
-        let mut mem = SystemMemory::new(ram, Bus::new());
-        let mut cpu = CpuState::new_long_mode();
-        let mut jit = Jit::new().unwrap().with_translate_after(1);
-        let mut platform = softvisor_cpu::NoPlatform;
-        let mut run_from_start = |jit: &mut Jit, cpu: &mut CpuState, mem: &mut SystemMemory| {
-            cpu.rip = 0x1000;
-            cpu.halted = false;
-            let exit = jit.run(cpu, mem, &mut platform, cpu.icount + 100);
-            assert!(matches!(exit, RunExit::Halted), "{exit:?}");
-            cpu.gpr[0]
-        };
+        let (mut mem, mut cpu, mut jit) = two_parts(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0xeb, 0x09]);
         let cached_insns = |jit: &Jit, cpu: &CpuState| {
             let key = Key {
                 phys: 0x1000,
@@ -1195,7 +1188,7 @@ mod tests {
             };
             jit.cache.get(&key).map(|block| block.insns.len())
         };
-        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 3);
+        assert_eq!(run_to_halt(&mut jit, &mut cpu, &mut mem), 3);
         assert_eq!(cpu.icount, 4);
         // MOV, JMP, ADD and HLT in one block.
         assert_eq!(cached_insns(&jit, &cpu), Some(4));
@@ -1203,7 +1196,7 @@ mod tests {
         mem.write_u8(0x1012, 5).unwrap();
         jit.drop_written_code(&mut mem);
         assert_eq!(cached_insns(&jit, &cpu), None);
-        assert_eq!(run_from_start(&mut jit, &mut cpu, &mut mem), 6);
+        assert_eq!(run_to_halt(&mut jit, &mut cpu, &mut mem), 6);
         assert_eq!(cpu.icount, 8);
     }
 

@@ -8,6 +8,43 @@
 .set BOUNDARY, 0x301000
 # The start of a 2 MiB page this program unmaps (its PD entry cleared), 18 MiB into RAM.
 .set END_OF_MAP, 0x1200000
+# RSP back at R13, RBX and RBP holding what was pushed.
+.macro rsp_rbx_rbp_restored
+    cmp rsp, r13
+    jne bad
+    mov rax, 0x1111111111111111
+    cmp rbx, rax
+    jne bad
+    mov rax, 0x2222222222222222
+    cmp rbp, rax
+    jne bad
+.endm
+# RSP at END_OF_MAP - 16, below two slots holding 0x55 and 0x66 (RDX and R8 cleared
+# to pop them).
+.macro two_slots_below_end_of_map
+    mov rsp, END_OF_MAP - 16
+    mov qword ptr [rsp], 0x55
+    mov qword ptr [rsp + 8], 0x66
+    xor edx, edx
+    xor r8d, r8d
+.endm
+# A #PF at END_OF_MAP by the instruction at `site`, after RDX and R8 were popped.
+.macro popped_two_then_faulted site
+    cmp qword ptr [LAST_VECTOR], 14
+    jne bad
+    mov rax, END_OF_MAP
+    cmp [LAST_CR2], rax
+    jne bad
+    cmp rsp, rax
+    jne bad
+    lea rax, [rip + \site]
+    cmp [LAST_RIP], rax
+    jne bad
+    cmp rdx, 0x55
+    jne bad
+    cmp r8, 0x66
+    jne bad
+.endm
 test_main:
     mov r12, rsp
     # 1. 600 rounds; the stack top moves over BOUNDARY - 16 .. BOUNDARY + 40, so a run of
@@ -43,14 +80,7 @@ test_main:
     pop rsi
     pop rbp
     pop rbx
-    cmp rsp, r13
-    jne bad
-    mov rax, 0x1111111111111111
-    cmp rbx, rax
-    jne bad
-    mov rax, 0x2222222222222222
-    cmp rbp, rax
-    jne bad
+    rsp_rbx_rbp_restored
     mov rax, 0x3333333333333333
     cmp rsi, rax
     jne bad
@@ -74,11 +104,7 @@ test_main:
     invlpg [END_OF_MAP]
     mov ecx, 2
 2:
-    mov rsp, END_OF_MAP - 16
-    mov qword ptr [rsp], 0x55
-    mov qword ptr [rsp + 8], 0x66
-    xor edx, edx
-    xor r8d, r8d
+    two_slots_below_end_of_map
     mov r9, 0x77
     mov r10, 0x88
     lea r15, [rip + 3f]
@@ -89,20 +115,7 @@ pop_faulting:
     pop r10
     jmp bad
 3:
-    cmp qword ptr [LAST_VECTOR], 14
-    jne bad
-    mov rax, END_OF_MAP
-    cmp [LAST_CR2], rax
-    jne bad
-    cmp rsp, rax
-    jne bad
-    lea rax, [rip + pop_faulting]
-    cmp [LAST_RIP], rax
-    jne bad
-    cmp rdx, 0x55
-    jne bad
-    cmp r8, 0x66
-    jne bad
+    popped_two_then_faulted pop_faulting
     cmp r9, 0x77
     jne bad
     cmp r10, 0x88
@@ -121,45 +134,21 @@ pop_faulting:
     mov rbx, 0x1111111111111111
     mov rbp, 0x2222222222222222
     call push_and_pop
-    cmp rsp, r13
-    jne bad
-    mov rax, 0x1111111111111111
-    cmp rbx, rax
-    jne bad
-    mov rax, 0x2222222222222222
-    cmp rbp, rax
-    jne bad
+    rsp_rbx_rbp_restored
     dec ecx
     jnz 4b
     # 4. POP, POP, RET from END_OF_MAP - 16: the RET faults, with both POPs done. Twice,
     #    the second time with the block translated.
     mov ecx, 2
 5:
-    mov rsp, END_OF_MAP - 16
-    mov qword ptr [rsp], 0x55
-    mov qword ptr [rsp + 8], 0x66
-    xor edx, edx
-    xor r8d, r8d
+    two_slots_below_end_of_map
     lea r15, [rip + 6f]
     pop rdx
     pop r8
 ret_faulting:
     ret
 6:
-    cmp qword ptr [LAST_VECTOR], 14
-    jne bad
-    mov rax, END_OF_MAP
-    cmp [LAST_CR2], rax
-    jne bad
-    cmp rsp, rax
-    jne bad
-    lea rax, [rip + ret_faulting]
-    cmp [LAST_RIP], rax
-    jne bad
-    cmp rdx, 0x55
-    jne bad
-    cmp r8, 0x66
-    jne bad
+    popped_two_then_faulted ret_faulting
     dec ecx
     jnz 5b
     xor r15d, r15d
