@@ -179,7 +179,10 @@ fn follow_jumps(cpu: &CpuState, mem: &mut dyn Memory, block: &mut GuestBlock) {
         let room = MAX_BLOCK_INSNS - block.insns.len();
         let target = last.near_branch_target();
         let inside = |i: &Instruction| (i.ip()..i.next_ip()).contains(&target);
+        // (A JMP crossing into the next page is a block of its own, whose bytes there its
+        // translation checks when it runs: it must stay the block's last instruction.)
         if !last.is_jmp_short_or_near()
+            || runs_fetched(last, 64)
             || target & !(PAGE_SIZE - 1) != page
             || room == 0
             || block.insns.iter().any(inside)
@@ -338,6 +341,13 @@ mod tests {
         let (cpu, mut mem) = at(0x1000, &[0xe9, 0xfb, 0x0f, 0x00, 0x00]); // jmp 0x2000
         mem.ram.write_bytes(0x2000, &[0x90, 0xc3]).unwrap();
         let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(mnemonics(&block), [Mnemonic::Jmp]);
+        // So does a jump crossing into the next page, even back to its own page:
+        // jmp 0x1f00 from 0x1ffe (its displacement on the next page).
+        let (cpu, mut mem) = at(0x1ffe, &[0xe9, 0xfd, 0xfe, 0xff, 0xff]);
+        mem.ram.write_bytes(0x1f00, &[0x90, 0xc3]).unwrap();
+        let block = decode_block(&cpu, &mut mem).unwrap();
+        assert_eq!(block.insns[0].near_branch_target(), 0x1f00);
         assert_eq!(mnemonics(&block), [Mnemonic::Jmp]);
     }
 
