@@ -167,6 +167,11 @@ impl Translator<'_, '_> {
             .ins()
             .brif(st, redo, &[], merge, &[BlockArg::Value(slow_value)]);
         self.b.switch_to_block(merge);
+        if value.is_none() && size < 8 {
+            // Both ways zero-extend: a 32-bit register written with it needs no second
+            // extension (`mov (%r10,%rax),%eax; mov %eax,%eax` had been).
+            self.narrow_loads[result] = size as u8;
+        }
         result
     }
 

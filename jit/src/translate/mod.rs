@@ -176,6 +176,9 @@ pub(crate) struct Translator<'a, 'f> {
     /// Whether the instruction after the current one (in its guest block) replaces all
     /// six arithmetic flags without reading any.
     next_overwrites_flags: bool,
+    /// The bytes a guest load's result (the merge of its fast and slow paths, a block
+    /// parameter) can have non-zero: both paths zero-extend (0: not a narrow load).
+    narrow_loads: cranelift_codegen::entity::SecondaryMap<Value, u8>,
 }
 
 /// Memory flags for the CPU state and context: always valid and aligned.
@@ -272,6 +275,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             sse_checked: false,
             crossing,
             next_overwrites_flags: false,
+            narrow_loads: Default::default(),
         };
         for n in 0..t.blocks.len() {
             t.emit_guest_block(n, &insns[t.blocks[n].range.clone()]);
@@ -572,6 +576,9 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// value can be its own operand twice, so the walk must be bounded).
     fn zero_extended_within(&self, v: Value, depth: u32) -> Option<u32> {
         use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        if self.narrow_loads[v] != 0 {
+            return Some(u32::from(self.narrow_loads[v]));
+        }
         let dfg = &self.b.func.dfg;
         let ValueDef::Result(inst, 0) = dfg.value_def(v) else {
             return None;
