@@ -580,15 +580,14 @@ impl<'a, 'f> Translator<'a, 'f> {
             return Some(u32::from(self.narrow_loads[v]));
         }
         let dfg = &self.b.func.dfg;
+        if let Some(narrow) = self.extended_from(v) {
+            return Some(dfg.value_type(narrow).bytes());
+        }
         let ValueDef::Result(inst, 0) = dfg.value_def(v) else {
             return None;
         };
         let bytes_of = |n: u64| (64 - n.leading_zeros()).div_ceil(8);
         match dfg.insts[inst] {
-            InstructionData::Unary {
-                opcode: Opcode::Uextend,
-                arg,
-            } => Some(dfg.value_type(arg).bytes()),
             InstructionData::Load { opcode, .. } => match opcode {
                 Opcode::Uload8 => Some(1),
                 Opcode::Uload16 => Some(2),
