@@ -19,6 +19,13 @@ use softvisor_mmu::tlb::{TlbEntry, TLB_ENTRIES};
 use softvisor_mmu::PAGE_SIZE;
 const _: () = assert!(core::mem::size_of::<TlbEntry>().is_power_of_two());
 
+/// A TLB entry's address as its loads take it: a base and a constant offset.
+#[derive(Clone, Copy)]
+struct EntryAddress {
+    base: Value,
+    offset: i32,
+}
+
 /// Flags for guest memory through a host pointer: may be unaligned, never traps (the
 /// TLB only maps RAM), always little-endian.
 fn guest_flags() -> MemFlagsData {
@@ -215,6 +222,25 @@ impl Translator<'_, '_> {
             .icmp_imm_s(IntCC::UnsignedLessThan, differ, PAGE_SIZE as i64)
     }
 
+    /// [`Self::tlb_hit`] for 16 bytes that must be 16-byte aligned, misaligned ones going
+    /// to `miss` too: one test of `tag ^ linear` against the page bits and the low four
+    /// (an aligned operand cannot cross the page), where a separate alignment test and
+    /// branch had come first.
+    fn aligned_tlb_hit(
+        &mut self,
+        tlb: Value,
+        linear: Value,
+        kind: Access,
+        miss: cranelift_codegen::ir::Block,
+    ) -> Value {
+        let entry = self.tlb_entry(tlb, linear);
+        let tag = self.tlb_tag(entry, kind);
+        let differ = self.b.ins().bxor(tag, linear);
+        let page_or_misaligned = self.b.ins().band_imm_s(differ, !(PAGE_SIZE as i64 - 16));
+        let hit = self.b.ins().icmp_imm_s(IntCC::Equal, page_or_misaligned, 0);
+        self.host_address_if(hit, entry, linear, miss)
+    }
+
     /// [`Self::tlb_hit`] for `bytes` bytes (a value from 1 to 4096) at `linear`.
     pub(super) fn tlb_range_hit(
         &mut self,
@@ -233,14 +259,17 @@ impl Translator<'_, '_> {
     }
 
     /// The read or write tag of TLB entry `entry`.
-    fn tlb_tag(&mut self, entry: Value, kind: Access) -> Value {
+    fn tlb_tag(&mut self, entry: EntryAddress, kind: Access) -> Value {
         let tag_offset = match kind {
             Access::Read => core::mem::offset_of!(TlbEntry, read_tag),
             Access::Write => core::mem::offset_of!(TlbEntry, write_tag),
         } as i32;
-        self.b
-            .ins()
-            .load(types::I64, state_flags(), entry, tag_offset)
+        self.b.ins().load(
+            types::I64,
+            state_flags(),
+            entry.base,
+            entry.offset + tag_offset,
+        )
     }
 
     /// Goes to `miss` unless `hit`; else continues in a new current block with the host
@@ -248,7 +277,7 @@ impl Translator<'_, '_> {
     fn host_address_if(
         &mut self,
         hit: Value,
-        entry: Value,
+        entry: EntryAddress,
         linear: Value,
         miss: cranelift_codegen::ir::Block,
     ) -> Value {
@@ -258,8 +287,8 @@ impl Translator<'_, '_> {
         let addend = self.b.ins().load(
             types::I64,
             state_flags(),
-            entry,
-            core::mem::offset_of!(TlbEntry, addend) as i32,
+            entry.base,
+            entry.offset + core::mem::offset_of!(TlbEntry, addend) as i32,
         );
         self.b.ins().iadd(linear, addend)
     }
@@ -274,10 +303,6 @@ impl Translator<'_, '_> {
         aligned: bool,
         value: Option<Value>,
     ) -> Value {
-        if aligned {
-            let low = self.b.ins().band_imm_s(linear, 15);
-            self.redo_if(low);
-        }
         let kind = if value.is_some() {
             Access::Write
         } else {
@@ -292,7 +317,11 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(dead);
             return self.vector_zero();
         };
-        let host = self.tlb_hit(tlb, linear, 16, kind, redo);
+        let host = if aligned {
+            self.aligned_tlb_hit(tlb, linear, kind, redo)
+        } else {
+            self.tlb_hit(tlb, linear, 16, kind, redo)
+        };
         let f = guest_flags();
         match value {
             Some(v) => {
@@ -303,12 +332,18 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// Address of the TLB entry for `linear` in the block's privilege set.
-    fn tlb_entry(&mut self, tlb: Value, linear: Value) -> Value {
+    /// Address of the TLB entry for `linear` in the block's privilege set. The set's
+    /// offset stays a constant for the entry's loads to carry: added to the TLB pointer
+    /// first, it had been an `lea` at every probe (the tag's load folded into the XOR
+    /// takes `base + index` but not the sum's constant).
+    fn tlb_entry(&mut self, tlb: Value, linear: Value) -> EntryAddress {
         const ENTRY_SHIFT: i64 = core::mem::size_of::<TlbEntry>().trailing_zeros() as i64;
         if let Some(address) = self.constant_value(linear) {
             let offset = self.fixed_entry_offset(address as u64);
-            return self.b.ins().iadd_imm_s(tlb, offset);
+            return EntryAddress {
+                base: tlb,
+                offset: offset as i32,
+            };
         }
         let set = ((self.mode.tlb_mode * TLB_ENTRIES) as i64) << ENTRY_SHIFT;
         // The page number's low bits, already scaled to the entry size. A rotation, not a
@@ -316,16 +351,14 @@ impl Translator<'_, '_> {
         // BMI2 rotates into another register (`rorx`), where a shift overwrites its
         // operand, which the access still needs (a copy first, at every probe).
         let scaled = self.b.ins().rotr_imm_s(linear, 12 - ENTRY_SHIFT);
-        let offset = self
+        let index = self
             .b
             .ins()
             .band_imm_s(scaled, ((TLB_ENTRIES - 1) as i64) << ENTRY_SHIFT);
-        let base = if set == 0 {
-            tlb
-        } else {
-            self.b.ins().iadd_imm_s(tlb, set)
-        };
-        self.b.ins().iadd(base, offset)
+        EntryAddress {
+            base: self.b.ins().iadd(tlb, index),
+            offset: set as i32,
+        }
     }
 
     /// Guards an instruction crossing into the next page, decoded from `tail` there: goes
@@ -452,6 +485,14 @@ impl Translator<'_, '_> {
 
     pub(super) fn host_store(&mut self, host: Value, size: u32, v: Value) {
         let f = guest_flags();
+        if let Some(c) = self.constant_value(v) {
+            // A constant of the store's own width: x64 stores it as an immediate, where
+            // the narrowing stores take a register (`mov $0x1,%esi; mov %sil,(..)`).
+            let ty = Type::int_with_byte_size(size as u16).expect("access size");
+            let c = self.b.ins().iconst(ty, c & size_mask(size) as i64);
+            self.b.ins().store(f, c, host, 0);
+            return;
+        }
         let i = self.b.ins();
         match size {
             1 => i.istore8(f, v, host, 0),

@@ -71,6 +71,8 @@ struct Cache {
     /// Registers written since they were last stored to the CPU state (bit n: GPR n).
     dirty: u16,
     flags: Flags,
+    /// XMM registers as I8X16, written through to the state at once (`sse.rs`).
+    xmm: [Option<Value>; 16],
 }
 
 impl Cache {
@@ -79,6 +81,7 @@ impl Cache {
         regs: [None; 16],
         dirty: 0,
         flags: Flags::InMemory,
+        xmm: [None; 16],
     };
 }
 
@@ -433,8 +436,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.call_helper(self.sigs.interpret, f, &[self.cpu, ctx, insn_ptr])
         };
         let code = code.expect("the interpreter helpers return an exit code");
-        self.cache.regs = [None; 16];
-        self.cache.flags = Flags::InMemory;
+        self.cache = Cache::EMPTY;
         self.sse_checked = false;
         let leave = self.b.create_block();
         let go_on = self.b.create_block();

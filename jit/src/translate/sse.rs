@@ -4,8 +4,8 @@
 //! shifts and byte shifts, PSHUFB and PALIGNR. These are the bulk of libc's string and
 //! memory routines, which otherwise run one interpreter call each.
 //!
-//! XMM registers are read from and written to the CPU state directly (no caching: an XMM
-//! load after a store of the same slot is forwarded by the host). Values travel as I8X16
+//! XMM registers are written through to the CPU state and their values kept for later
+//! reads until the next interpreted instruction or block header (`Cache::xmm`). Values travel as I8X16
 //! and are reinterpreted per lane width. Semantics follow the interpreter's `simd_int`
 //! group; the host-differential suite and the lockstep mode hold the two together. Anything
 //! else, including MMX forms and shifts by a register count, goes to the interpreter.
@@ -285,22 +285,31 @@ impl Translator<'_, '_> {
         self.redo_if(bad);
     }
 
-    /// XMM register `reg` as I8X16.
+    /// XMM register `reg` as I8X16: the value last read or written in this stretch of
+    /// the block, else loaded from the state.
     fn xmm(&mut self, reg: Register) -> Value {
         let n = reg as usize - Register::XMM0 as usize;
-        self.b.ins().load(
+        if let Some(v) = self.cache.xmm[n] {
+            return v;
+        }
+        let v = self.b.ins().load(
             types::I8X16,
             state_flags(),
             self.cpu,
             offsets::xmm(n) as i32,
-        )
+        );
+        self.cache.xmm[n] = Some(v);
+        v
     }
 
+    /// Writes XMM register `reg` through to the state (an instruction's last step, after
+    /// its memory accesses), keeping the value for later reads.
     fn set_xmm(&mut self, reg: Register, v: Value) {
         let n = reg as usize - Register::XMM0 as usize;
         self.b
             .ins()
             .store(state_flags(), v, self.cpu, offsets::xmm(n) as i32);
+        self.cache.xmm[n] = Some(v);
     }
 
     /// Operand `op` as a 128-bit vector: an XMM register, 16 bytes of memory, or a
@@ -321,6 +330,14 @@ impl Translator<'_, '_> {
                 self.vector_from_low(low)
             }
         }
+    }
+
+    /// Whether operands 0 and 1 are the same XMM register.
+    fn same_xmm_operands(&self) -> bool {
+        let insn = &self.insn;
+        insn.op_kind(0) == OpKind::Register
+            && insn.op_kind(1) == OpKind::Register
+            && insn.op_register(0) == insn.op_register(1)
     }
 
     /// Operands 0 and 1 of a two-operand form.
@@ -395,6 +412,12 @@ impl Translator<'_, '_> {
 
     fn lanewise(&mut self, ty: Type, f: Lanewise) {
         use Lanewise::*;
+        if matches!(f, Xor | Sub) && self.same_xmm_operands() {
+            // The zeroing idiom (`pxor %xmm0,%xmm0`) needs no read of the register.
+            let zero = self.vector_zero();
+            self.put_vector(0, zero);
+            return;
+        }
         let (dst, src) = self.vector_pair();
         let a = self.as_lanes(dst, ty);
         let b = self.as_lanes(src, ty);
