@@ -204,11 +204,13 @@ impl Translator<'_, '_> {
         let cin = matches!(m, Mnemonic::Adc | Mnemonic::Sbb).then(|| self.carry());
         if self.constant_value(b) == Some(0) && matches!(m, Mnemonic::Cmp | Mnemonic::Sub) {
             // `cmp byte [rdi], 0`: the result is the operand, already of its size (a
-            // quick compile would have kept the subtraction and masked it again).
+            // quick compile would have kept the subtraction and masked it again), and its
+            // flags are a logic result's (CF, OF and AF clear): pending as one, an exit
+            // stores no second operand.
             if m == Mnemonic::Sub {
                 self.write_operand0(a)?;
             }
-            self.set_flags(CcOp::Sub, size, a, a, b);
+            self.set_flags(CcOp::Logic, size, a, a, b);
             return Some(());
         }
         let i = self.b.ins();
