@@ -33,13 +33,13 @@ pub type EntryFn = unsafe extern "C" fn(*mut CpuState, *mut JitContext<'_>, *con
 /// Trampolines to the slow-path memory helpers, compiled in Cranelift's preserve-all
 /// convention: a call to one clobbers no register, so the inline fast path around it keeps
 /// the CPU-state, context and TLB pointers in registers instead of spilling them for a call
-/// that rarely happens. They take the helpers' arguments and return nothing; a load's
-/// value is left in [`JitContext::loaded`].
+/// that rarely happens. They take the helpers' arguments and return nothing; a store's
+/// value is passed, and a load's left, in [`JitContext::slow_value`].
 #[derive(Clone, Copy, Debug)]
 pub struct SlowPaths {
     /// `(cpu, ctx, addr, size)`: [`crate::helpers::load`] on all but `cpu`.
     pub load: *const u8,
-    /// `(cpu, ctx, addr, size, value)`: [`crate::helpers::store`] on all but `cpu`.
+    /// `(cpu, ctx, addr, size)`: [`crate::helpers::store`] on all but `cpu`.
     pub store: *const u8,
 }
 
@@ -204,9 +204,9 @@ impl Backend {
         let load = self.compile_trampoline(
             crate::helpers::load as *const (),
             3,
-            Some(crate::context::LOADED),
+            Some(crate::context::SLOW_VALUE),
         )?;
-        let store = self.compile_trampoline(crate::helpers::store as *const (), 4, None)?;
+        let store = self.compile_trampoline(crate::helpers::store as *const (), 3, None)?;
         Ok(SlowPaths { load, store })
     }
 

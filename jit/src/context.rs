@@ -104,9 +104,11 @@ pub fn leave(cpu: &mut CpuState) {
 pub struct JitContext<'a> {
     /// Written by the slow-path memory helpers, see [`status`].
     pub status: u64,
-    /// The value the last slow-path load read (the preserve-all trampolines return
-    /// nothing in registers).
-    pub loaded: u64,
+    /// The value a slow-path store writes, or the one a slow-path load read: the
+    /// preserve-all trampolines return nothing in registers, and a store's value passed
+    /// in one had to be in that argument register at the call, which cost the fast path
+    /// copies to keep it elsewhere afterwards.
+    pub slow_value: u64,
     /// The guest CPU.
     pub cpu: *mut CpuState,
     /// Guest memory.
@@ -128,8 +130,8 @@ pub struct JitContext<'a> {
 
 /// Offset of [`JitContext::status`].
 pub const STATUS: i32 = offset_of!(JitContext<'static>, status) as i32;
-/// Offset of [`JitContext::loaded`].
-pub const LOADED: i32 = offset_of!(JitContext<'static>, loaded) as i32;
+/// Offset of [`JitContext::slow_value`].
+pub const SLOW_VALUE: i32 = offset_of!(JitContext<'static>, slow_value) as i32;
 /// Offset of [`JitContext::link`].
 pub const LINK: i32 = offset_of!(JitContext<'static>, link) as i32;
 /// Offset of [`JitContext::link_page`].
@@ -147,7 +149,7 @@ impl<'a> JitContext<'a> {
     ) -> Self {
         Self {
             status: status::OK,
-            loaded: 0,
+            slow_value: 0,
             cpu,
             mem,
             platform,

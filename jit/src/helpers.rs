@@ -117,15 +117,16 @@ pub unsafe extern "C" fn load(ctx: *mut JitContext<'_>, addr: u64, size: u64) ->
     })
 }
 
-/// The slow path of a `size`-byte store of `value` at linear `addr` in 64-bit mode: as
-/// [`load`], with [`softvisor_mmu::Memory::write_plain`] (a write to a tracked code page is
-/// redone too, so the interpreter reports it). Touches only memory.
+/// The slow path of a `size`-byte store of the context's `slow_value` at linear `addr` in
+/// 64-bit mode: as [`load`], with [`softvisor_mmu::Memory::write_plain`] (a write to a
+/// tracked code page is redone too, so the interpreter reports it). Touches only memory.
 ///
 /// # Safety
 /// `ctx` must be the live context of the running block.
-pub unsafe extern "C" fn store(ctx: *mut JitContext<'_>, addr: u64, size: u64, value: u64) {
+pub unsafe extern "C" fn store(ctx: *mut JitContext<'_>, addr: u64, size: u64) {
     // SAFETY: the live context of the running block (see `interpret`).
     let ctx = unsafe { &mut *ctx };
+    let value = ctx.slow_value;
     // SAFETY: the memory outlives the block and nothing else borrows it meanwhile.
     let mem = unsafe { &mut *ctx.mem };
     if !(is_canonical(addr) && mem.write_plain(addr, size as usize, value)) {

@@ -9,7 +9,7 @@
 //! makes plain RAM accesses only; anything else the interpreter redoes.
 
 use super::{size_mask, state_flags, CrossingTail, Translator};
-use crate::context::{LOADED, STATUS};
+use crate::context::{SLOW_VALUE, STATUS};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::BlockArg;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
@@ -135,7 +135,20 @@ impl Translator<'_, '_> {
     /// has a side effect the rest of the block would have to stop for.
     fn access(&mut self, linear: Value, size: u32, kind: Access, value: Option<Value>) -> Value {
         let merge = self.b.create_block();
-        let result = self.b.append_block_param(merge, types::I64);
+        // A load's value comes from either way; a store's is the one stored, defined
+        // before the split (passed through the merge, quick compiles had copied it at
+        // every store and often kept the copy in a callee-saved register).
+        let result = match value {
+            Some(v) => v,
+            None => self.b.append_block_param(merge, types::I64),
+        };
+        let merge_args = |v: Value| -> Vec<BlockArg> {
+            if value.is_some() {
+                Vec::new()
+            } else {
+                vec![BlockArg::Value(v)]
+            }
+        };
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         if let Some(tlb) = self.tlb {
@@ -147,7 +160,7 @@ impl Translator<'_, '_> {
                 }
                 None => self.host_load(host, size),
             };
-            self.b.ins().jump(merge, &[BlockArg::Value(loaded)]);
+            self.b.ins().jump(merge, &merge_args(loaded));
         } else {
             self.b.ins().jump(slow, &[]);
         }
@@ -158,13 +171,16 @@ impl Translator<'_, '_> {
         let slow_value = match value {
             Some(v) => {
                 let f = self.slow.store.cast::<()>();
-                self.call_helper(self.sigs.store, f, &[self.cpu, ctx, linear, size_v, v]);
+                self.b.ins().store(state_flags(), v, ctx, SLOW_VALUE);
+                self.call_helper(self.sigs.store, f, &[self.cpu, ctx, linear, size_v]);
                 v
             }
             None => {
                 let f = self.slow.load.cast::<()>();
                 self.call_helper(self.sigs.load, f, &[self.cpu, ctx, linear, size_v]);
-                self.b.ins().load(types::I64, state_flags(), ctx, LOADED)
+                self.b
+                    .ins()
+                    .load(types::I64, state_flags(), ctx, SLOW_VALUE)
             }
         };
         // OK is 0: anything else is REDO.
@@ -172,7 +188,7 @@ impl Translator<'_, '_> {
         let redo = self.redo_block();
         self.b
             .ins()
-            .brif(st, redo, &[], merge, &[BlockArg::Value(slow_value)]);
+            .brif(st, redo, &[], merge, &merge_args(slow_value));
         self.b.switch_to_block(merge);
         if value.is_none() && size < 8 {
             // Both ways zero-extend: a 32-bit register written with it needs no second

@@ -198,7 +198,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     ) -> Sigs {
         let block = b.import_signature(block_sig);
         let load = preserve_all(b, 4);
-        let store = preserve_all(b, 5);
+        let store = preserve_all(b, 4);
         let mut sig = |params: &[Type], ret: bool| {
             let mut s = Signature::new(call_conv);
             s.params.push(AbiParam::new(ptr));
