@@ -124,38 +124,39 @@ test_main:
     bsf eax, eax
     cmp eax, 13
     jne bad
-    # The carry across a block boundary (each JMP ends a block; INC keeps CF, ADC reads it).
+    # The carry across a block boundary (each JO to the next instruction ends a block, where
+    # a JMP would be followed; INC keeps CF, ADC reads it).
     xor ecx, ecx
     mov eax, -1
     add eax, 1                      # CF = 1 (ADD)
-    jmp 1f
+    jo 1f
 1:  inc ebx
     adc ecx, 0                      # ecx = 1
     mov eax, 0
     cmp eax, 1                      # CF = 1 (SUB)
-    jmp 1f
+    jo 1f
 1:  inc ebx
     adc ecx, 0                      # ecx = 2
     stc
     mov eax, 5
     adc eax, -6                     # 5 + 0xffffffff... + 1 = 0, CF = 1 (ADC)
-    jmp 1f
+    jo 1f
 1:  inc ebx
     adc ecx, 0                      # ecx = 3
     stc
     mov eax, 0
     sbb eax, 0                      # 0 - 0 - 1, CF = 1 (SBB)
-    jmp 1f
+    jo 1f
 1:  inc ebx
     adc ecx, 0                      # ecx = 4
     stc
     or eax, eax                     # CF = 0 (logic)
-    jmp 1f
+    jo 1f
 1:  inc ebx
     adc ecx, 0                      # ecx = 4
     stc
     inc eax                         # CF kept = 1 (INC)
-    jmp 1f
+    jo 1f
 1:  inc ebx
     adc ecx, 0                      # ecx = 5
     cmp ecx, 5
@@ -163,23 +164,38 @@ test_main:
     # An INC whose kept carry (of an ADD, so not yet in the RFLAGS bits, which hold a
     # clear CF) is only stored at its block's exit, then read by the next block.
     clc
-    jmp 1f
+    jo 1f
 1:  mov eax, -1
     add eax, 1                      # CF = 1
-    jmp 1f
+    jo 1f
 1:  inc ebx
-    jmp 1f
+    jo 1f
 1:  adc ecx, 0                      # ecx = 6
     stc
-    jmp 1f
+    jo 1f
 1:  mov eax, 0
     add eax, 1                      # CF = 0
-    jmp 1f
+    jo 1f
 1:  dec ebx
     jc bad
-    jmp 1f
+    jo 1f
 1:  adc ecx, 0                      # ecx = 6
     cmp ecx, 6
+    jne bad
+    # INC at a block's start, its carry that of the previous block's ADD, then a followed
+    # JMP and a CMP that faults: the fault's RFLAGS (restored by the handler's IRETQ) hold
+    # the kept carry, though the CMP would have replaced it.
+    lea r15, [rip + 2f]
+    mov rsi, 0x40000000             # above the mapped gigabyte
+    mov eax, -1
+    add eax, 1                      # CF = 1
+    jo 1f
+1:  inc ebx
+    jmp 1f
+1:  cmp byte ptr [rsi], 0
+    jmp bad
+2:  jnc bad
+    cmp qword ptr [LAST_VECTOR], 14
     jne bad
     jmp pass
 bad:

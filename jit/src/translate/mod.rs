@@ -328,7 +328,8 @@ impl<'a, 'f> Translator<'a, 'f> {
                 last = Flow::Next;
                 continue;
             }
-            self.next_overwrites_flags = insns.get(index + 1).is_some_and(overwrites_flags);
+            self.next_overwrites_flags =
+                next_executed(insns, index + 1).is_some_and(overwrites_flags);
             last = self.emit_insn(index, insn);
             if matches!(last, Flow::Terminated) {
                 return;
@@ -930,6 +931,15 @@ fn preserve_all(b: &mut FunctionBuilder, args: usize) -> SigRef {
 /// dispatcher itself when the fresh instruction is not of this kind.
 pub(crate) fn may_chain_after(insn: &Instruction) -> bool {
     crate::block::ends_block(insn).is_none() || crate::block::is_repeated_string(insn)
+}
+
+/// The first instruction from `insns[from]` on that runs, past followed JMPs (which
+/// translate to nothing): `inc edx; jmp 1f; 1: cmp byte [rdi], 0` had computed INC's
+/// carry at every run for a CMP that replaces it.
+fn next_executed(insns: &[Instruction], from: usize) -> Option<&Instruction> {
+    (from..insns.len())
+        .find(|&k| !crate::block::is_followed_jump(&insns[k], insns.get(k + 1)))
+        .map(|k| &insns[k])
 }
 
 /// Whether `insn` sets all six arithmetic flags from its operands alone (reading none).
