@@ -197,6 +197,15 @@ test_main:
 2:  jnc bad
     cmp qword ptr [LAST_VECTOR], 14
     jne bad
+    # The same with DEC and a faulting SHR by a constant, which replaces all six flags too.
+    lea r15, [rip + 2f]
+    mov eax, -1
+    add eax, 1                      # CF = 1
+    jo 1f
+1:  dec ebx
+    shr qword ptr [rsi], 3
+    jmp bad
+2:  jnc bad
     jmp pass
 bad:
     mov al, 2

@@ -942,19 +942,33 @@ fn next_executed(insns: &[Instruction], from: usize) -> Option<&Instruction> {
         .map(|k| &insns[k])
 }
 
-/// Whether `insn` sets all six arithmetic flags from its operands alone (reading none).
+/// Whether `insn` sets all six arithmetic flags from its operands alone (reading none):
+/// the arithmetic and logic group, NEG, and SHL/SHR/SAR by a constant that is not zero
+/// once masked (as `shift.rs` translates them; a zero count keeps the flags).
 fn overwrites_flags(insn: &Instruction) -> bool {
-    use iced_x86::Mnemonic;
-    matches!(
-        insn.mnemonic(),
+    use iced_x86::{Mnemonic, OpKind};
+    match insn.mnemonic() {
         Mnemonic::Add
-            | Mnemonic::Sub
-            | Mnemonic::Cmp
-            | Mnemonic::Test
-            | Mnemonic::And
-            | Mnemonic::Or
-            | Mnemonic::Xor
-    )
+        | Mnemonic::Sub
+        | Mnemonic::Cmp
+        | Mnemonic::Test
+        | Mnemonic::And
+        | Mnemonic::Or
+        | Mnemonic::Xor
+        | Mnemonic::Neg => true,
+        Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => {
+            let mask = if insn.op0_register().size() == 8 || insn.memory_size().size() == 8 {
+                63
+            } else {
+                31
+            };
+            match insn.op_count() {
+                1 => true,
+                _ => insn.op_kind(1) == OpKind::Immediate8 && insn.immediate8() & mask != 0,
+            }
+        }
+        _ => false,
+    }
 }
 
 /// Mask of the low `size` bytes.
