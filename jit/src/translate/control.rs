@@ -4,7 +4,7 @@
 //! registers (a function's prologue or epilogue) probes the TLB once for all its slots.
 
 use super::integer::condition_nibble;
-use super::memory::Access;
+use super::memory::{Access, Extent};
 use super::{Flow, Translator};
 use cranelift_codegen::entity::EntityRef;
 use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value};
@@ -170,7 +170,7 @@ impl Translator<'_, '_> {
         self.b.set_cold_block(miss);
         let low = self.add_offset(rsp, if push { -8 * n } else { 0 });
         let kind = if push { Access::Write } else { Access::Read };
-        let host = self.tlb_hit(tlb, low, 8 * n as u32, kind, miss);
+        let host = self.tlb_hit(tlb, low, Extent::Bytes(8 * n as u32), kind, miss);
         for (k, insn) in run.iter().enumerate() {
             let k = k as i64;
             if push {

@@ -191,7 +191,7 @@ impl Translator<'_, '_> {
 
     fn binary(&mut self, m: Mnemonic) -> Option<()> {
         let size = self.op_size(0);
-        if matches!(m, Mnemonic::Xor | Mnemonic::Sub) && self.zeroes_a_register() {
+        if matches!(m, Mnemonic::Xor | Mnemonic::Sub) && self.same_register_operands() {
             // Zero whatever the register held, with the flags of a logic result of zero
             // (SUB's CF, OF and AF are clear as well): the old value is never read.
             let zero = self.constant(0);
@@ -208,6 +208,17 @@ impl Translator<'_, '_> {
             // flags are a logic result's (CF, OF and AF clear): pending as one, an exit
             // stores no second operand.
             if m == Mnemonic::Sub {
+                self.write_operand0(a)?;
+            }
+            self.set_flags(CcOp::Logic, size, a, a, b);
+            return Some(());
+        }
+        if matches!(m, Mnemonic::Test | Mnemonic::And | Mnemonic::Or)
+            && self.same_register_operands()
+        {
+            // `test eax, eax`: the result is the operand (a quick compile had copied it and
+            // ANDed the copy with itself).
+            if m != Mnemonic::Test {
                 self.write_operand0(a)?;
             }
             self.set_flags(CcOp::Logic, size, a, a, b);
@@ -242,8 +253,9 @@ impl Translator<'_, '_> {
         Some(())
     }
 
-    /// Whether the instruction's two operands are the same register (`xor eax, eax`).
-    fn zeroes_a_register(&self) -> bool {
+    /// Whether the instruction's two operands are the same register (`xor eax, eax`,
+    /// `test eax, eax`).
+    pub(super) fn same_register_operands(&self) -> bool {
         let insn = &self.insn;
         insn.op_kind(0) == OpKind::Register
             && insn.op_kind(1) == OpKind::Register

@@ -26,6 +26,17 @@ struct EntryAddress {
     offset: i32,
 }
 
+/// What a TLB probe covers.
+#[derive(Clone, Copy)]
+pub(super) enum Extent {
+    /// `n` bytes (1 to 4096).
+    Bytes(u32),
+    /// A run of as many bytes as the value (1 to 4096).
+    Run(Value),
+    /// 16 bytes that must be 16-byte aligned: a misaligned access misses too.
+    Aligned16,
+}
+
 /// Flags for guest memory through a host pointer: may be unaligned, never traps (the
 /// TLB only maps RAM), always little-endian.
 fn guest_flags() -> MemFlagsData {
@@ -152,7 +163,7 @@ impl Translator<'_, '_> {
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         if let Some(tlb) = self.tlb {
-            let host = self.tlb_hit(tlb, linear, size, kind, slow);
+            let host = self.tlb_hit(tlb, linear, Extent::Bytes(size), kind, slow);
             let loaded = match value {
                 Some(v) => {
                     self.host_store(host, size, v);
@@ -198,14 +209,14 @@ impl Translator<'_, '_> {
         result
     }
 
-    /// The inline TLB probe for `size` bytes at `linear`: a hit continues in a new current
+    /// The inline TLB probe for `extent` at `linear`: a hit continues in a new current
     /// block and returns the host address; a miss, or an access crossing the page, goes to
     /// `miss`.
     pub(super) fn tlb_hit(
         &mut self,
         tlb: Value,
         linear: Value,
-        size: u32,
+        extent: Extent,
         kind: Access,
         miss: cranelift_codegen::ir::Block,
     ) -> Value {
@@ -213,16 +224,29 @@ impl Translator<'_, '_> {
         let tag = self.tlb_tag(entry, kind);
         // The page of the last byte: an access crossing into the next page compares that
         // page with the tag of the first byte's entry, which never holds it.
-        let hit = match self.constant_value(linear) {
+        let hit = match (extent, self.constant_value(linear)) {
             // A fixed address (RIP-relative): the page is known now (quick compiles do no
             // constant folding).
-            Some(address) => {
+            (Extent::Bytes(size), Some(address)) => {
                 let page = address.wrapping_add(i64::from(size - 1)) & !0xfff;
                 self.b.ins().icmp_imm_s(IntCC::Equal, tag, page)
             }
-            None => {
+            (Extent::Bytes(size), None) => {
                 let last = self.add_offset(linear, i64::from(size - 1));
                 self.same_page(tag, last)
+            }
+            (Extent::Run(bytes), _) => {
+                let end = self.b.ins().iadd(linear, bytes);
+                let last = self.b.ins().iadd_imm_s(end, -1);
+                self.same_page(tag, last)
+            }
+            // One test of `tag ^ linear` against the page bits and the low four (an aligned
+            // operand cannot cross the page), where a separate alignment test and branch
+            // had come first.
+            (Extent::Aligned16, _) => {
+                let differ = self.b.ins().bxor(tag, linear);
+                let page_or_misaligned = self.b.ins().band_imm_s(differ, !(PAGE_SIZE as i64 - 16));
+                self.b.ins().icmp_imm_s(IntCC::Equal, page_or_misaligned, 0)
             }
         };
         self.host_address_if(hit, entry, linear, miss)
@@ -236,42 +260,6 @@ impl Translator<'_, '_> {
         self.b
             .ins()
             .icmp_imm_s(IntCC::UnsignedLessThan, differ, PAGE_SIZE as i64)
-    }
-
-    /// [`Self::tlb_hit`] for 16 bytes that must be 16-byte aligned, misaligned ones going
-    /// to `miss` too: one test of `tag ^ linear` against the page bits and the low four
-    /// (an aligned operand cannot cross the page), where a separate alignment test and
-    /// branch had come first.
-    fn aligned_tlb_hit(
-        &mut self,
-        tlb: Value,
-        linear: Value,
-        kind: Access,
-        miss: cranelift_codegen::ir::Block,
-    ) -> Value {
-        let entry = self.tlb_entry(tlb, linear);
-        let tag = self.tlb_tag(entry, kind);
-        let differ = self.b.ins().bxor(tag, linear);
-        let page_or_misaligned = self.b.ins().band_imm_s(differ, !(PAGE_SIZE as i64 - 16));
-        let hit = self.b.ins().icmp_imm_s(IntCC::Equal, page_or_misaligned, 0);
-        self.host_address_if(hit, entry, linear, miss)
-    }
-
-    /// [`Self::tlb_hit`] for `bytes` bytes (a value from 1 to 4096) at `linear`.
-    pub(super) fn tlb_range_hit(
-        &mut self,
-        tlb: Value,
-        linear: Value,
-        bytes: Value,
-        kind: Access,
-        miss: cranelift_codegen::ir::Block,
-    ) -> Value {
-        let entry = self.tlb_entry(tlb, linear);
-        let tag = self.tlb_tag(entry, kind);
-        let end = self.b.ins().iadd(linear, bytes);
-        let last = self.b.ins().iadd_imm_s(end, -1);
-        let hit = self.same_page(tag, last);
-        self.host_address_if(hit, entry, linear, miss)
     }
 
     /// The read or write tag of TLB entry `entry`.
@@ -333,11 +321,12 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(dead);
             return self.vector_zero();
         };
-        let host = if aligned {
-            self.aligned_tlb_hit(tlb, linear, kind, redo)
+        let extent = if aligned {
+            Extent::Aligned16
         } else {
-            self.tlb_hit(tlb, linear, 16, kind, redo)
+            Extent::Bytes(16)
         };
+        let host = self.tlb_hit(tlb, linear, extent, kind, redo);
         let f = guest_flags();
         match value {
             Some(v) => {

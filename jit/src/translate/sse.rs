@@ -332,14 +332,6 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// Whether operands 0 and 1 are the same XMM register.
-    fn same_xmm_operands(&self) -> bool {
-        let insn = &self.insn;
-        insn.op_kind(0) == OpKind::Register
-            && insn.op_kind(1) == OpKind::Register
-            && insn.op_register(0) == insn.op_register(1)
-    }
-
     /// Operands 0 and 1 of a two-operand form.
     fn vector_pair(&mut self) -> (Value, Value) {
         let src = self.vector_operand(1);
@@ -412,7 +404,7 @@ impl Translator<'_, '_> {
 
     fn lanewise(&mut self, ty: Type, f: Lanewise) {
         use Lanewise::*;
-        if matches!(f, Xor | Sub) && self.same_xmm_operands() {
+        if matches!(f, Xor | Sub) && self.same_register_operands() {
             // The zeroing idiom (`pxor %xmm0,%xmm0`) needs no read of the register.
             let zero = self.vector_zero();
             self.put_vector(0, zero);

@@ -14,7 +14,7 @@
 //! (a run within a page is below the interpreter's batch) and the state is in memory
 //! afterwards, as after any interpreted instruction.
 
-use super::memory::Access;
+use super::memory::{Access, Extent};
 use super::{state_flags, Flow, Translator};
 use crate::helpers;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -103,9 +103,9 @@ impl Translator<'_, '_> {
                 .ins()
                 .icmp(IntCC::UnsignedLessThan, gap_less_one, bytes_less_one);
             self.unless(repeats, slow);
-            self.tlb_range_hit(tlb, src, bytes, Access::Read, slow)
+            self.tlb_hit(tlb, src, Extent::Run(bytes), Access::Read, slow)
         });
-        let dst_host = self.tlb_range_hit(tlb, dst, bytes, Access::Write, slow);
+        let dst_host = self.tlb_hit(tlb, dst, Extent::Run(bytes), Access::Write, slow);
         let ctx = self.ctx();
         match src_host {
             Some(src_host) => {
