@@ -7,7 +7,7 @@
 //! hold the two together.
 
 use super::{Flow, Translator};
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::{types, InstBuilder};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use softvisor_cpu::flags::CcOp;
 use softvisor_cpu::interp::is_integer_immediate;
@@ -222,6 +222,23 @@ impl Translator<'_, '_> {
                 self.write_operand0(a)?;
             }
             self.set_flags(CcOp::Logic, size, a, a, b);
+            return Some(());
+        }
+        if size == 4 && matches!(m, Mnemonic::Add | Mnemonic::Sub) {
+            // In 32 bits, whose result x64 zero-extends for free: the 64-bit form had
+            // masked the result again (`sub %r9,%r11; mov %r11d,%r8d`).
+            let (a32, b32) = (
+                self.b.ins().ireduce(types::I32, a),
+                self.b.ins().ireduce(types::I32, b),
+            );
+            let (res32, op) = if m == Mnemonic::Add {
+                (self.b.ins().iadd(a32, b32), CcOp::Add)
+            } else {
+                (self.b.ins().isub(a32, b32), CcOp::Sub)
+            };
+            let res = self.b.ins().uextend(types::I64, res32);
+            self.write_operand0(res)?;
+            self.set_flags_of_written(op, size, res, a, b);
             return Some(());
         }
         let i = self.b.ins();
