@@ -67,16 +67,20 @@ guest.kill()
 guest.wait()
 if seen < 2:
     sys.exit(f"phase-instructions: {binary} never printed {markers[seen]!r}")
-# The dump taken at the second marker: `fl=(id) name` names a file once, `fl=(id)`
-# refers back; JIT code has no symbols (`???`). Cost lines start with a digit or `+`/`-`
-# (relative positions) and end with the instruction count.
+# The dump taken at the second marker: `fl=(id) name` names a file once (or a call's
+# `cfi=`/`cfl=` does), `fl=(id)` refers back; JIT code has no symbols (`???`). Cost lines
+# start with a digit or `+`/`-` (relative positions) and end with the instruction count.
 dumps = sorted(p for p in os.listdir(os.path.dirname(prefix))
                if p.startswith(os.path.basename(prefix) + ".cg."))
 path = os.path.join(os.path.dirname(prefix), dumps[0])
 names, generated, total, in_generated, skip_call = {}, 0, 0, False, False
 with open(path) as f:
     for line in f:
-        if line.startswith(("fl=", "fi=", "fe=")):
+        if line.startswith(("cfi=", "cfl=")):
+            ref, _, name = line[4:].strip().partition(" ")
+            if name:
+                names[ref] = name
+        elif line.startswith(("fl=", "fi=", "fe=")):
             ref, _, name = line[3:].strip().partition(" ")
             if name:
                 names[ref] = name
