@@ -5,10 +5,11 @@
 //! memory routines, which otherwise run one interpreter call each.
 //!
 //! XMM registers are written through to the CPU state and their values kept for later
-//! reads until the next interpreted instruction or block header (`Cache::xmm`). Values travel as I8X16
-//! and are reinterpreted per lane width. Semantics follow the interpreter's `simd_int`
-//! group; the host-differential suite and the lockstep mode hold the two together. Anything
-//! else, including MMX forms and shifts by a register count, goes to the interpreter.
+//! reads until the next interpreted instruction or block header (`Cache::xmm`). Values
+//! travel as I8X16 and are reinterpreted per lane width. Semantics follow the
+//! interpreter's `simd_int` group; the host-differential suite and the lockstep mode hold
+//! the two together. Anything else, including MMX forms and shifts by a register count,
+//! goes to the interpreter.
 
 use super::{state_flags, Flow, Translator};
 use cranelift_codegen::ir::condcodes::IntCC;
