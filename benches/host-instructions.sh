@@ -20,21 +20,7 @@ if [ "${1:-}" = "--insns" ]; then
     insns="${2:?--insns takes a count}"
     shift 2
 fi
-if ! command -v valgrind >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq valgrind >/dev/null
-fi
-command -v python3 >/dev/null || { echo "host-instructions: python3 is needed" >&2; exit 1; }
-binaries=("$@")
-if [ ${#binaries[@]} -eq 0 ]; then
-    cargo build --release --manifest-path "$repo/Cargo.toml" --bin softvisor >&2
-    binaries=("$repo/target/release/softvisor")
-fi
-mapfile -t guest < <(bash "$repo/scripts/debian-guest.sh" fetch)
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+source "$repo/benches/valgrind-setup.sh"
 echo "guest instructions: $insns; $(valgrind --version)"
 for n in "${!binaries[@]}"; do
     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out/$n.cg" \

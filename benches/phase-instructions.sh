@@ -21,21 +21,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
-if ! command -v callgrind_control >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq valgrind >/dev/null
-fi
-command -v python3 >/dev/null || { echo "phase-instructions: python3 is needed" >&2; exit 1; }
-binaries=("$@")
-if [ ${#binaries[@]} -eq 0 ]; then
-    cargo build --release --manifest-path "$repo/Cargo.toml" --bin softvisor >&2
-    binaries=("$repo/target/release/softvisor")
-fi
-mapfile -t guest < <(bash "$repo/scripts/debian-guest.sh" fetch)
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+source "$repo/benches/valgrind-setup.sh"
 echo "phase: from \"$from\" to \"$to\"; $(valgrind --version)"
 for n in "${!binaries[@]}"; do
     python3 - "$out/$n" "$from" "$to" "${binaries[$n]}" "${guest[0]}" "${guest[1]}" <<'EOF'
