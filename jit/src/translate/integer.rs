@@ -7,7 +7,7 @@
 //! hold the two together.
 
 use super::{Flow, Translator};
-use cranelift_codegen::ir::{types, InstBuilder};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use softvisor_cpu::flags::CcOp;
 use softvisor_cpu::interp::is_integer_immediate;
@@ -224,25 +224,10 @@ impl Translator<'_, '_> {
             self.set_flags(CcOp::Logic, size, a, a, b);
             return Some(());
         }
-        if size == 4 && matches!(m, Mnemonic::Add | Mnemonic::Sub) {
-            // In 32 bits, whose result x64 zero-extends for free: the 64-bit form had
-            // masked the result again (`sub %r9,%r11; mov %r11d,%r8d`).
-            let (a32, b32) = (
-                self.b.ins().ireduce(types::I32, a),
-                self.b.ins().ireduce(types::I32, b),
-            );
-            let (res32, op) = if m == Mnemonic::Add {
-                (self.b.ins().iadd(a32, b32), CcOp::Add)
-            } else {
-                (self.b.ins().isub(a32, b32), CcOp::Sub)
-            };
-            let res = self.b.ins().uextend(types::I64, res32);
-            self.write_operand0(res)?;
-            self.set_flags_of_written(op, size, res, a, b);
-            return Some(());
-        }
         let i = self.b.ins();
         let (res, op) = match m {
+            Mnemonic::Add if size == 4 => (self.add_or_sub_32(a, b, true), CcOp::Add),
+            Mnemonic::Sub if size == 4 => (self.add_or_sub_32(a, b, false), CcOp::Sub),
             Mnemonic::Add => (i.iadd(a, b), CcOp::Add),
             Mnemonic::Adc => {
                 let sum = i.iadd(a, b);
@@ -268,6 +253,20 @@ impl Translator<'_, '_> {
             p.extra = Some(cin);
         }
         Some(())
+    }
+
+    /// `a + b` (`add`) or `a - b` of 32-bit operands, computed in 32 bits and
+    /// zero-extended, which x64 does for free: in 64 bits the result had been masked again
+    /// (`sub %r9,%r11; mov %r11d,%r8d`).
+    fn add_or_sub_32(&mut self, a: Value, b: Value, add: bool) -> Value {
+        let a32 = self.b.ins().ireduce(types::I32, a);
+        let b32 = self.b.ins().ireduce(types::I32, b);
+        let res32 = if add {
+            self.b.ins().iadd(a32, b32)
+        } else {
+            self.b.ins().isub(a32, b32)
+        };
+        self.b.ins().uextend(types::I64, res32)
     }
 
     /// Whether the instruction's two operands are the same register (`xor eax, eax`,
