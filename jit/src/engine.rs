@@ -64,6 +64,8 @@ const PARTIAL_WRITES: u32 = 64;
 pub struct Stats {
     /// Blocks translated.
     pub translated: u64,
+    /// Guest instructions in them (regions and blocks grown through Jccs count all).
+    pub translated_insns: u64,
     /// Entries into translated code from the dispatcher (chained blocks not counted).
     pub blocks_run: u64,
     /// Guest instructions in the blocks entered from the dispatcher (a block may leave
@@ -630,6 +632,7 @@ impl Jit {
         } else {
             crate::region::Region::single(insns)
         };
+        self.cool_fall_throughs(&region, phys, mode);
         for block in region.blocks.iter().skip(1) {
             let rip = region.insns[block.start].ip();
             self.inside_regions.insert(Key {
@@ -638,7 +641,8 @@ impl Jit {
                 mode,
             });
         }
-        let mut slots: Box<[u64]> = vec![0; 2 * region.blocks.len()].into_boxed_slice();
+        let (_, slot_count) = crate::region::slot_bases(&region.insns, &region.blocks);
+        let mut slots: Box<[u64]> = vec![0; slot_count].into_boxed_slice();
         let chaining = Chaining {
             slots: if chained {
                 slots.as_mut_ptr()
@@ -650,8 +654,8 @@ impl Jit {
         };
         let slow = self.slow_paths?;
         let insns: std::sync::Arc<[Instruction]> = region.insns.into();
-        let quick =
-            region.blocks.len() == 1 && insns.len() < QUICK_BELOW && !loops_to_itself(&insns);
+        let straight = insns.len() < QUICK_BELOW || crate::region::side_exits(&insns) > 0;
+        let quick = region.blocks.len() == 1 && straight && !loops_to_itself(&insns);
         let backend = self.backend.as_mut()?;
         let call_conv = backend.call_conv();
         let block_sig = backend.block_signature();
@@ -709,6 +713,7 @@ impl Jit {
         };
         let code = self.backend.as_mut()?.install_block(compiled, label).ok()?;
         self.stats.translated += 1;
+        self.stats.translated_insns += insns.len() as u64;
         // SAFETY: a pointer to code compiled by this backend, kept alive with the block. It
         // is only ever called through the entry trampoline or a tail call, in the
         // tail-call convention it was compiled for; the type is a handle.
@@ -733,12 +738,28 @@ impl Jit {
         mode: Mode,
         phys: u64,
     ) -> crate::region::Region {
-        let warm_after = self.translate_after / 2;
-        crate::region::form(insns, |rip| {
+        use crate::region::Join;
+        let after = self.translate_after;
+        // A cap on blocks set below the default (one instruction per block in tests)
+        // caps the blocks grown through Jccs too.
+        let max_trace = if self.max_block_insns < crate::block::MAX_BLOCK_INSNS {
+            self.max_block_insns
+        } else {
+            crate::region::MAX_TRACE_INSNS
+        };
+        crate::region::form(insns, max_trace, |rip, join| {
             let key = Key {
                 phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
                 rip,
                 mode,
+            };
+            // A fall-through joins only if nearly every pass through the block (reaching
+            // it `after` times) went on to it: the compile thread's time grows with every
+            // instruction added.
+            let warm_after = match join {
+                Join::Branch => after / 2,
+                Join::FallThrough if after > 1 => after - after / 8,
+                Join::FallThrough => 0,
             };
             let heat = self.heat.find(&key);
             let cold = heat.is_none_or(|h| h.reached < warm_after);
@@ -755,6 +776,31 @@ impl Jit {
                 _ => None,
             }
         })
+    }
+
+    /// Starts counting again the reaches of the blocks `region`'s blocks went on to
+    /// through their side exits' fall-through ways: they run inside the region now, and
+    /// had reached nearly as often as the block that takes them in (see
+    /// [`Jit::region_of`]), so while that compiles they would become hot and be
+    /// translated again on their own, unless reached from elsewhere.
+    fn cool_fall_throughs(&mut self, region: &crate::region::Region, phys: u64, mode: Mode) {
+        for range in &region.blocks {
+            let Some((_, body)) = region.insns[range.clone()].split_last() else {
+                continue;
+            };
+            for jcc in body.iter().filter(|insn| insn.is_jcc_short_or_near()) {
+                let rip = jcc.next_ip();
+                let key = Key {
+                    phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
+                    rip,
+                    mode,
+                };
+                // (One already submitted stays so: its count says it is in flight.)
+                if let Some(heat) = self.heat.find_mut(&key).filter(|h| h.urgency.is_none()) {
+                    heat.reached = 0;
+                }
+            }
+        }
     }
 
     /// Drops the blocks, heat entries, queued compiles and decoded instructions that the
@@ -1070,12 +1116,13 @@ mod tests {
     #[test]
     fn a_block_inside_a_translated_region_is_translated_on_its_own() {
         use softvisor_mmu::{bus::Bus, GuestRam, SystemMemory};
-        // 0x1000: dec ecx; jz 0x1008 | 0x1004: inc eax; jnz 0x1000 | 0x1008: hlt (a JNZ
-        // that is always taken: a JMP there would be followed into the head's code).
+        // 0x1000: dec ecx; jnz 0x1008 | 0x1004: hlt | 0x1008: inc eax; jnz 0x1000 (a
+        // JNZ that is always taken: a JMP there would be followed into the head's code;
+        // the head goes on through its JNZ to the HLT).
         let code = [
-            0xff, 0xc9, 0x74, 0x04, // dec ecx; jz +4
-            0xff, 0xc0, 0x75, 0xf8, // inc eax; jnz 0x1000
-            0xf4, // hlt
+            0xff, 0xc9, 0x75, 0x04, // dec ecx; jnz +4
+            0xf4, 0x90, 0x90, 0x90, // hlt; nop x3
+            0xff, 0xc0, 0x75, 0xf4, // inc eax; jnz 0x1000
         ];
         let mut ram = GuestRam::new(0x10000).unwrap();
         ram.write_bytes(0x1000, &code).unwrap();
@@ -1097,11 +1144,11 @@ mod tests {
         // Entered at the loop's head: the region holds both blocks.
         cpu.rip = 0x1000;
         jit.step(&mut cpu, &mut mem, &mut platform).unwrap();
-        assert_eq!(insns_at(&jit, &cpu, 0x1000), Some(4));
+        assert_eq!(insns_at(&jit, &cpu, 0x1000), Some(5));
         // Entered in the middle (as after an interrupt there): that block alone.
-        cpu.rip = 0x1004;
+        cpu.rip = 0x1008;
         jit.step(&mut cpu, &mut mem, &mut platform).unwrap();
-        assert_eq!(insns_at(&jit, &cpu, 0x1004), Some(2));
+        assert_eq!(insns_at(&jit, &cpu, 0x1008), Some(2));
         assert_eq!((cpu.rip, cpu.gpr[0]), (0x1000, 1));
     }
 
@@ -1132,10 +1179,11 @@ mod tests {
 
     #[test]
     fn a_code_write_drops_only_the_blocks_it_touches_and_the_links_to_them() {
-        // 0x1000: mov eax, 1; test eax, eax; jnz 0x1010 | 0x1010: add eax, 2; hlt. Data at
-        // 0x1800. (A JNZ: a JMP would be followed, making one block of both.)
+        // 0x1000: mov eax, 1; test eax, eax; jnz 0x1010; hlt | 0x1010: add eax, 2; hlt.
+        // Data at 0x1800. (A JNZ: a JMP would be followed, making one block of both; the
+        // first block goes on through it to its HLT.)
         let (mut mem, mut cpu, mut jit) =
-            two_parts(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x85, 0xc0, 0x75, 0x07]);
+            two_parts(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x85, 0xc0, 0x75, 0x07, 0xf4]);
         let cached = |jit: &Jit, cpu: &CpuState, rip: u64| {
             let mode = mode_of(cpu, jit.has_tlb);
             let key = Key {

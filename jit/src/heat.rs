@@ -146,6 +146,12 @@ impl HeatTable {
         self.slab[at as usize].as_ref().map(|(_, heat)| heat)
     }
 
+    /// The entry of `key`, if it has one, to update.
+    pub fn find_mut(&mut self, key: &Key) -> Option<&mut Heat> {
+        let &at = self.by_key.get(key)?;
+        self.slab[at as usize].as_mut().map(|(_, heat)| heat)
+    }
+
     /// Forgets `key` (its block is being translated).
     pub fn remove(&mut self, key: &Key) {
         if let Some(at) = self.by_key.remove(key) {

@@ -18,6 +18,9 @@ use std::ops::Range;
 pub const MAX_REGION_BLOCKS: usize = 16;
 /// The most guest instructions in one region.
 pub const MAX_REGION_INSNS: usize = 256;
+/// The most guest instructions in one block grown through its Jccs' fall-through ways
+/// (unless the engine caps blocks lower).
+pub const MAX_TRACE_INSNS: usize = 96;
 
 /// The guest blocks translated together, the entered one first.
 #[derive(Debug)]
@@ -41,39 +44,129 @@ impl Region {
     }
 }
 
-/// The RIPs a block's end goes on to directly and the translator chains to: both ways of a
-/// Jcc, a direct JMP or CALL target, and the next instruction after a block cut for its
-/// size or after a REP string instruction.
+/// How a block would join a region: what [`form`]'s `decode` is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// As a block of its own, reached by a branch (it joins if it leads back to the entry).
+    Branch,
+    /// As the continuation of a block whose Jcc falls through to it.
+    FallThrough,
+}
+
+/// The RIPs a block goes on to directly and the translator chains to: the targets of its
+/// side exits, both ways of a Jcc at its end, a direct JMP or CALL target, and the next
+/// instruction after a block cut for its size or after a REP string instruction.
 pub fn successors(insns: &[Instruction]) -> Vec<u64> {
-    let Some(last) = insns.last() else {
+    let Some((last, body)) = insns.split_last() else {
         return Vec::new();
     };
+    let mut targets: Vec<u64> = body
+        .iter()
+        .filter(|insn| insn.is_jcc_short_or_near())
+        .map(Instruction::near_branch_target)
+        .collect();
     if last.is_jcc_short_or_near() {
-        return vec![last.near_branch_target(), last.next_ip()];
+        targets.extend([last.near_branch_target(), last.next_ip()]);
+        return targets;
     }
     match last.flow_control() {
         FlowControl::UnconditionalBranch | FlowControl::Call
             if last.op_kind(0) == OpKind::NearBranch64 =>
         {
-            vec![last.near_branch_target()]
+            targets.push(last.near_branch_target())
         }
-        FlowControl::Next if crate::translate::may_chain_after(last) => vec![last.next_ip()],
-        _ => Vec::new(),
+        FlowControl::Next if crate::translate::may_chain_after(last) => {
+            targets.push(last.next_ip())
+        }
+        _ => {}
+    }
+    targets
+}
+
+/// A block's side exits: the Jccs before its last instruction, whose not-taken way goes
+/// on in the block (see [`form`]).
+pub fn side_exits(insns: &[Instruction]) -> usize {
+    insns.split_last().map_or(0, |(_, body)| {
+        body.iter().filter(|i| i.is_jcc_short_or_near()).count()
+    })
+}
+
+/// The successor slots of each of `blocks` (ranges of `insns`): where its slots start in
+/// the region's, two for its end (both ways of a Jcc) and one per side exit; and the
+/// region's total.
+pub fn slot_bases(insns: &[Instruction], blocks: &[Range<usize>]) -> (Vec<usize>, usize) {
+    let mut total = 0;
+    let bases = blocks
+        .iter()
+        .map(|range| {
+            let base = total;
+            total += 2 + side_exits(&insns[range.clone()]);
+            base
+        })
+        .collect();
+    (bases, total)
+}
+
+/// Appends to `block` the blocks its Jcc falls through to, as long as `decode` gives them
+/// (they ran often enough), they lie in `page` and the block stays within
+/// [`MAX_TRACE_INSNS`] (and the region's `total` within [`MAX_REGION_INSNS`]): the Jcc
+/// becomes a side exit and the common way runs on in one piece of straight code, with
+/// guest registers and flags in host registers and no transition between functions.
+fn extend_through_jccs(
+    block: &mut Vec<Instruction>,
+    max_insns: usize,
+    entry: u64,
+    page: u64,
+    total: &mut usize,
+    decode: &mut impl FnMut(u64, Join) -> Option<Vec<Instruction>>,
+) {
+    let is_jcc = |insn: &&Instruction| {
+        insn.is_jcc_short_or_near() && insn.op_kind(0) == OpKind::NearBranch64
+    };
+    while let Some(last) = block.last().filter(is_jcc) {
+        if block.len() >= max_insns {
+            return;
+        }
+        let next = last.next_ip();
+        let target = last.near_branch_target();
+        // A Jcc back into the block or to the region's entry is a loop's; what follows
+        // leaves the loop.
+        let loops = target == entry || block.iter().any(|insn| insn.ip() == target);
+        let inside = next == entry || block.iter().any(|insn| insn.ip() == next);
+        if next & !0xfff != page || loops || inside {
+            return;
+        }
+        match decode(next, Join::FallThrough) {
+            Some(rest)
+                if !rest.is_empty()
+                    && block.len() + rest.len() <= max_insns
+                    && *total + rest.len() <= MAX_REGION_INSNS =>
+            {
+                *total += rest.len();
+                block.extend(rest);
+            }
+            _ => return,
+        }
     }
 }
 
 /// The region entered at `first` (a block of 64-bit code): `decode` gives the in-page
 /// block at a RIP, or `None`. Only blocks on `first`'s page from which `first` can be
-/// reached again join it.
+/// reached again join it; each block (`first` too) goes on through the Jccs it falls
+/// through to blocks `decode` gives, up to `max_trace` instructions (see
+/// [`extend_through_jccs`]).
 pub fn form(
-    first: Vec<Instruction>,
-    mut decode: impl FnMut(u64) -> Option<Vec<Instruction>>,
+    mut first: Vec<Instruction>,
+    max_trace: usize,
+    mut decode: impl FnMut(u64, Join) -> Option<Vec<Instruction>>,
 ) -> Region {
-    let Some(page) = first.first().map(|insn| insn.ip() & !0xfff) else {
+    let Some(entry) = first.first().map(Instruction::ip) else {
         return Region::single(first);
     };
+    let page = entry & !0xfff;
+    let mut total = first.len();
+    extend_through_jccs(&mut first, max_trace, entry, page, &mut total, &mut decode);
     let mut found = vec![first];
-    let mut total = found[0].len();
     let mut next = 0;
     while next < found.len() {
         for rip in successors(&found[next]) {
@@ -81,9 +174,17 @@ pub fn form(
             if known || rip & !0xfff != page || found.len() >= MAX_REGION_BLOCKS {
                 continue;
             }
-            match decode(rip) {
-                Some(block) if !block.is_empty() && total + block.len() <= MAX_REGION_INSNS => {
+            match decode(rip, Join::Branch) {
+                Some(mut block) if !block.is_empty() && total + block.len() <= MAX_REGION_INSNS => {
                     total += block.len();
+                    extend_through_jccs(
+                        &mut block,
+                        max_trace,
+                        entry,
+                        page,
+                        &mut total,
+                        &mut decode,
+                    );
                     found.push(block);
                 }
                 _ => {}
@@ -141,8 +242,11 @@ mod tests {
 
     /// Blocks decoded from `code` placed at `base`: each block runs from a RIP to the first
     /// control transfer.
-    fn decoder_for(base: u64, code: &[u8]) -> impl FnMut(u64) -> Option<Vec<Instruction>> + '_ {
-        move |rip| {
+    fn decoder_for(
+        base: u64,
+        code: &[u8],
+    ) -> impl FnMut(u64, Join) -> Option<Vec<Instruction>> + '_ {
+        move |rip, _| {
             let offset = usize::try_from(rip.checked_sub(base)?).ok()?;
             let mut decoder = Decoder::with_ip(64, code.get(offset..)?, rip, DecoderOptions::NONE);
             let mut block = Vec::new();
@@ -176,13 +280,46 @@ mod tests {
             0xc0, 0x4c, 0x39, 0xd0, 0x72, 0xec, 0xc3,
         ];
         let mut decode = decoder_for(0x1000, &code);
-        let first = decode(0x1000).unwrap();
-        let region = form(first, decode);
-        // The entry, the jne target (which loops back), and the fall-through nops that
-        // run into it; not the ret after the loop.
-        assert_eq!(starts(&region), [0x1000, 0x100c, 0x100a]);
-        assert_eq!(region.entry_len(), 3);
-        assert_eq!(region.insns.len(), 3 + 3 + 5);
+        let first = decode(0x1000, Join::Branch).unwrap();
+        let region = form(first, MAX_TRACE_INSNS, decode);
+        // The entry, going on through the jne into the nops and the loop's end (the jb
+        // back to the entry ends it), and the jne target (which loops back); not the ret
+        // after the loop.
+        assert_eq!(starts(&region), [0x1000, 0x100c]);
+        assert_eq!(region.entry_len(), 8);
+        assert_eq!(region.insns.len(), 8 + 3);
+        assert_eq!(side_exits(&region.insns[region.blocks[0].clone()]), 1);
+        assert_eq!(slot_bases(&region.insns, &region.blocks), (vec![0, 3], 5));
+    }
+
+    #[test]
+    fn a_block_goes_on_through_jccs_to_the_blocks_decode_gives() {
+        // 0x1000: test eax, eax ; je 0x100a ; 0x1004: inc eax ; jne 0x100a ;
+        // 0x1008: nop ; nop ; 0x100a: ret
+        let code = [
+            0x85, 0xc0, 0x74, 0x06, 0xff, 0xc0, 0x75, 0x02, 0x90, 0x90, 0xc3,
+        ];
+        let mut decode = decoder_for(0x1000, &code);
+        let first = decode(0x1000, Join::Branch).unwrap();
+        let region = form(first, MAX_TRACE_INSNS, &mut decode);
+        assert_eq!(starts(&region), [0x1000]);
+        let ips: Vec<u64> = region.insns.iter().map(Instruction::ip).collect();
+        assert_eq!(
+            ips,
+            [0x1000, 0x1002, 0x1004, 0x1006, 0x1008, 0x1009, 0x100a]
+        );
+        assert_eq!(side_exits(&region.insns), 2);
+        assert_eq!(successors(&region.insns), [0x100a, 0x100a]);
+        // A fall-through `decode` does not give (it ran too rarely) stays out.
+        let mut cold = decoder_for(0x1000, &code);
+        let region = form(
+            decode(0x1000, Join::Branch).unwrap(),
+            MAX_TRACE_INSNS,
+            |rip, join| (rip != 0x1008).then(|| cold(rip, join)).flatten(),
+        );
+        let ips: Vec<u64> = region.insns.iter().map(Instruction::ip).collect();
+        assert_eq!(ips, [0x1000, 0x1002, 0x1004, 0x1006]);
+        assert_eq!(region.blocks.len(), 1);
     }
 
     #[test]
@@ -190,8 +327,8 @@ mod tests {
         // 0x1000: add eax, 1 ; jne 0x1008 ; nop x3 ; 0x1008: ret
         let code = [0x83, 0xc0, 0x01, 0x75, 0x03, 0x90, 0x90, 0x90, 0xc3];
         let mut decode = decoder_for(0x1000, &code);
-        let first = decode(0x1000).unwrap();
-        let region = form(first, decode);
+        let first = decode(0x1000, Join::Branch).unwrap();
+        let region = form(first, MAX_TRACE_INSNS, decode);
         assert_eq!(starts(&region), [0x1000]);
     }
 
@@ -203,8 +340,8 @@ mod tests {
         code[1] = 0x02;
         code.extend_from_slice(&[0xeb, 0xfa]); // 0x2000: jmp 0x1ffc
         let mut decode = decoder_for(0x1ffc, &code);
-        let first = decode(0x1ffc).unwrap();
-        let region = form(first, decode);
+        let first = decode(0x1ffc, Join::Branch).unwrap();
+        let region = form(first, MAX_TRACE_INSNS, decode);
         assert_eq!(starts(&region), [0x1ffc]);
     }
 }

@@ -85,6 +85,16 @@ impl Translator<'_, '_> {
                 let not_taken = self.b.create_block();
                 let c = self.condition(cc);
                 self.b.ins().brif(c, taken, &[], not_taken, &[]);
+                if self.index + 1 < self.blocks[self.current].range.len() {
+                    // A side exit: the block goes on at the fall-through (see
+                    // `crate::region::form`), its slots after the two of its end.
+                    self.b.switch_to_block(taken);
+                    let slot = 2 + self.side_exits;
+                    self.side_exits += 1;
+                    self.exit_chained(insn.near_branch_target(), slot);
+                    self.b.switch_to_block(not_taken);
+                    return Some(Flow::Next);
+                }
                 for (slot, (block, rip)) in [
                     (taken, insn.near_branch_target()),
                     (not_taken, insn.next_ip()),

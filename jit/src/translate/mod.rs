@@ -127,6 +127,8 @@ struct RegionBlock {
     header: cranelift_codegen::ir::Block,
     /// Its instructions in the region's.
     range: Range<usize>,
+    /// Where its successor slots start in the region's (see [`crate::region::slot_bases`]).
+    slot_base: usize,
 }
 
 /// Signatures of the helpers generated code calls.
@@ -172,6 +174,8 @@ pub(crate) struct Translator<'a, 'f> {
     blocks: Vec<RegionBlock>,
     /// Index of the guest block being translated.
     current: usize,
+    /// Side exits of the current guest block translated so far.
+    side_exits: usize,
     /// Whether the SSE state checks were made since the last interpreted instruction.
     sse_checked: bool,
     /// The region's instruction crossing into the next page, if it has one.
@@ -248,12 +252,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         // Each guest block's header: entering it (from the function's entry, a loop or
         // another block of the region) comes here with registers, flags and the
         // instruction count in the CPU state.
+        let (slot_bases, _) = crate::region::slot_bases(insns, blocks);
         let headers: Vec<RegionBlock> = blocks
             .iter()
-            .map(|range| RegionBlock {
+            .zip(slot_bases)
+            .map(|(range, slot_base)| RegionBlock {
                 rip: insns[range.start].ip(),
                 header: b.create_block(),
                 range: range.clone(),
+                slot_base,
             })
             .collect();
         b.ins().jump(headers[0].header, &[]);
@@ -275,6 +282,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             page: headers[0].rip & !0xfff,
             blocks: headers,
             current: 0,
+            side_exits: 0,
             sse_checked: false,
             crossing,
             next_overwrites_flags: false,
@@ -289,6 +297,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn emit_guest_block(&mut self, n: usize, insns: &[Instruction]) {
         let RegionBlock { rip, header, .. } = self.blocks[n];
         self.current = n;
+        self.side_exits = 0;
         self.counted = 0;
         self.cache = Cache::EMPTY;
         self.sse_checked = false;
@@ -835,7 +844,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.write_back(&cache);
         self.store_retired(self.index + 1);
         // The slot lives in the block's own allocation, as long as this code.
-        let slot_addr = self.chaining.slots.wrapping_add(2 * self.current + slot) as i64;
+        let slot = self.blocks[self.current].slot_base + slot;
+        let slot_addr = self.chaining.slots.wrapping_add(slot) as i64;
         let slot_addr = self.b.ins().iconst(types::I64, slot_addr);
         let next = self.b.ins().load(types::I64, state_flags(), slot_addr, 0);
         let linked = self.b.create_block();
