@@ -10,6 +10,10 @@
 //! dropped with its page like a single block. Entered at one of its other blocks, the
 //! engine translates that block alone, chaining into the region (see
 //! `Jit::inside_regions`).
+//!
+//! Every block of a region (a region of one block too) also goes on through a Jcc at its
+//! end into the block the Jcc nearly always falls through to: the Jcc becomes a side exit
+//! and the common way stays straight code in one function (see [`form`]).
 
 use iced_x86::{FlowControl, Instruction, OpKind};
 use std::ops::Range;

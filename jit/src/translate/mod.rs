@@ -89,8 +89,9 @@ impl Cache {
 /// [`crate::jump_cache`]).
 #[derive(Clone, Copy)]
 pub struct Chaining {
-    /// The successor slots, two (taken and not taken) per guest block of the region, or
-    /// null: no chaining (and no jumps within a region).
+    /// The successor slots (see [`crate::region::slot_bases`]: two for each guest block's
+    /// end, taken and not taken, and one per side exit), or null: no chaining (and no
+    /// jumps within a region).
     pub slots: *mut u64,
     /// Physical page of the block.
     pub page: u64,
