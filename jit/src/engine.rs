@@ -779,17 +779,13 @@ impl Jit {
     }
 
     /// Starts counting again the reaches of the blocks `region`'s blocks went on to
-    /// through their side exits' fall-through ways: they run inside the region now, and
+    /// through their side exits' Jccs: they run inside the region now, and
     /// had reached nearly as often as the block that takes them in (see
     /// [`Jit::region_of`]), so while that compiles they would become hot and be
     /// translated again on their own, unless reached from elsewhere.
     fn cool_fall_throughs(&mut self, region: &crate::region::Region, phys: u64, mode: Mode) {
         for range in &region.blocks {
-            let Some((_, body)) = region.insns[range.clone()].split_last() else {
-                continue;
-            };
-            for jcc in body.iter().filter(|insn| insn.is_jcc_short_or_near()) {
-                let rip = jcc.next_ip();
+            for rip in crate::region::continuations(&region.insns[range.clone()]) {
                 let key = Key {
                     phys: (phys & !(PAGE_SIZE - 1)) | (rip & (PAGE_SIZE - 1)),
                     rip,

@@ -61,13 +61,13 @@ pub enum Join {
 /// side exits, both ways of a Jcc at its end, a direct JMP or CALL target, and the next
 /// instruction after a block cut for its size or after a REP string instruction.
 pub fn successors(insns: &[Instruction]) -> Vec<u64> {
-    let Some((last, body)) = insns.split_last() else {
+    let Some(last) = insns.last() else {
         return Vec::new();
     };
-    let mut targets: Vec<u64> = body
-        .iter()
-        .filter(|insn| insn.is_jcc_short_or_near())
-        .map(Instruction::near_branch_target)
+    let mut targets: Vec<u64> = insns
+        .windows(2)
+        .filter(|pair| pair[0].is_jcc_short_or_near())
+        .map(|pair| side_exit_target(&pair[0], pair[1].ip()))
         .collect();
     if last.is_jcc_short_or_near() {
         targets.extend([last.near_branch_target(), last.next_ip()]);
@@ -111,11 +111,14 @@ pub fn slot_bases(insns: &[Instruction], blocks: &[Range<usize>]) -> (Vec<usize>
     (bases, total)
 }
 
-/// Appends to `block` the blocks its Jcc falls through to, as long as `decode` gives them
-/// (they ran often enough), they lie in `page` and the block stays within
-/// [`MAX_TRACE_INSNS`] (and the region's `total` within [`MAX_REGION_INSNS`]): the Jcc
-/// becomes a side exit and the common way runs on in one piece of straight code, with
-/// guest registers and flags in host registers and no transition between functions.
+/// Appends to `block` the blocks its Jcc goes on to nearly always, as long as `decode`
+/// gives one (it ran often enough: the not-taken way is asked first, then the taken one)
+/// that lies in `page`, is neither in the block nor the region's `entry`, and keeps the
+/// block within `max_insns` (and the region's `total` within [`MAX_REGION_INSNS`]); a Jcc
+/// back into the block or to the entry (a loop's) ends it. The Jcc becomes a side exit to
+/// its other way (see [`side_exit_target`]) and the common way runs on in one piece of
+/// straight code, with guest registers and flags in host registers and no transition
+/// between functions.
 fn extend_through_jccs(
     block: &mut Vec<Instruction>,
     max_insns: usize,
@@ -128,19 +131,19 @@ fn extend_through_jccs(
         insn.is_jcc_short_or_near() && insn.op_kind(0) == OpKind::NearBranch64
     };
     while let Some(last) = block.last().filter(is_jcc) {
-        if block.len() >= max_insns {
-            return;
-        }
-        let next = last.next_ip();
         let target = last.near_branch_target();
-        // A Jcc back into the block or to the region's entry is a loop's; what follows
-        // leaves the loop.
-        let loops = target == entry || block.iter().any(|insn| insn.ip() == target);
-        let inside = next == entry || block.iter().any(|insn| insn.ip() == next);
-        if next & !0xfff != page || loops || inside {
+        let ways = [last.next_ip(), target];
+        let in_block = |rip: u64| rip == entry || block.iter().any(|insn| insn.ip() == rip);
+        if block.len() >= max_insns || in_block(target) {
             return;
         }
-        match decode(next, Join::FallThrough) {
+        let joinable = ways.map(|rip| rip & !0xfff == page && !in_block(rip));
+        let rest = ways
+            .into_iter()
+            .zip(joinable)
+            .filter(|&(_, joinable)| joinable)
+            .find_map(|(rip, _)| decode(rip, Join::FallThrough));
+        match rest {
             Some(rest)
                 if !rest.is_empty()
                     && block.len() + rest.len() <= max_insns
@@ -152,6 +155,25 @@ fn extend_through_jccs(
             _ => return,
         }
     }
+}
+
+/// Where the side exit of `jcc` goes when the block goes on at `continues_at`: its other
+/// way (the target when the block goes on at the fall-through, else the fall-through).
+pub fn side_exit_target(jcc: &Instruction, continues_at: u64) -> u64 {
+    if continues_at == jcc.next_ip() {
+        jcc.near_branch_target()
+    } else {
+        jcc.next_ip()
+    }
+}
+
+/// The RIPs `insns` go on at after their side exits' Jccs (see [`extend_through_jccs`]):
+/// the blocks taken in.
+pub fn continuations(insns: &[Instruction]) -> impl Iterator<Item = u64> + '_ {
+    insns
+        .windows(2)
+        .filter(|pair| pair[0].is_jcc_short_or_near())
+        .map(|pair| pair[1].ip())
 }
 
 /// The region entered at `first` (a block of 64-bit code): `decode` gives the in-page
@@ -314,7 +336,8 @@ mod tests {
         );
         assert_eq!(side_exits(&region.insns), 2);
         assert_eq!(successors(&region.insns), [0x100a, 0x100a]);
-        // A fall-through `decode` does not give (it ran too rarely) stays out.
+        // A fall-through `decode` does not give (it ran too rarely) stays out: the block
+        // goes on at the JNE's target instead, its side exit to the fall-through.
         let mut cold = decoder_for(0x1000, &code);
         let region = form(
             decode(0x1000, Join::Branch).unwrap(),
@@ -322,8 +345,17 @@ mod tests {
             |rip, join| (rip != 0x1008).then(|| cold(rip, join)).flatten(),
         );
         let ips: Vec<u64> = region.insns.iter().map(Instruction::ip).collect();
-        assert_eq!(ips, [0x1000, 0x1002, 0x1004, 0x1006]);
+        assert_eq!(ips, [0x1000, 0x1002, 0x1004, 0x1006, 0x100a]);
         assert_eq!(region.blocks.len(), 1);
+        assert_eq!(successors(&region.insns), [0x100a, 0x1008]);
+        // Neither way given: the block ends at the JNE.
+        let region = form(
+            decode(0x1000, Join::Branch).unwrap(),
+            MAX_TRACE_INSNS,
+            |rip, join| (rip < 0x1008).then(|| cold(rip, join)).flatten(),
+        );
+        let ips: Vec<u64> = region.insns.iter().map(Instruction::ip).collect();
+        assert_eq!(ips, [0x1000, 0x1002, 0x1004, 0x1006]);
     }
 
     #[test]

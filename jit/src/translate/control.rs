@@ -86,14 +86,20 @@ impl Translator<'_, '_> {
                 let not_taken = self.b.create_block();
                 let c = self.condition(cc);
                 self.b.ins().brif(c, taken, &[], not_taken, &[]);
-                if self.index + 1 < self.blocks[self.current].range.len() {
-                    // A side exit: the block goes on at the fall-through (see
-                    // `crate::region::form`), its slots after the two of its end.
-                    self.b.switch_to_block(taken);
+                if let Some(continues_at) = self.continues_at {
+                    // A side exit to the way the block does not go on at (see
+                    // `crate::region::form`), its slot after the two of the block's end.
+                    let exit = crate::region::side_exit_target(insn, continues_at);
+                    let (leave, go_on) = if exit == insn.next_ip() {
+                        (not_taken, taken)
+                    } else {
+                        (taken, not_taken)
+                    };
+                    self.b.switch_to_block(leave);
                     let slot = 2 + self.side_exits;
                     self.side_exits += 1;
-                    self.exit_chained(insn.near_branch_target(), slot);
-                    self.b.switch_to_block(not_taken);
+                    self.exit_chained(exit, slot);
+                    self.b.switch_to_block(go_on);
                     return Some(Flow::Next);
                 }
                 for (slot, (block, rip)) in [

@@ -177,6 +177,8 @@ pub(crate) struct Translator<'a, 'f> {
     current: usize,
     /// Side exits of the current guest block translated so far.
     side_exits: usize,
+    /// Where the guest block goes on after the current instruction, unless it is its last.
+    continues_at: Option<u64>,
     /// Whether the SSE state checks were made since the last interpreted instruction.
     sse_checked: bool,
     /// The region's instruction crossing into the next page, if it has one.
@@ -284,6 +286,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             blocks: headers,
             current: 0,
             side_exits: 0,
+            continues_at: None,
             sse_checked: false,
             crossing,
             next_overwrites_flags: false,
@@ -340,6 +343,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             }
             self.next_overwrites_flags =
                 next_executed(insns, index + 1).is_some_and(overwrites_flags);
+            self.continues_at = insns.get(index + 1).map(Instruction::ip);
             last = self.emit_insn(index, insn);
             if matches!(last, Flow::Terminated) {
                 return;
