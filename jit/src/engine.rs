@@ -632,7 +632,7 @@ impl Jit {
         } else {
             crate::region::Region::single(insns)
         };
-        self.cool_fall_throughs(&region, phys, mode);
+        self.cool_continuations(&region, phys, mode);
         for block in region.blocks.iter().skip(1) {
             let rip = region.insns[block.start].ip();
             self.inside_regions.insert(Key {
@@ -753,7 +753,7 @@ impl Jit {
                 rip,
                 mode,
             };
-            // A fall-through joins only if nearly every pass through the block (reaching
+            // A way of a Jcc joins only if nearly every pass through the block (reaching
             // it `after` times) went on to it: the compile thread's time grows with every
             // instruction added.
             let warm_after = match join {
@@ -779,11 +779,11 @@ impl Jit {
     }
 
     /// Starts counting again the reaches of the blocks `region`'s blocks went on to
-    /// through their side exits' Jccs: they run inside the region now, and
-    /// had reached nearly as often as the block that takes them in (see
-    /// [`Jit::region_of`]), so while that compiles they would become hot and be
-    /// translated again on their own, unless reached from elsewhere.
-    fn cool_fall_throughs(&mut self, region: &crate::region::Region, phys: u64, mode: Mode) {
+    /// through their side exits' Jccs: they run inside the region now, and had reached
+    /// nearly as often as the block that takes them in (see [`Jit::region_of`]), so while
+    /// that compiles they would become hot and be translated again on their own, unless
+    /// reached from elsewhere.
+    fn cool_continuations(&mut self, region: &crate::region::Region, phys: u64, mode: Mode) {
         for range in &region.blocks {
             for rip in crate::region::continuations(&region.insns[range.clone()]) {
                 let key = Key {

@@ -12,8 +12,8 @@
 //! `Jit::inside_regions`).
 //!
 //! Every block of a region (a region of one block too) also goes on through a Jcc at its
-//! end into the block the Jcc nearly always falls through to: the Jcc becomes a side exit
-//! and the common way stays straight code in one function (see [`form`]).
+//! end into the way the Jcc nearly always takes: the Jcc becomes a side exit and the
+//! common way stays straight code in one function (see [`form`]).
 
 use iced_x86::{FlowControl, Instruction, OpKind};
 use std::ops::Range;
@@ -22,8 +22,8 @@ use std::ops::Range;
 pub const MAX_REGION_BLOCKS: usize = 16;
 /// The most guest instructions in one region.
 pub const MAX_REGION_INSNS: usize = 256;
-/// The most guest instructions in one block grown through its Jccs' fall-through ways
-/// (unless the engine caps blocks lower).
+/// The most guest instructions in one block grown through its Jccs (unless the engine
+/// caps blocks lower).
 pub const MAX_TRACE_INSNS: usize = 96;
 
 /// The guest blocks translated together, the entered one first.
@@ -53,7 +53,7 @@ impl Region {
 pub enum Join {
     /// As a block of its own, reached by a branch (it joins if it leads back to the entry).
     Branch,
-    /// As the continuation of a block whose Jcc falls through to it.
+    /// As the continuation of a block whose Jcc goes on to it (either way).
     FallThrough,
 }
 
@@ -87,12 +87,10 @@ pub fn successors(insns: &[Instruction]) -> Vec<u64> {
     targets
 }
 
-/// A block's side exits: the Jccs before its last instruction, whose not-taken way goes
-/// on in the block (see [`form`]).
+/// A block's side exits: the Jccs before its last instruction, after which the block goes
+/// on at one of their ways (see [`form`]).
 pub fn side_exits(insns: &[Instruction]) -> usize {
-    insns.split_last().map_or(0, |(_, body)| {
-        body.iter().filter(|i| i.is_jcc_short_or_near()).count()
-    })
+    continuations(insns).count()
 }
 
 /// The successor slots of each of `blocks` (ranges of `insns`): where its slots start in
@@ -178,9 +176,8 @@ pub fn continuations(insns: &[Instruction]) -> impl Iterator<Item = u64> + '_ {
 
 /// The region entered at `first` (a block of 64-bit code): `decode` gives the in-page
 /// block at a RIP, or `None`. Only blocks on `first`'s page from which `first` can be
-/// reached again join it; each block (`first` too) goes on through the Jccs it falls
-/// through to blocks `decode` gives, up to `max_trace` instructions (see
-/// [`extend_through_jccs`]).
+/// reached again join it; each block (`first` too) goes on through its Jccs into the
+/// blocks `decode` gives, up to `max_trace` instructions (see [`extend_through_jccs`]).
 pub fn form(
     mut first: Vec<Instruction>,
     max_trace: usize,
