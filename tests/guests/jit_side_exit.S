@@ -1,8 +1,9 @@
-# Blocks that go on through a Jcc into its fall-through (side exits): a loop whose middle
+# Blocks that go on through a Jcc into one of its ways (side exits): a loop whose middle
 # Jcc leaves one round in eight, with a register written before it (held in a host
-# register until an exit) and flags its target reads (SF of the ADD before it); and a
-# fault after a side exit's not-taken way, which must find the registers written on both
-# sides of the Jcc and the fault's own RIP.
+# register until an exit) and flags its target reads (SF of the ADD before it); a fault
+# after a side exit's not-taken way, which must find the registers written on both sides
+# of the Jcc and the fault's own RIP; and a block going on at a Jcc's target because its
+# fall-through lies on the next page.
 .include "lib/long.inc"
 # The start of a 2 MiB page this program unmaps (its PD entry cleared), 18 MiB into RAM.
 .set END_OF_MAP, 0x1200000
@@ -69,8 +70,37 @@ load_faulting:
     jne bad
     dec ecx
     jnz 5b
+    # 3. A JNZ that ends a page, its fall-through on the next one: the block goes on at its
+    #    target instead, the side exit leaving to the next page. 100 rounds (the block goes
+    #    on, R9 sums 99..1), then 1 (it leaves at once). R14: where to resume.
     xor r15d, r15d
+    xor r9d, r9d
+    mov ecx, 100
+    lea r14, [rip + 8f]
+    jmp page_head
+8:
+    cmp r9, 4950
+    jne bad
+    mov ecx, 1
+    lea r14, [rip + 9f]
+    jmp page_head
+9:
+    cmp r9, 4950
+    jne bad
     jmp pass
 bad:
     mov al, 2
     jmp fail
+# The loop's page, 0x9000..0xa000 (the image is linked at 0x7c00).
+    .skip 0x9000 - (0x7c00 + (. - start)), 0x90
+page_target:
+    add r9, rcx
+    jmp page_head
+    .skip 0xa000 - 8 - (0x7c00 + (. - start)), 0x90
+page_head:
+    dec ecx
+    jnz page_target                 # 6 bytes, ending at 0xa000
+page_next:
+    test ecx, ecx
+    jnz bad
+    jmp r14
