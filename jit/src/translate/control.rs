@@ -1,7 +1,7 @@
 //! Stack and control-transfer instructions translated inline (64-bit mode): PUSH, POP,
-//! LEAVE, JMP, Jcc, CALL and RET (near). Branches end the block with its exits, but for a
-//! Jcc inside a block, a side exit whose not-taken way goes on; a Jcc tests the pending
-//! flags directly (see [`super::flags`]). A run of PUSHes or POPs of
+//! LEAVE, JMP, Jcc, CALL and RET (near). Branches end the block with its exits, except a
+//! Jcc inside a block: a side exit to one way while the block goes on at the other. A Jcc
+//! tests the pending flags directly (see [`super::flags`]). A run of PUSHes or POPs of
 //! registers (a function's prologue or epilogue) probes the TLB once for all its slots.
 
 use super::integer::condition_nibble;
